@@ -1,0 +1,33 @@
+# Everything a new user needs: `make book` and `make test` on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.convat-installed
+
+.PHONY: help env test lint book bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[book,dev]'
+	@touch $@
+
+env: $(STAMP)  ## create .venv (torch, torchvision from the registry) and install convat into it
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check convat tests benchmarks
+
+book: $(STAMP)  ## execute every chapter on SynthME and render the site to _build/html (fails on any error)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
+
+bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmarks/results/
+	$(BIN)/python -m benchmarks.run
+
+clean:  ## remove the rendered site (not the environment, not the tensor cache)
+	rm -rf _build

@@ -1,0 +1,9 @@
+"""Data: the shared clip record, the SynthME generator and (later) the real-dataset readers."""
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def composite_list_path() -> Path:
+    """The official MEGC2019 composite sample list shipped with the package (442 rows)."""
+    return Path(str(files("convat.data") / "megc2019_composite.csv"))

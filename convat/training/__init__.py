@@ -1,0 +1,1 @@
+"""Training and prediction loops shared by LOSO and the protocol-pitfall experiments."""
