@@ -82,3 +82,32 @@ def test_a_short_training_run_beats_chance_on_the_training_set(data):
     y = table.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
     model = train_model(x / x.std(), y, len(classes), TrainConfig(epochs=25, lr=3e-3, batch_size=8))
     assert (predict_proba(model, x / x.std()).argmax(1) == y).mean() > 0.6
+
+
+def test_random_splits_cover_every_clip_once_and_mix_subjects(data):
+    from convat.loso import random_splits
+
+    _, table = data
+    splits = random_splits(table, k=3)
+    total = np.sum(list(splits.values()), axis=0)
+    assert (total == 1).all()
+    assert any(table.loc[m, "subject"].nunique() > 1 for m in splits.values())
+
+
+def test_cached_run_is_reused_and_a_config_change_is_not(data, tmp_path):
+    from convat.loso import cached_loso
+
+    x, table = data
+    a = cached_loso(x, table, FAST, progress=False, root=tmp_path)
+    b = cached_loso(x, table, FAST, progress=False, root=tmp_path)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(list(tmp_path.iterdir())) == 1
+    cached_loso(x, table, TrainConfig(epochs=1, batch_size=16), progress=False, root=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_reusing_a_folder_with_another_config_is_refused(data, tmp_path):
+    x, table = data
+    run_loso(x, table, FAST, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        run_loso(x, table, TrainConfig(epochs=3), out_dir=tmp_path, progress=False)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``convat`` command line, one module each, each with ``register(subparsers)``."""
