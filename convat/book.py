@@ -1,0 +1,47 @@
+"""What the chapters share: loading a dataset by name and the default configurations.
+
+Chapters import these instead of repeating settings, so two chapters that run the same experiment hit the
+same cached run (see :func:`convat.loso.cached_loso`) and a reader switches every chapter to the real data by
+changing the parameters cell only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from convat.data.records import ClipRecord
+from convat.preprocess.pipeline import PreprocessConfig
+from convat.training.loop import TrainConfig
+
+#: Input size of the book's runs in the quick profile (the paper's size is unknown; see the model chapter).
+QUICK_IMG_SIZE = 64
+
+
+def data_root(root: str | Path | None = None) -> Path | None:
+    """The data root: the argument, else ``$CONVAT_DATA``, else ``None`` (SynthME needs none)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("CONVAT_DATA")
+    return Path(env).expanduser() if env else None
+
+
+def load_records(dataset: str = "synthme", profile: str = "quick", root: str | Path | None = None,
+                 seed: int = 0) -> list[ClipRecord]:
+    """Clip records of a dataset by name: ``synthme`` (built in) or a real dataset under the data root."""
+    if dataset == "synthme":
+        from convat.data.synth import generate
+
+        return generate(profile, seed=seed)
+    raise ValueError(f"unknown dataset {dataset!r}; available: 'synthme'")
+
+
+def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1") -> PreprocessConfig:
+    """The preprocessing every chapter uses unless it studies preprocessing itself."""
+    return PreprocessConfig(flow=flow, size=size)
+
+
+def default_train(model: str = "convat_tiny", epochs: int = 30, device: str = "auto", seed: int = 0,
+                  **overrides) -> TrainConfig:
+    """The training budget every chapter uses unless it studies training itself."""
+    return TrainConfig(model=model, epochs=epochs, lr=2e-3, device=device, seed=seed, **overrides)
