@@ -44,6 +44,20 @@ def apex_index(record: ClipRecord, strategy: str) -> int:
     raise ValueError(f"unknown apex strategy {strategy!r}; choose 'annotated' or 'middle'")
 
 
+def align_to_input(record: ClipRecord, array: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Map a frame-space array (an AU mask, a frame, a flow field) to the model input's pixel grid.
+
+    Applies exactly the geometric steps :func:`motion_tensor` applies (crop, then resize to ``config.size``),
+    so explanations can be compared with SynthME's true AU regions pixel for pixel. Boolean masks stay
+    boolean (nearest-neighbour area vote); flow fields are not rescaled in magnitude here.
+    """
+    if array.dtype == bool:
+        resized = cv2.resize(array.astype(np.float32), (config.size, config.size), interpolation=cv2.INTER_AREA)
+        return resized >= 0.5
+    interp = cv2.INTER_AREA if array.shape[0] > config.size else cv2.INTER_LINEAR
+    return cv2.resize(array.astype(np.float32), (config.size, config.size), interpolation=interp)
+
+
 def motion_tensor(record: ClipRecord, config: PreprocessConfig) -> np.ndarray:
     """``(3, S, S)`` float32: flow u, flow v and strain of the clip's onset -> apex motion."""
     apex = apex_index(record, config.apex)
