@@ -28,12 +28,21 @@ def data_root(root: str | Path | None = None) -> Path | None:
 
 def load_records(dataset: str = "synthme", profile: str = "quick", root: str | Path | None = None,
                  seed: int = 0) -> list[ClipRecord]:
-    """Clip records of a dataset by name: ``synthme`` (built in) or a real dataset under the data root."""
+    """Clip records of a dataset by name: ``synthme`` (built in) or a real dataset under the data root.
+
+    Real datasets (``casme2``, ``samm``, ``smic``, ``megc2019``) are read strictly from ``root`` (default
+    ``$CONVAT_DATA``): annotation errors raise with the report (see ``convat data check``); ``profile`` and
+    ``seed`` apply to SynthME only.
+    """
     if dataset == "synthme":
         from convat.data.synth import generate
 
         return generate(profile, seed=seed)
-    raise ValueError(f"unknown dataset {dataset!r}; available: 'synthme'")
+    from convat.data.readers import DATASETS, read_dataset
+
+    if dataset in DATASETS:
+        return read_dataset(dataset, data_root(root), strict=True)[0]
+    raise ValueError(f"unknown dataset {dataset!r}; available: 'synthme', {', '.join(map(repr, DATASETS))}")
 
 
 def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1") -> PreprocessConfig:

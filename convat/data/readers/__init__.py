@@ -1,0 +1,70 @@
+"""Readers for the licensed micro-expression datasets, each returning :class:`~convat.data.records.ClipRecord`
+objects and a :class:`~convat.data.readers.report.ValidationReport`.
+
+``read_dataset("casme2" | "samm" | "smic" | "megc2019", root)`` is the single entry point; the data root
+comes from the argument or ``$CONVAT_DATA``. :mod:`convat.data.readers.fixtures` writes fake copies of the
+official layouts for tests and the book.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from convat.data.readers.common import EXPECTED_LAYOUT
+from convat.data.readers.report import DatasetError, Issue, ValidationReport
+from convat.data.records import ClipRecord
+
+DATASETS = ("casme2", "samm", "smic", "megc2019")
+
+__all__ = ["DATASETS", "EXPECTED_LAYOUT", "DatasetError", "Issue", "ValidationReport", "class_counts", "read_dataset",
+           "subject_counts"]
+
+
+def read_dataset(name: str, root: str | Path | None = None, scheme: str | None = None, strict: bool = True,
+                 **options) -> tuple[list[ClipRecord], ValidationReport]:
+    """Records and validation report of dataset ``name`` under ``root`` (default ``$CONVAT_DATA``).
+
+    ``scheme`` picks the class scheme (``megc3`` or ``5class``; each dataset has a default), ``strict`` raises
+    :class:`DatasetError` on annotation errors instead of leaving those clips out; ``options`` go to the
+    dataset's reader (e.g. ``layout="cropped"`` for CASME II).
+    """
+    from convat.data.readers.casme2 import read_casme2
+    from convat.data.readers.megc2019 import read_megc2019
+    from convat.data.readers.samm import read_samm
+    from convat.data.readers.smic import read_smic
+
+    if name == "megc2019":
+        if scheme not in (None, "megc3"):
+            raise ValueError(f"the MEGC2019 composite has only the 'megc3' scheme, not {scheme!r}")
+        return read_megc2019(root, strict=strict, **options)
+    readers = {"casme2": read_casme2, "samm": read_samm, "smic": read_smic}
+    if name not in readers:
+        raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join(DATASETS)}")
+    return readers[name](root, scheme=scheme, strict=strict, **options)
+
+
+def class_counts(records: list[ClipRecord]):
+    """Clips per dataset and class, with totals and subject counts (the composite's counts table)."""
+    import pandas as pd
+
+    from convat.data.records import records_table
+
+    table = records_table(records)
+    if table.empty:
+        return pd.DataFrame()
+    counts = table.groupby(["dataset", "label"]).size().unstack(fill_value=0)
+    counts["clips"] = counts.sum(axis=1)
+    counts["subjects"] = table.groupby("dataset").subject.nunique()
+    if len(counts) > 1:
+        counts.loc["total"] = counts.sum()
+        counts.loc["total", "subjects"] = table[["dataset", "subject"]].drop_duplicates().shape[0]
+    return counts
+
+
+def subject_counts(records: list[ClipRecord]):
+    """Clips per subject and class (rows ``dataset/subject``)."""
+    from convat.data.records import records_table
+
+    table = records_table(records)
+    table["subject"] = table.dataset + "/" + table.subject
+    return table.groupby(["subject", "label"]).size().unstack(fill_value=0)
