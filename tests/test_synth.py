@@ -1,7 +1,15 @@
+import cv2
 import numpy as np
 import pytest
 
-from convat.data.synth import PROFILES, _warp, generate, render_neutral
+from convat.data.synth import (
+    LABEL_SCHEMES,
+    PROFILES,
+    _warp,
+    composite_counts,
+    generate,
+    render_neutral,
+)
 
 
 def test_same_seed_same_frames_other_seed_other_frames():
@@ -14,14 +22,33 @@ def test_same_seed_same_frames_other_seed_other_frames():
     assert not np.array_equal(a[0].frames.load([0]), c[0].frames.load([0]))
 
 
+def test_loading_some_frames_equals_slicing_all_frames():
+    record = generate("quick", n_subjects=1, clips_per_subject=1, seed=5)[0]
+    every = record.frames.load()
+    assert every.shape == (record.n_frames, 128, 128, 3) and every.dtype == np.uint8
+    np.testing.assert_array_equal(record.frames.load([record.apex, record.onset]), every[[record.apex, record.onset]])
+    with pytest.raises(IndexError, match="outside"):
+        record.frames.load([record.n_frames])
+
+
 def test_motion_is_micro_and_local():
     for record in generate("quick", n_subjects=3, clips_per_subject=3):
         magnitude = np.linalg.norm(record.truth.au_flow, axis=-1)
-        assert 0.2 < magnitude.max() < 5.0, record.key  # fractions of a pixel to a few pixels
+        assert 0.1 < magnitude.max() < 4.0, record.key  # fractions of a pixel to a few pixels
         assert record.truth.mask.mean() < 0.35, record.key  # local to the AU regions
         # masks cover the motion: almost all of the displacement lies inside them
         inside = magnitude[record.truth.mask].sum() / magnitude.sum()
         assert inside > 0.8, record.key
+
+
+def _apex_explained(record) -> tuple[float, float]:
+    """Mean |apex(x + f(x)) - onset(x)| with the true flow f, and the same without motion compensation."""
+    onset, apex = record.frames.load([record.onset, record.apex]).astype(np.float32)
+    flow = record.truth.flow
+    ys, xs = np.mgrid[0 : flow.shape[0], 0 : flow.shape[1]].astype(np.float32)
+    back = cv2.remap(apex, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+    inner = (slice(8, -8), slice(8, -8))
+    return float(np.abs(back - onset)[inner].mean()), float(np.abs(apex - onset)[inner].mean())
 
 
 def test_true_flow_explains_the_apex_frame():
@@ -29,24 +56,84 @@ def test_true_flow_explains_the_apex_frame():
     record = generate("quick", n_subjects=1, clips_per_subject=1, noise_std=0.0, illumination_drift=0.0,
                       blink_prob=0.0)[0]
     params = record.frames.params
-    onset, apex = record.frames.load([record.onset, record.apex]).astype(np.float32)
+    apex = record.frames.load([record.apex])[0].astype(np.float32)
     neutral = render_neutral(params.subject, params.size)
-    # backward warp with the true forward flow, evaluated at the destination pixels
     moved = _warp(neutral, record.truth.flow)
     still = np.abs(neutral - apex)[8:-8, 8:-8].mean()
     explained = np.abs(moved - apex)[8:-8, 8:-8].mean()
     assert explained < 0.5 * still
 
 
-@pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_profiles_have_composite_like_class_balance(profile):
-    labels = [r.label for r in generate(profile)]
+def test_true_flow_includes_head_motion_and_blinks():
+    """With every nuisance on (blink forced into the clip), the true flow still maps onset onto apex."""
+    records = generate("quick", n_subjects=2, clips_per_subject=3, noise_std=0.0, illumination_drift=0.0,
+                       blink_prob=1.0, head_motion=1.0, seed=2)
+    for record in records:
+        explained, still = _apex_explained(record)
+        assert explained < 0.35 * still, record.key
+    # the expression-only field differs from the full one where the head moved or the lids closed
+    assert any(np.abs(r.truth.flow - r.truth.au_flow).max() > 0.5 for r in records)
+
+
+def test_composite_profile_has_the_composite_shape_exactly():
+    records = generate("composite")
+    labels = [r.label for r in records]
+    assert len(records) == 442
+    assert len({r.subject for r in records}) == 68
+    assert {c: labels.count(c) for c in set(labels)} == {"negative": 250, "positive": 109, "surprise": 83}
+    per_subject = sorted(
+        (sum(r.subject == s for r in records) for s in {r.subject for r in records}), reverse=True
+    )
+    assert per_subject == sorted((sum(t.values()) for t in composite_counts()), reverse=True)
+    assert per_subject[0] >= 10 * per_subject[-1]  # uneven, like the real data
+    assert all(r.extra["cropped"] for r in records)
+
+
+def test_quick_profile_has_composite_like_class_balance_and_skewed_subjects():
+    records = generate("quick")
+    labels = [r.label for r in records]
     shares = {c: labels.count(c) / len(labels) for c in set(labels)}
     assert shares["negative"] == pytest.approx(250 / 442, abs=0.03)
     assert shares["positive"] == pytest.approx(109 / 442, abs=0.03)
     assert shares["surprise"] == pytest.approx(83 / 442, abs=0.03)
+    mixes = {s: sum(r.label == "negative" for r in records if r.subject == s) for s in {r.subject for r in records}}
+    assert max(mixes.values()) - min(mixes.values()) >= 3  # subjects differ in their class mix
 
 
-def test_unknown_profile_names_the_choices():
+def test_five_class_scheme_is_casme2_style():
+    records = generate("composite", label_scheme="five")
+    assert {r.label for r in records} == set(LABEL_SCHEMES["five"].values())
+    assert sum(r.label in ("disgust", "repression", "others") for r in records) == 250
+    for r in records:
+        assert LABEL_SCHEMES["megc3"][r.emotion] == {"happiness": "positive", "surprise": "surprise"}.get(
+            r.label, "negative"
+        )
+
+
+def test_subjects_differ_in_identity_and_style():
+    records = generate("quick", n_subjects=2, clips_per_subject=1)
+    a, b = (r.frames.params.subject for r in records)
+    assert np.abs(render_neutral(a, 64) - render_neutral(b, 64)).mean() > 5
+    assert a.preferred != b.preferred or a.companions != b.companions or a.au_shift != b.au_shift
+    flat = generate("quick", n_subjects=2, clips_per_subject=1, style_strength=0.0)
+    assert all(shift == (0.0, 0.0) for shift in flat[0].frames.params.subject.au_shift.values())
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profiles_generate_fast(profile):
+    import time
+
+    start = time.perf_counter()
+    generate(profile)
+    assert time.perf_counter() - start < 5
+
+
+def test_bad_options_name_the_choices():
     with pytest.raises(ValueError, match="composite"):
         generate("huge")
+    with pytest.raises(ValueError, match="megc3"):
+        generate("quick", label_scheme="seven")
+    with pytest.raises(TypeError, match="amplitude"):
+        generate("quick", amplitud=2.0)
+    with pytest.raises(ValueError, match="uniform"):
+        generate("quick", counts="lots")
