@@ -1,0 +1,248 @@
+"""Readers of CASME II, SAMM, SMIC-HS and the MEGC2019 composite, on fixtures generated in the official layouts."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from convat.book import load_records
+from convat.cli import main
+from convat.data import errata
+from convat.data.readers import DatasetError, class_counts, read_dataset
+from convat.data.readers.fixtures import (
+    build_fixture,
+    composite_clips,
+    write_casme2,
+    write_samm,
+    write_smic,
+)
+from convat.data.readers.megc2019 import EXPECTED_TOTALS, composite_list
+
+
+@pytest.fixture(scope="module")
+def full_root(tmp_path_factory) -> Path:
+    return build_fixture(tmp_path_factory.mktemp("fixture"))
+
+
+def small_root(tmp_path: Path, mutate=None, casme2_layout="raw", casme2_subject_as="number", samm_header_row=14):
+    """A fixture of the first 5 subjects of each dataset; ``mutate(clips)`` edits the clips before writing."""
+    clips = composite_clips(subjects=5)
+    if mutate is not None:
+        mutate(clips)
+    write_casme2(tmp_path, clips, casme2_layout, casme2_subject_as)
+    write_samm(tmp_path, clips, samm_header_row)
+    write_smic(tmp_path, clips)
+    return tmp_path, clips
+
+
+def _clip(clips, dataset, index=0):
+    """The ``index``-th listed clip of ``dataset`` that no erratum covers."""
+    unused = {"Disgust", "Fear", "Sadness", "fear", "sadness"}  # not in the 5-class schemes: errors become warnings
+    chosen = [c for c in clips if c.dataset == dataset and errata.lookup(c.dataset, c.subject, c.clip) is None
+              and c.emotion not in unused]
+    return chosen[index]
+
+
+def _only(report, code):
+    found = [i for i in report.issues if i.code == code and i.severity != "erratum"]
+    assert len(found) == 1, report.format()
+    return found[0]
+
+
+def test_composite_reproduces_the_official_list(full_root):
+    records, report = read_dataset("megc2019", full_root)
+    listed = composite_list()
+    assert [(r.dataset, r.subject, r.clip, r.label) for r in records] == list(
+        listed[["dataset", "subject", "clip", "label"]].itertuples(index=False, name=None))
+    assert len(records) == 442 == len(listed)
+    assert len({(r.dataset, r.subject) for r in records}) == 68
+    for dataset, expected in EXPECTED_TOTALS.items():
+        got = Counter(r.label for r in records if r.dataset == dataset)
+        assert dict(got) == expected == dict(Counter(listed[listed.dataset == dataset].label))
+    assert report.ok and not report.warnings
+    assert sorted(i.clip for i in report.by_severity("erratum")) == ["sub04/EP12_01f", "sub05/EP09_05f"]
+    counts = class_counts(records)
+    assert counts.loc["total", "clips"] == 442 and counts.loc["total", "subjects"] == 68
+
+
+def test_records_hold_positions_frame_numbers_and_frames(full_root):
+    records, _ = read_dataset("megc2019", full_root)
+    for record in records:
+        numbers = record.extra["frame_numbers"]
+        assert list(numbers) == sorted(numbers) and len(numbers) == record.n_frames
+        assert 0 <= record.onset < record.offset < record.n_frames
+        if record.dataset == "smic":
+            assert record.apex is None and record.subject == f"s{int(record.subject[1:]):02d}"
+            assert record.clip.startswith(record.subject + "_") and record.extra["folder"].startswith("HS/s")
+        else:
+            assert record.onset < record.apex <= record.offset
+    samm = next(r for r in records if r.dataset == "samm")
+    assert samm.emotion[0].isupper() and samm.frames.load([samm.onset, samm.apex]).shape == (2, 8, 8, 3)
+
+
+def test_samm_frame_numbers_are_parsed_whatever_the_padding(full_root):
+    records, report = read_dataset("samm", full_root)
+    paddings = {len(r.frames.paths[0].stem.split("_")[1]) for r in records}
+    assert paddings == {4, 5}
+    for record in records:
+        assert [int(p.stem.split("_")[1]) for p in record.frames.paths] == list(record.extra["frame_numbers"])
+    assert {r.label for r in records} <= {"anger", "contempt", "happiness", "surprise", "other"}
+    assert report.ok
+
+
+def test_casme2_five_classes_and_both_layouts_and_subject_versions(tmp_path):
+    raw, _ = small_root(tmp_path / "raw")
+    cropped, _ = small_root(tmp_path / "cropped", casme2_layout="cropped", casme2_subject_as="text")
+    raw_records, _ = read_dataset("casme2", raw)
+    cropped_records, report = read_dataset("casme2", cropped)
+    assert [(r.subject, r.clip, r.label, r.onset, r.apex) for r in raw_records] == [
+        (r.subject, r.clip, r.label, r.onset, r.apex) for r in cropped_records]
+    assert cropped_records[0].frames.paths[0].name.startswith("reg_img")
+    assert {r.label for r in raw_records} <= {"happiness", "surprise", "disgust", "repression", "others"}
+    assert "others" in {r.label for r in raw_records}
+    assert any(i.code == "version" and "text" in i.message for i in report.issues)
+    megc3, _ = read_dataset("casme2", raw, scheme="megc3")
+    assert {r.label for r in megc3} == {"negative", "positive", "surprise"}
+    with pytest.raises(ValueError, match="accepted: megc3, 5class"):
+        read_dataset("casme2", raw, scheme="7class")
+
+
+def test_samm_header_row_moved_is_accepted_and_missing_header_refused(tmp_path):
+    root, _ = small_root(tmp_path, samm_header_row=10)
+    records, report = read_dataset("samm", root)
+    assert records and _only(report, "header-row").row == 10
+    import openpyxl
+
+    path = root / "SAMM" / "SAMM_Micro_FACS_Codes_v2.xlsx"
+    workbook = openpyxl.load_workbook(path)
+    workbook["MICRO_ONLY"].cell(row=10, column=4).value = "Onset"
+    workbook.save(path)
+    with pytest.raises(DatasetError, match=r"'Onset Frame'.*row 14"):
+        read_dataset("samm", root)
+
+
+def _set(dataset, field, value_of, index=0):
+    def mutate(clips):
+        clip = _clip(clips, dataset, index)
+        setattr(clip, field, value_of(clip))
+    return mutate
+
+
+@pytest.mark.parametrize("mutate, code, frame", [
+    (_set("casme2", "apex", lambda c: c.offset + 5), "apex-outside", lambda c: c.offset + 5),
+    (_set("casme2", "apex", lambda c: c.onset), "onset-equals-apex", lambda c: c.onset),
+    (_set("casme2", "onset", lambda c: c.offset + 1), "onset-after-offset", lambda c: c.offset + 1),
+    (_set("samm", "offset", lambda c: "n/a"), "unparsable-annotation", lambda c: "n/a"),
+    (_set("samm", "frames", lambda c: c.frames[:-1]), "missing-frame", lambda c: c.offset),
+    (_set("samm", "emotion", lambda c: "Happy"), "unknown-emotion", lambda c: None),
+])
+def test_each_annotation_defect_names_dataset_file_row_and_frame(tmp_path, mutate, code, frame):
+    root, clips = small_root(tmp_path, mutate)
+    dataset = "casme2" if code in ("apex-outside", "onset-equals-apex", "onset-after-offset") else "samm"
+    clip = _clip(clips, dataset)
+    records, report = read_dataset(dataset, root, strict=False)
+    issue = _only(report, code)
+    assert issue.severity == "error" and issue.dataset == dataset and issue.clip == f"{clip.subject}/{clip.clip}"
+    assert issue.row is not None and issue.row > (14 if dataset == "samm" else 1)
+    assert issue.frame == frame(clip)
+    assert issue.file.endswith(".xlsx") or issue.file.endswith(clip.clip)
+    assert clip.clip not in {r.clip for r in records}
+    with pytest.raises(DatasetError, match=f"row {issue.row}"):
+        read_dataset(dataset, root)
+
+
+def test_frame_folder_defects(tmp_path):
+    root, clips = small_root(tmp_path)
+    casme, samm, smic = _clip(clips, "casme2"), _clip(clips, "samm"), _clip(clips, "smic")
+    casme_dir = root / "CASME2" / "CASME2_RAW_selected" / casme.subject / casme.clip
+    (casme_dir / "img_final.jpg").write_bytes((casme_dir / f"img{casme.onset}.jpg").read_bytes())
+    samm_dir = root / "SAMM" / samm.subject / samm.clip
+    first = sorted(samm_dir.iterdir())[0]
+    shutil.copy(first, samm_dir / f"{samm.subject}_{samm.frames[0]:06d}.jpg")
+    other = _clip(clips, "casme2", 1)
+    shutil.rmtree(root / "CASME2" / "CASME2_RAW_selected" / other.subject / other.clip)
+
+    _, report = read_dataset("casme2", root, strict=False)
+    bad_name = _only(report, "unparsable-frame-name")
+    assert bad_name.severity == "warning" and bad_name.frame == "img_final.jpg" and casme.clip in bad_name.file
+    missing = _only(report, "missing-clip-folder")
+    assert missing.severity == "error" and missing.file.endswith(f"{other.subject}/{other.clip}") and missing.row
+    _, report = read_dataset("samm", root, strict=False)
+    duplicate = _only(report, "duplicate-frame-number")
+    assert duplicate.severity == "error" and duplicate.frame == samm.frames[0] and duplicate.row
+
+    disk = f"s{int(smic.subject[1:])}_" + smic.clip.split("_", 1)[1]
+    hs = root / "SMIC" / "HS" / f"s{int(smic.subject[1:])}" / "micro"
+    wrong = next(label for label in ("negative", "positive", "surprise") if label != smic.emotion)
+    (hs / wrong).mkdir(exist_ok=True)
+    shutil.move(hs / smic.emotion / disk, hs / wrong / disk)
+    records, report = read_dataset("smic", root, strict=False)
+    mismatch = _only(report, "label-mismatch")
+    assert mismatch.file.endswith(f"{wrong}/{disk}") and smic.clip not in {r.clip for r in records}
+
+
+def test_errata_have_reasons_and_apply_even_when_the_copy_is_fixed(tmp_path):
+    assert errata.ERRATA and all(e.reason and e.action in errata.ACTIONS for e in errata.ERRATA)
+
+    def fix(clips):
+        for c in clips:
+            if (c.subject, c.clip) == ("sub04", "EP12_01f"):
+                c.apex = c.frames[1]
+    root, _ = small_root(tmp_path, fix)
+    records, report = read_dataset("casme2", root)
+    notes = [i for i in report.by_severity("erratum") if i.clip == "sub04/EP12_01f"]
+    assert len(notes) == 1 and "not found in this copy" in notes[0].message
+    assert "EP12_01f" not in {r.clip for r in records}
+
+
+def test_composite_on_an_incomplete_copy_names_missing_samples_and_label_changes(tmp_path):
+    def relabel(clips):
+        clip = next(c for c in clips if c.dataset == "casme2" and c.emotion == "happiness")
+        clip.emotion = "surprise"
+    root, _ = small_root(tmp_path, relabel)
+    records, report = read_dataset("megc2019", root, strict=False)
+    assert report.by_severity("error") and len(records) < 442
+    assert _only(report, "label-mismatch").dataset == "casme2"
+    listed = composite_list()
+    absent = listed[listed.subject == "sub26"].iloc[0]
+    assert any(i.code == "missing-sample" and i.clip == f"sub26/{absent['clip']}" for i in report.errors)
+    assert {i.code for i in report.errors} >= {"missing-sample", "totals", "label-mismatch"}
+    with pytest.raises(DatasetError, match="annotation errors"):
+        read_dataset("megc2019", root)
+
+
+def test_wrong_root_or_missing_spreadsheet_says_what_is_expected_where(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONVAT_DATA", raising=False)
+    with pytest.raises(DatasetError, match="CONVAT_DATA.*CASME2-coding"):
+        load_records("casme2")
+    with pytest.raises(DatasetError, match="not a folder"):
+        read_dataset("samm", tmp_path / "nowhere")
+    root, _ = small_root(tmp_path)
+    (root / "SAMM" / "SAMM_Micro_FACS_Codes_v2.xlsx").unlink()
+    with pytest.raises(DatasetError, match=r"samm not found under data root.*SAMM_Micro_FACS_Codes_v2\.xlsx"):
+        read_dataset("samm", root)
+    with pytest.raises(ValueError, match="'synthme', 'casme2'"):
+        load_records("casme3")
+
+
+def test_load_records_reads_the_root_from_convat_data(full_root, monkeypatch):
+    monkeypatch.setenv("CONVAT_DATA", str(full_root))
+    records = load_records("smic")
+    assert len(records) == 164 and {r.subject for r in records} >= {"s01", "s20"}
+
+
+def test_cli_data_check_prints_report_and_counts(tmp_path, capsys, monkeypatch):
+    root, _ = small_root(tmp_path)
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "ERRATUM casme2 CASME2-coding-20140508.xlsx row" in out and "Clips per subject" in out
+    assert "casme2/sub01" in out and "happiness" in out
+    shutil.rmtree(root / "SAMM" / "006")
+    assert main(["data", "check", "--dataset", "samm", "--root", str(root)]) == 1
+    assert "missing-clip-folder" in capsys.readouterr().out
+    monkeypatch.delenv("CONVAT_DATA", raising=False)
+    assert main(["data", "check", "--dataset", "smic"]) == 2
+    assert "CONVAT_DATA" in capsys.readouterr().err
