@@ -1,0 +1,103 @@
+"""The model of one LOSO fold, and the held-out subject's inputs and ground truth on the model's grid.
+
+Explanations of a subject's clips always come from the model trained **without** that subject: the same
+training set, input scaling and configuration as the LOSO fold in which the subject was tested. Trained
+weights are cached on disk under a key covering the inputs, labels, fold, configuration and package source
+(:func:`convat.loso.run_key`), so a chapter rebuild does not retrain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from convat.data.records import ClipRecord
+from convat.loso import fold_subjects, run_key, standardize, subject_ids
+from convat.preprocess.cache import default_cache_dir
+from convat.preprocess.pipeline import PreprocessConfig, align_to_input, apex_index
+from convat.training.loop import TrainConfig, build_model, predict_proba, resolve_device, train_model
+
+
+@dataclass
+class FoldModel:
+    """A trained fold model and the held-out clips it may explain."""
+
+    model: torch.nn.Module
+    fold: str
+    classes: list[str]
+    test_index: np.ndarray
+    """Row positions (in the full table) of the held-out clips."""
+    x_test: np.ndarray
+    """Held-out inputs, standardised with the training clips' statistics, as the model sees them."""
+    y_test: np.ndarray
+    """Integer labels of the held-out clips (indices into ``classes``)."""
+
+    def predict(self) -> np.ndarray:
+        """Predicted class indices of the held-out clips."""
+        return predict_proba(self.model, self.x_test).argmax(1)
+
+
+def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None) -> Path:
+    base = Path(root) if root is not None else default_cache_dir() / "explain_models"
+    key = run_key(x, table, config, {fold: (subject_ids(table) == fold).to_numpy()})
+    return base / f"{config.model}-{key}.pt"
+
+
+def fold_model(
+    x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, cache: bool = True,
+    root: str | Path | None = None,
+) -> FoldModel:
+    """Train (or load from the cache) the LOSO model that held out ``fold`` (a ``dataset/subject``).
+
+    Training follows :func:`convat.loso.run_fold` exactly: standardise with the training clips' statistics,
+    then :func:`convat.training.loop.train_model` on all other subjects.
+    """
+    ids = subject_ids(table).to_numpy()
+    test = ids == fold
+    if not test.any():
+        raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
+    classes = sorted(table["label"].unique())
+    y = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    x_train, x_test = standardize(x[~test], x[test])
+    path = _weights_path(x, table, fold, config, Path(root) if root is not None else None)
+    if cache and path.exists():
+        model = build_model(config, len(classes), x.shape[1], x.shape[-1])
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model = model.to(resolve_device(config.device))
+    else:
+        model = train_model(x_train, y[~test], len(classes), config)
+        if cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+            tmp.replace(path)
+    model.eval()
+    return FoldModel(model, fold, classes, np.flatnonzero(test), x_test, y[test])
+
+
+def truth_masks(records: list[ClipRecord], config: PreprocessConfig, au: str | None = None) -> np.ndarray:
+    """SynthME's true AU regions on the model's input grid, ``(N, S, S)`` bool: the union of the clip's AU
+    masks, or only ``au``'s (empty where the clip lacks it)."""
+    out = []
+    for r in records:
+        if r.truth is None:
+            raise ValueError(f"{r.key} has no ground truth; faithfulness scores need SynthME")
+        if au is None:
+            mask = r.truth.mask
+        else:
+            mask = r.truth.masks.get(au, np.zeros(r.truth.flow.shape[:2], dtype=bool))
+        out.append(align_to_input(r, np.asarray(mask, dtype=bool), config))
+    return np.stack(out)
+
+
+def apex_frames(records: list[ClipRecord], config: PreprocessConfig) -> np.ndarray:
+    """The apex frame of each clip on the model's input grid, ``(N, S, S, 3)`` float in [0, 1]."""
+    out = []
+    for r in records:
+        frame = r.frames.load([apex_index(r, config.apex)])[0]
+        out.append(np.clip(align_to_input(r, frame.astype(np.float32) / 255.0, config), 0.0, 1.0))
+    return np.stack(out)
