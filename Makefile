@@ -4,10 +4,10 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.convat-installed
 
-.PHONY: help env test lint book bench clean
+.PHONY: help env test lint book notebooks browser sitecheck bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ lint: $(STAMP)  ## ruff
 
 book: $(STAMP)  ## execute every chapter on SynthME and render the site to _build/html (fails on any error)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
+
+notebooks: $(STAMP)  ## generate the Colab notebooks from the chapters into _build/notebooks and check them
+	$(BIN)/convat site notebooks --out _build/notebooks \
+	  --repository-url "$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("_config.yml"))["repository"]["url"])')"
+
+browser:  ## install Debian's chromium for the browser check (needs root; does nothing when it is installed)
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+sitecheck: $(STAMP) browser  ## open every page of _build/html in headless Chromium; screenshots to _build/screenshots
+	$(BIN)/convat site check _build/html --screenshots _build/screenshots
 
 bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmarks/results/
 	$(BIN)/python -m benchmarks.run

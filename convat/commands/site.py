@@ -1,0 +1,57 @@
+"""``convat site``: generate the Colab notebooks, check them, and check the rendered site in a browser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _chapters(args) -> list[Path]:
+    return sorted(Path(args.book).glob("*.md")) if not args.chapters else [Path(c) for c in args.chapters]
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from convat.site.notebooks import check_notebook, write_notebooks
+
+    chapters = [c for c in _chapters(args) if "kernelspec:" in c.read_text(encoding="utf-8")]
+    written = write_notebooks(chapters, Path(args.out), args.repository_url, args.ref)
+    problems = [p for nb, ch in zip(written, chapters, strict=True) for p in check_notebook(nb, ch)]
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"{len(written)} notebooks written to {args.out}; {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from convat.site.browser import check_site
+
+    report = check_site(Path(args.site), Path(args.screenshots) if args.screenshots else None,
+                        executable=args.browser)
+    for p in report.problems:
+        print(f"FAIL {p}", file=sys.stderr)
+    if report.external_requests:
+        print("external hosts requested (answered empty, not checked): " + ", ".join(sorted(report.external_requests)))
+    for s in report.screenshots:
+        print(f"screenshot: {s}")
+    print(f"{report.pages} pages checked in Chromium; {len(report.problems)} problems")
+    return 1 if report.problems else 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("site", help="Colab notebooks from the chapters; browser check of the rendered site")
+    sub = p.add_subparsers(dest="site_command", required=True)
+    nb = sub.add_parser("notebooks",
+                        help="write output-free .ipynb notebooks (Colab install cell first); check them")
+    nb.add_argument("chapters", nargs="*", help="chapters (default: every notebook chapter in --book)")
+    nb.add_argument("--book", default="book", help="folder of the chapters (default: book)")
+    nb.add_argument("--out", default="_build/notebooks", help="output folder (default: _build/notebooks)")
+    nb.add_argument("--repository-url", default="https://github.com/convat/convat",
+                    help="git URL Colab installs convat from (the book build reads repository.url in _config.yml)")
+    nb.add_argument("--ref", default=None, help="branch, tag or commit to install on Colab")
+    nb.set_defaults(func=_notebooks)
+    ck = sub.add_parser("check", help="open every page of the built site in headless Chromium; fail on errors")
+    ck.add_argument("site", nargs="?", default="_build/html", help="the rendered site (default: _build/html)")
+    ck.add_argument("--screenshots", default="_build/screenshots", help="folder for screenshots ('' for none)")
+    ck.add_argument("--browser", default="/usr/bin/chromium", help="Chromium executable (default: Debian's)")
+    ck.set_defaults(func=_check)

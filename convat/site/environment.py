@@ -1,0 +1,85 @@
+"""The machine and the versions a build (or a benchmark) ran with, computed rather than typed."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+#: Distributions whose versions decide the book's numbers or its rendering.
+PACKAGES = ("convat", "torch", "torchvision", "timm", "numpy", "scipy", "opencv-contrib-python-headless",
+            "scikit-learn", "captum", "pandas", "matplotlib", "jupyter-book", "myst-nb", "sphinx",
+            "sphinxcontrib-bibtex", "jupytext")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed version of each distribution, or ``"not installed"``."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The checked-out commit (short hash, ``+dirty`` when there are uncommitted changes), or ``"unknown"``."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, str]:
+    """CPU, cores, memory, accelerator and OS of this machine."""
+    info = {
+        "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu cores": str(os.cpu_count()),
+    }
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory"] = f"{pages * page / 2**30:.1f} GiB"
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import torch
+
+        info["torch threads"] = str(torch.get_num_threads())
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU only)"
+    except ImportError:
+        info["gpu"] = "unknown (torch not installed)"
+    return info
+
+
+def environment() -> dict[str, str]:
+    """Everything :func:`machine` and :func:`package_versions` report, plus the git commit."""
+    return {**machine(), "git commit": git_commit(), **package_versions()}
+
+
+def environment_table():
+    """:func:`environment` as a two-column pandas DataFrame, for display in the book."""
+    import pandas as pd
+
+    return pd.DataFrame(list(environment().items()), columns=["item", "value"]).set_index("item")

@@ -1,0 +1,159 @@
+"""Sphinx hooks of the book (listed under ``sphinx.extra_extensions`` in ``_config.yml``).
+
+* every chapter page gets a "Run this page" box: an *Open in Colab* link, a download link of the generated
+  notebook and the exact command that re-executes the chapter on the reader's machine;
+* after a successful build, the runnable notebooks are generated from the chapters into ``_notebooks/`` of the
+  site (see :mod:`convat.site.notebooks`), and each chapter's execution time is written to the build log and
+  to ``_static/chapter_times.json``.
+
+Where Colab finds the notebooks: the repository URL (``repository.url`` in ``_config.yml``) and the branch
+the site is published from (``convat_site_branch``, default ``gh-pages``, the branch ``ghp-import`` writes).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sphinx.util import logging
+
+from convat.site.environment import git_commit
+from convat.site.notebooks import write_notebooks
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOK_DIR = "_notebooks"
+
+_CSS = """
+.convat-run { margin: 0.5rem 0 1.5rem 0; }
+.convat-run pre { margin: 0.4rem 0; padding: 0.4rem 0.6rem; white-space: pre-wrap; }
+.convat-run .convat-links a { display: inline-block; margin-right: 1rem; font-weight: 600; }
+"""
+
+
+def _is_notebook(app, docname: str) -> bool:
+    return "kernelspec" in app.env.metadata.get(docname, {})
+
+
+def _repository(app) -> tuple[str, str]:
+    options = app.config.html_theme_options or {}
+    return options.get("repository_url", "") or "", options.get("repository_branch", "") or "main"
+
+
+def colab_url(repository_url: str, site_branch: str, stem: str) -> str | None:
+    """The Colab address of a generated notebook on the published site branch, or None for non-GitHub repos."""
+    parsed = urlparse(repository_url)
+    parts = [p for p in parsed.path.removesuffix(".git").split("/") if p]
+    if parsed.netloc != "github.com" or len(parts) < 2:
+        return None
+    org, repo = parts[:2]
+    return f"https://colab.research.google.com/github/{org}/{repo}/blob/{site_branch}/{NOTEBOOK_DIR}/{stem}.ipynb"
+
+
+def run_box(app, docname: str, pathto) -> str:
+    """HTML of the box that tells how to run (reproduce) the page ``docname``."""
+    source = Path(app.env.doc2path(docname)).relative_to(app.srcdir).as_posix()
+    commit = app.config.convat_build_commit
+    links = []
+    if _is_notebook(app, docname):
+        stem = Path(source).stem
+        repository_url, _ = _repository(app)
+        url = colab_url(repository_url, app.config.convat_site_branch, stem)
+        if url:
+            links.append(f'<a class="reference external" href="{html.escape(url)}">Open in Colab</a>')
+        notebook = pathto(f"{NOTEBOOK_DIR}/{stem}.ipynb", 1)
+        links.append(f'<a class="reference internal" href="{html.escape(notebook)}" download>'
+                     f"Download the notebook (.ipynb)</a>")
+        command = f"make env\nCONVAT_CACHE=~/.cache/convat .venv/bin/convat chapter {source}"
+        what = ("Re-execute this page on your machine (in a clone of the repository; the first command creates "
+                "<code>.venv</code>):")
+    else:
+        command = "make book"
+        what = "Rebuild this page, and the whole book, on your machine (in a clone of the repository):"
+    links_html = f'<p class="convat-links">{"".join(links)}</p>' if links else ""
+    return (
+        '<div class="admonition tip convat-run">'
+        '<p class="admonition-title">Reproduce this page</p>'
+        f"{links_html}<p>{what}</p><pre>{html.escape(command)}</pre>"
+        f"<p>This page was built from commit <code>{html.escape(commit)}</code>. Each chapter's parameters cell "
+        "switches the dataset (<code>DATASET</code>, <code>DATA_ROOT</code>), the profile and the device.</p>"
+        "</div>"
+    )
+
+
+def _dedupe_scripts(context) -> None:
+    """Drop repeated script tags: sphinx-thebe's inline config is added twice under Jupyter Book 1, and the
+    second ``const THEBE_JS_URL`` declaration is a JavaScript error on every page."""
+    files = context.get("script_files")
+    if not isinstance(files, list):
+        return
+    scripts, seen = [], set()
+    for script in files:
+        attributes = getattr(script, "attributes", None) or {}
+        key = (getattr(script, "filename", str(script)) or None, tuple(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            scripts.append(script)
+    files[:] = scripts  # in place: the builder renders (and other handlers extend) this very list
+
+
+def _on_page_context(app, pagename, templatename, context, doctree) -> None:
+    if doctree is None or "body" not in context or not pagename.startswith("book/"):
+        return
+    box = run_box(app, pagename, context["pathto"])
+    body = context["body"]
+    cut = body.find("</h1>")
+    context["body"] = body[: cut + 5] + box + body[cut + 5:] if cut >= 0 else box + body
+
+
+def chapter_times(app) -> dict[str, float]:
+    """Execution seconds of every notebook executed in this build, by document name."""
+    data = getattr(app.env, "nb_metadata", {}) or {}
+    times = {}
+    for docname in sorted(data):
+        runtime = (data[docname].get("exec_data") or {}).get("runtime")
+        if runtime is not None:
+            times[docname] = float(runtime)
+    return times
+
+
+def _on_build_finished(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    chapters = [Path(app.env.doc2path(d)) for d in sorted(app.env.found_docs) if _is_notebook(app, d)]
+    repository_url, branch = _repository(app)
+    written = write_notebooks(chapters, outdir / NOTEBOOK_DIR, repository_url or "https://github.com/convat/convat",
+                              ref=branch)
+    logger.info(f"convat: wrote {len(written)} Colab notebooks to {outdir / NOTEBOOK_DIR}")
+    times = chapter_times(app)
+    if times:
+        width = max(len(d) for d in times)
+        lines = [f"  {d:<{width}}  {s:7.1f} s" for d, s in times.items()]
+        lines.append(f"  {'total':<{width}}  {sum(times.values()):7.1f} s")
+        logger.info("convat: chapter execution times\n" + "\n".join(lines))
+        (outdir / "_static").mkdir(exist_ok=True)
+        (outdir / "_static" / "chapter_times.json").write_text(json.dumps(times, indent=1) + "\n")
+
+
+def _on_builder_inited(app) -> None:
+    if app.builder.format != "html":
+        return
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / "convat-site.css").write_text(_CSS)
+    app.add_css_file("convat-site.css")
+    if not app.config.convat_build_commit:
+        app.config.convat_build_commit = git_commit(Path(app.srcdir))
+
+
+def setup(app):
+    app.add_config_value("convat_site_branch", "gh-pages", "html")
+    app.add_config_value("convat_build_commit", "", "html")
+    app.connect("builder-inited", _on_builder_inited)
+    app.connect("html-page-context", _on_page_context)
+    app.connect("html-page-context", lambda app, *args: _dedupe_scripts(args[2]), priority=900)
+    app.connect("build-finished", _on_build_finished)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

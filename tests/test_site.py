@@ -1,0 +1,127 @@
+"""The book as a product: generated Colab notebooks, the site configuration, the link checker, the browser check."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from convat.site.browser import link_problem
+from convat.site.environment import environment
+from convat.site.notebooks import check_notebook, install_cell_source, write_notebooks
+from convat.site.sphinx_ext import colab_url
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPO_URL = CONFIG["repository"]["url"]
+
+
+def _chapters() -> list[Path]:
+    return [p for p in sorted((ROOT / "book").glob("*.md")) if "kernelspec:" in p.read_text(encoding="utf-8")]
+
+
+def test_every_chapter_becomes_a_runnable_notebook_in_sync(tmp_path):
+    chapters = _chapters()
+    assert len(chapters) >= 10
+    written = write_notebooks(chapters, tmp_path, REPO_URL, "main")
+    assert [p.stem for p in written] == [c.stem for c in chapters]
+    for notebook, chapter in zip(written, chapters, strict=True):
+        assert check_notebook(notebook, chapter) == []
+
+
+def test_the_check_catches_a_stale_or_broken_notebook(tmp_path):
+    import nbformat
+
+    chapter = ROOT / "book" / "09_real_data.md"
+    (notebook,) = write_notebooks([chapter], tmp_path, REPO_URL)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[-1].source += "\nprint('edited in the notebook only')"
+    nbformat.write(nb, notebook)
+    assert any("out of sync" in p for p in check_notebook(notebook, chapter))
+    nb.cells.pop(0)
+    nbformat.write(nb, notebook)
+    assert any("install cell" in p for p in check_notebook(notebook))
+    nb.cells.append(nbformat.v4.new_code_cell("def broken(:\n    pass"))
+    nbformat.write(nb, notebook)
+    assert any("not valid Python" in p for p in check_notebook(notebook))
+
+
+def _run_install_cell(source: str, on_colab: bool, monkeypatch) -> list:
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", lambda cmd, **kw: calls.append(cmd))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "install-cell", "exec"), {})
+    return calls
+
+
+def test_install_cell_installs_only_on_colab(monkeypatch):
+    source = install_cell_source(REPO_URL, "main")
+    assert _run_install_cell(source, on_colab=False, monkeypatch=monkeypatch) == []
+    (call,) = _run_install_cell(source, on_colab=True, monkeypatch=monkeypatch)
+    assert call[1:4] == ["-m", "pip", "install"]
+    assert call[-1] == f"convat[book] @ git+{REPO_URL}@main"
+    with pytest.raises(ValueError, match="repository_url"):
+        install_cell_source("github.com/no-scheme")
+
+
+def test_colab_links_point_at_the_published_notebooks():
+    assert colab_url("https://github.com/org/repo", "gh-pages", "05_loso") == (
+        "https://colab.research.google.com/github/org/repo/blob/gh-pages/_notebooks/05_loso.ipynb")
+    assert colab_url("https://gitlab.com/org/repo", "gh-pages", "05_loso") is None
+
+
+def test_toc_lists_every_page_and_citations_resolve():
+    toc = (ROOT / "_toc.yml").read_text()
+    for page in sorted((ROOT / "book").glob("*.md")):
+        assert f"book/{page.stem}" in toc, f"{page} is not in _toc.yml (only_build_toc_files would skip it)"
+    bib = (ROOT / CONFIG["bibtex_bibfiles"][0]).read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = set()
+    for page in (ROOT / "book").glob("*.md"):
+        for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", page.read_text(encoding="utf-8")):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited and cited <= keys, f"unknown citation keys: {sorted(cited - keys)}"
+    assert "convat.site.sphinx_ext" in CONFIG["sphinx"]["extra_extensions"]
+
+
+def test_link_checker_finds_missing_pages_and_anchors(tmp_path):
+    (tmp_path / "a.html").write_text('<h1 id="top">A</h1><a href="b.html#here">b</a>')
+    (tmp_path / "b.html").write_text('<p id="here">B</p>')
+    page = tmp_path / "a.html"
+    assert link_problem(tmp_path, page, "/b.html#here") is None
+    assert link_problem(tmp_path, page, "/a.html#top") is None
+    assert "missing anchor" in link_problem(tmp_path, page, "/b.html#gone")
+    assert "missing file" in link_problem(tmp_path, page, "/c.html")
+
+
+def test_environment_reports_machine_versions_and_commit():
+    env = environment()
+    for key in ("python", "cpu cores", "torch", "timm", "git commit", "date (UTC)"):
+        assert env[key], key
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                    reason="Debian's chromium is not installed (make browser)")
+def test_browser_check_fails_on_a_broken_page(tmp_path):
+    pytest.importorskip("playwright")
+    from convat.site.browser import check_site
+
+    site = tmp_path / "html"
+    site.mkdir()
+    (site / "index.html").write_text('<html><body><h1>ok</h1><a href="page.html">next</a></body></html>')
+    (site / "page.html").write_text(
+        '<html><body><img src="missing.png"><a href="nowhere.html">x</a>'
+        "<script>console.error('boom')</script></body></html>")
+    report = check_site(site, screenshot_dir=tmp_path / "shots", landing="index.html", chapter="page.html")
+    text = "\n".join(report.problems)
+    assert report.pages == 2
+    assert "broken image" in text and "missing file 'nowhere.html'" in text and "boom" in text
+    assert not any(p.startswith("index.html") for p in report.problems)
+    assert all(p.stat().st_size > 0 for p in report.screenshots)
