@@ -1,0 +1,385 @@
+"""Protocol pitfalls, each measured by one function: the mistakes that inflate published micro-expression scores.
+
+* :func:`random_vs_loso`: a random split lets a subject's clips sit on both sides of the split.
+* :func:`epoch_trace` + :func:`compare_epoch_selection`: choosing the epoch on the held-out subject (a leak)
+  against a fixed budget and against an inner validation split drawn from the training subjects only.
+* :func:`pooled_vs_fold_mean` and :func:`accuracy_vs_macro`: per-fold averages and accuracy against the pooled
+  UF1 / UAR of the MEGC protocol, on imbalanced classes.
+* :func:`metric_mixup`: macro precision reported as "UAR", on STSTNet's published per-sample predictions.
+* :func:`reachability_table`: which accuracies can be a pooled accuracy ``k / n`` over a dataset's clips.
+* :data:`PUBLISHED_COMPOSITE` and :func:`composite_comparison`: published MEGC2019 composite results next to
+  what this implementation obtains.
+
+The training effects run through the same fold engine as the LOSO chapter (:mod:`convat.loso`), so the runs
+are cached and shared between chapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from convat.loso import Splits, cached_loso, loso_splits, random_splits, run_key, standardize, subject_ids
+from convat.metrics import accuracy, macro_precision, uar, uf1
+from convat.preprocess.cache import default_cache_dir
+from convat.training.loop import TrainConfig, predict_proba, train_model
+
+# --------------------------------------------------------------------------------------------------------------
+# Scores of a predictions table
+
+
+def _classes_of(predictions: pd.DataFrame) -> list:
+    """Every class that occurs as a label or as a prediction."""
+    return sorted(set(predictions["label"]) | set(predictions["prediction"]))
+
+
+def scores(predictions: pd.DataFrame, labels: Sequence | None = None) -> dict[str, float]:
+    """Pooled UF1, UAR and accuracy of a table with ``label`` and ``prediction`` columns."""
+    labels = list(labels) if labels is not None else _classes_of(predictions)
+    y, p = predictions["label"], predictions["prediction"]
+    return {"UF1": uf1(y, p, labels), "UAR": uar(y, p, labels), "accuracy": accuracy(y, p)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. Random split against leave-one-subject-out
+
+
+def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
+    """Share of test clips whose subject also has clips in that fold's training set (LOSO: 0 by construction)."""
+    ids = subject_ids(table).to_numpy()
+    shared = 0
+    total = 0
+    for mask in splits.values():
+        mask = np.asarray(mask, dtype=bool)
+        train_subjects = set(ids[~mask])
+        shared += sum(s in train_subjects for s in ids[mask])
+        total += int(mask.sum())
+    return shared / total if total else 0.0
+
+
+def random_vs_loso(
+    x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
+    root: str | Path | None = None,
+) -> pd.DataFrame:
+    """The same model and budget evaluated by LOSO and by ``k`` stratified random folds that ignore subjects.
+
+    Returns one row per protocol: folds, the share of test clips whose subject was also trained on, and the
+    pooled UF1 / UAR / accuracy. The LOSO run is the cached run every chapter shares.
+    """
+    labels = sorted(table["label"].unique())
+    rows = {}
+    for name, splits in (("LOSO", loso_splits(table)), (f"random {k}-fold", random_splits(table, k, seed))):
+        predictions = cached_loso(x, table, config, progress=progress, splits=splits, root=root)
+        rows[name] = {"folds": len(splits), "test clips whose subject was trained on": subject_overlap(table, splits),
+                      **scores(predictions, labels)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. Epoch selection: fixed budget, best epoch on the test subject (the leak), inner validation
+
+
+def inner_subjects(train_subjects: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """The training subjects set aside for inner validation (at least one, never all of them)."""
+    subjects = sorted(train_subjects)
+    if len(subjects) < 2:
+        raise ValueError(f"inner validation needs at least 2 training subjects, got {subjects}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"inner fraction must lie in (0, 1), got {fraction}")
+    n = min(len(subjects) - 1, max(1, round(fraction * len(subjects))))
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    return sorted(subjects[i] for i in order[:n])
+
+
+def trace_fold(
+    x: np.ndarray, table: pd.DataFrame, fold: str, test_mask: np.ndarray, classes: list[str], config: TrainConfig,
+    inner_fraction: float = 0.2, seed: int = 0,
+) -> pd.DataFrame:
+    """Train one fold and record every epoch's predictions for the test clips and the inner-validation clips.
+
+    The model trains on the training subjects minus an inner-validation group of them; nothing about the test
+    subject (not even the input scaling) enters training. The three epoch-selection rules then read this one
+    run, so they differ only in which epoch's predictions each keeps. Rows: ``fold, epoch, role`` (``test`` or
+    ``val``), the clip's identity, ``label`` and ``prediction``.
+    """
+    ids = subject_ids(table).to_numpy()
+    test = np.asarray(test_mask, dtype=bool)
+    val_subjects = inner_subjects(sorted(set(ids[~test])), inner_fraction, seed)
+    val = np.isin(ids, val_subjects) & ~test
+    train = ~test & ~val
+    index = {c: i for i, c in enumerate(classes)}
+    y = table["label"].map(index).to_numpy()
+    x_train, x_val, x_test = standardize(x[train], x[val], x[test])
+    rows = []
+
+    def record(epoch, model, _loss):
+        for role, xs, mask in (("test", x_test, test), ("val", x_val, val)):
+            proba = predict_proba(model, xs)
+            part = table.loc[mask, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
+            part["prediction"] = [classes[i] for i in proba.argmax(1)]
+            part["fold"], part["epoch"], part["role"] = fold, epoch + 1, role
+            rows.append(part)
+
+    train_model(x_train, y[train], len(classes), config, on_epoch=record)
+    return pd.concat(rows, ignore_index=True)
+
+
+def epoch_trace(
+    x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
+    inner_fraction: float = 0.2, seed: int = 0, progress: bool = False, root: str | Path | None = None,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """:func:`trace_fold` over every fold (default: LOSO), each fold cached on disk and resumed like a LOSO run."""
+    classes = sorted(table["label"].unique())
+    splits = splits if splits is not None else loso_splits(table)
+    out = None
+    if cache:
+        base = Path(root) if root is not None else default_cache_dir() / "runs"
+        tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}-{seed}".encode()).hexdigest()
+        out = base / f"epochs-{config.model}-{tag[:24]}"
+        out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, (fold, mask) in enumerate(tqdm(splits.items(), desc="epoch trace", disable=not progress, unit="fold")):
+        path = out / (fold.replace("/", "__") + ".csv") if out is not None else None
+        if path is not None and path.exists():
+            parts.append(pd.read_csv(path, dtype={"subject": str, "clip": str}))
+            continue
+        part = trace_fold(x, table, fold, mask, classes, config, inner_fraction, seed + i)
+        if path is not None:
+            tmp = path.with_suffix(".tmp")
+            part.to_csv(tmp, index=False)
+            tmp.replace(path)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _pick(trace: pd.DataFrame, role: str, score, labels: list[str]) -> dict[str, int]:
+    """Per fold, the epoch whose ``role`` clips score best; ties go to the later epoch (the fixed budget's side)."""
+    chosen = {}
+    for fold, group in trace[trace["role"] == role].groupby("fold", sort=True):
+        by_epoch = group.groupby("epoch").apply(lambda g: score(g["label"], g["prediction"], labels),
+                                                include_groups=False)
+        best = by_epoch.max()
+        chosen[fold] = int(by_epoch[np.isclose(by_epoch, best)].index.max())
+    return chosen
+
+
+def _correct(y_true, y_pred, _labels) -> float:
+    return float(np.sum(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def select_epochs(trace: pd.DataFrame, rule: str, labels: Sequence | None = None) -> dict[str, int]:
+    """The epoch each fold keeps under a selection ``rule``.
+
+    * ``fixed``: the last epoch of the budget, for every fold.
+    * ``best-on-test``: the epoch with the most correct test clips (the leak: the test subject decides).
+    * ``inner-val``: the epoch with the best UF1 on the inner-validation subjects (training subjects only).
+    """
+    labels = list(labels) if labels is not None else _classes_of(trace)
+    if rule == "fixed":
+        last = int(trace["epoch"].max())
+        return {fold: last for fold in sorted(trace["fold"].unique())}
+    if rule == "best-on-test":
+        return _pick(trace, "test", _correct, labels)
+    if rule == "inner-val":
+        return _pick(trace, "val", uf1, labels)
+    raise ValueError(f"unknown epoch-selection rule {rule!r}; choose one of {list(SELECTION_RULES)}")
+
+
+SELECTION_RULES = {
+    "fixed": "fixed budget (last epoch)",
+    "best-on-test": "best epoch on the test subject (leak)",
+    "inner-val": "inner validation (training subjects only)",
+}
+
+
+def selected_predictions(trace: pd.DataFrame, rule: str, labels: Sequence | None = None) -> pd.DataFrame:
+    """The test predictions each fold keeps under ``rule`` (one row per test clip)."""
+    chosen = select_epochs(trace, rule, labels)
+    test = trace[trace["role"] == "test"]
+    keep = test["epoch"].to_numpy() == test["fold"].map(chosen).to_numpy()
+    return test[keep].reset_index(drop=True)
+
+
+def compare_epoch_selection(trace: pd.DataFrame, labels: Sequence | None = None) -> pd.DataFrame:
+    """Pooled UF1 / UAR / accuracy of the three selection rules on the same training runs."""
+    labels = list(labels) if labels is not None else _classes_of(trace)
+    rows = {}
+    for rule, name in SELECTION_RULES.items():
+        chosen = select_epochs(trace, rule, labels)
+        rows[name] = {**scores(selected_predictions(trace, rule, labels), labels),
+                      "mean epoch kept": float(np.mean(list(chosen.values())))}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def scores_by_epoch(trace: pd.DataFrame, role: str = "test", labels: Sequence | None = None) -> pd.DataFrame:
+    """Pooled scores if every fold kept the same epoch: one row per epoch."""
+    labels = list(labels) if labels is not None else _classes_of(trace)
+    part = trace[trace["role"] == role]
+    return pd.DataFrame({epoch: scores(g, labels) for epoch, g in part.groupby("epoch")}).T.rename_axis("epoch")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. Pooled scores against per-fold averages and accuracy
+
+
+def pooled_vs_fold_mean(predictions: pd.DataFrame, labels: Sequence | None = None, fold: str = "fold") -> pd.DataFrame:
+    """Scores pooled over all folds (the MEGC protocol) against the mean of per-fold scores.
+
+    A fold is one subject with a handful of clips, often of one or two classes only; its UF1 and UAR average
+    over the classes present in that fold, so per-fold means reward folds that are easy by their label mix.
+    """
+    labels = list(labels) if labels is not None else _classes_of(predictions)
+    per_fold = pd.DataFrame({name: scores(group, labels) for name, group in predictions.groupby(fold)}).T
+    rows = {"pooled over all folds (MEGC)": scores(predictions, labels),
+            "mean of per-fold scores": per_fold.mean().to_dict()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def majority_predictions(labels: Sequence) -> pd.DataFrame:
+    """A 'model' that always answers the most frequent class (ties: the first in sorted order)."""
+    labels = pd.Series(list(labels), name="label")
+    counts = labels.value_counts()
+    majority = sorted(counts[counts == counts.max()].index)[0]
+    return pd.DataFrame({"label": labels, "prediction": majority})
+
+
+def accuracy_vs_macro(predictions: pd.DataFrame, labels: Sequence | None = None,
+                      name: str = "model") -> pd.DataFrame:
+    """Accuracy against UF1 / UAR for a model and for the majority-class answer on the same labels."""
+    labels = list(labels) if labels is not None else _classes_of(predictions)
+    rows = {name: scores(predictions, labels),
+            "always the majority class": scores(majority_predictions(predictions["label"]), labels)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. The UAR / precision mix-up on STSTNet's published predictions
+
+#: STSTNet (Liong et al., FG 2019) on the MEGC2019 composite, as published.
+STSTNET_PUBLISHED = {"UF1": 0.7353, "UAR": 0.7605}
+
+
+def published_predictions() -> pd.DataFrame:
+    """STSTNet's published per-sample LOSO predictions on the 442 composite clips (``fold`` = its subject)."""
+    from convat.data import composite_list_path
+
+    table = pd.read_csv(composite_list_path(), dtype={"subject": str, "clip": str})
+    table = table.rename(columns={"ststnet_pred": "prediction"})
+    table["fold"] = table["dataset"] + "/" + table["subject"]
+    return table
+
+
+def metric_mixup(predictions: pd.DataFrame, by: str | None = "dataset",
+                 labels: Sequence | None = None) -> pd.DataFrame:
+    """UF1, UAR (macro recall) and macro precision, pooled, for all clips and per group."""
+    labels = list(labels) if labels is not None else _classes_of(predictions)
+
+    def row(df):
+        y, p = df["label"], df["prediction"]
+        return {"n": len(df), "UF1": uf1(y, p, labels), "UAR (macro recall)": uar(y, p, labels),
+                "macro precision": macro_precision(y, p, labels)}
+
+    rows = {"all": row(predictions)}
+    if by is not None:
+        rows.update({str(name): row(group) for name, group in predictions.groupby(by, sort=True)})
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. Which accuracies are reachable fractions k / n
+
+#: The paper's reported accuracies (percent, two decimals), one per dataset.
+PAPER_ACCURACIES = {"SMIC": 97.95, "CASME II": 97.65, "SAMM": 98.73}
+
+#: Clip counts of the usual evaluation sets of each dataset.
+DATASET_SIZES = {
+    "SMIC": {"SMIC-HS, 3 classes": 164},
+    "CASME II": {"CASME II, all clips": 255, "CASME II, 5 classes": 246},
+    "SAMM": {"SAMM, all micro-expressions": 159, "SAMM, 5 classes": 133},
+}
+
+
+ROUNDINGS = ("half-up", "truncate")
+
+
+def reachable_counts(n: int, percent: float, decimals: int = 2, rounding: str = "half-up") -> list[int]:
+    """Every ``k`` such that ``100 k / n`` is written ``percent`` at ``decimals`` decimals.
+
+    ``rounding`` is ``half-up`` (97.645 -> 97.65) or ``truncate`` (97.649 -> 97.64), exact in rationals.
+    """
+    if n <= 0:
+        raise ValueError(f"n must be a positive clip count, got {n}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; choose one of {list(ROUNDINGS)}")
+    target = Fraction(str(percent))
+    step = Fraction(1, 10**decimals)
+    lo, hi = (target - step / 2, target + step / 2) if rounding == "half-up" else (target, target + step)
+    return [k for k in range(n + 1) if lo <= Fraction(100 * k, n) < hi]
+
+
+def nearest_fractions(n: int, percent: float) -> tuple[int, int]:
+    """The counts ``k`` whose ``k / n`` lie just below (or at) and just above ``percent``."""
+    below = int(np.floor(Fraction(str(percent)) * n / 100))
+    return below, min(n, below + 1)
+
+
+def smallest_denominator(percent: float, decimals: int = 2, rounding: str = "half-up") -> int:
+    """The fewest clips for which some pooled accuracy ``k / n`` is written ``percent``."""
+    n = 1
+    while not reachable_counts(n, percent, decimals, rounding):
+        n += 1
+    return n
+
+
+def reachability_table(claims: Mapping[str, float] | None = None,
+                       sizes: Mapping[str, Mapping[str, int]] | None = None, decimals: int = 2,
+                       rounding: str = "half-up") -> pd.DataFrame:
+    """For each claimed accuracy and each candidate clip count: the nearest fractions and whether any rounds to it."""
+    claims = claims if claims is not None else PAPER_ACCURACIES
+    sizes = sizes if sizes is not None else DATASET_SIZES
+    rows = []
+    for dataset, percent in claims.items():
+        for name, n in sizes.get(dataset, {}).items():
+            lo, hi = nearest_fractions(n, percent)
+            hits = reachable_counts(n, percent, decimals, rounding)
+            rows.append({
+                "dataset": dataset, "evaluation set": name, "clips n": n, "reported %": percent,
+                "nearest below": f"{lo}/{n} = {100 * lo / n:.{decimals}f}",
+                "nearest above": f"{hi}/{n} = {100 * hi / n:.{decimals}f}",
+                "k/n that round to it": ", ".join(f"{k}/{n}" for k in hits) or "none",
+                "can be a pooled accuracy": bool(hits),
+            })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 6. Published MEGC2019 composite results
+
+#: Published results on the MEGC2019 composite (442 clips, 68 subjects, 3 classes), as their papers report them.
+PUBLISHED_COMPOSITE = pd.DataFrame([
+    {"method": "STSTNet", "source": "Liong et al., FG 2019 (MEGC2019)", "UF1": 0.7353, "UAR": 0.7605,
+     "protocol": "LOSO, pooled; the published 'UAR' is macro precision (macro recall of its own per-sample "
+                 "log: 0.7186)"},
+    {"method": "HTNet", "source": "Wang et al., Neurocomputing 2024 (arXiv 2307.14637)", "UF1": 0.8603,
+     "UAR": 0.8475,
+     "protocol": "LOSO, pooled; its training script keeps each subject's best test epoch (Varanka et al., "
+                 "IEEE TAC 2024, measure what this selection adds)"},
+    {"method": "CausalNet", "source": "Zhang, Tang and Chen, ICCV 2025 (arXiv 2508.06640)", "UF1": 0.8976,
+     "UAR": np.nan, "protocol": "LOSO, pooled; epoch selection not checked here"},
+])
+
+
+def composite_comparison(ours: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """:data:`PUBLISHED_COMPOSITE` followed by this implementation's rows (``{row name: {UF1, UAR, protocol}}``)."""
+    table = PUBLISHED_COMPOSITE.copy()
+    extra = [{"method": name, "source": "this implementation", **values} for name, values in (ours or {}).items()]
+    if extra:
+        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    return table.set_index("method")

@@ -1,0 +1,191 @@
+"""Protocol pitfalls: what must hold by construction, on a small SynthME run and on hand-made tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convat import pitfalls
+from convat.data.synth import generate
+from convat.loso import loso_splits, random_splits, subject_ids
+from convat.preprocess.pipeline import PreprocessConfig, preprocess
+from convat.training.loop import TrainConfig
+
+FAST = TrainConfig(epochs=4, batch_size=16, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    records = generate("quick", n_subjects=4, clips_per_subject=6)
+    return preprocess(records, PreprocessConfig(flow="dis", size=32), progress=False)
+
+
+@pytest.fixture(scope="module")
+def traced(data, tmp_path_factory):
+    """One epoch trace and its cache folder (the cache key ignores source edits made while the tests run)."""
+    x, table = data
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        return pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), root
+
+
+@pytest.fixture(scope="module")
+def trace(traced):
+    return traced[0]
+
+
+# -- epoch selection -------------------------------------------------------------------------------------------
+
+
+def test_trace_records_every_epoch_for_every_test_clip_and_keeps_the_test_subject_out_of_validation(data, trace):
+    x, table = data
+    test = trace[trace.role == "test"]
+    assert len(test) == len(table) * FAST.epochs
+    assert sorted(test.epoch.unique()) == list(range(1, FAST.epochs + 1))
+    val = trace[trace.role == "val"]
+    assert len(val) > 0
+    assert not (val.dataset + "/" + val.subject == val.fold).any()
+
+
+def test_best_epoch_on_test_never_scores_below_the_fixed_budget(trace):
+    fixed = pitfalls.selected_predictions(trace, "fixed")
+    best = pitfalls.selected_predictions(trace, "best-on-test")
+    assert len(fixed) == len(best) == trace[trace.role == "test"].groupby("fold").clip.nunique().sum()
+    for fold in fixed.fold.unique():
+        f, b = fixed[fixed.fold == fold], best[best.fold == fold]
+        assert (b.label == b.prediction).sum() >= (f.label == f.prediction).sum()
+    table = pitfalls.compare_epoch_selection(trace)
+    names = pitfalls.SELECTION_RULES
+    assert table.loc[names["best-on-test"], "accuracy"] >= table.loc[names["fixed"], "accuracy"]
+    assert table.loc[names["fixed"], "mean epoch kept"] == FAST.epochs
+
+
+def test_inner_validation_choice_ignores_the_test_clips(trace):
+    chosen = pitfalls.select_epochs(trace, "inner-val")
+    scrambled = trace.copy()
+    test = scrambled.role == "test"
+    scrambled.loc[test, "prediction"] = np.random.default_rng(1).permutation(scrambled.loc[test, "prediction"].values)
+    assert pitfalls.select_epochs(scrambled, "inner-val") == chosen
+
+
+def test_selection_rules_on_a_hand_made_trace():
+    rows = []
+    # fold A: test right at epoch 2 only; validation best at epoch 1. fold B: test right at epochs 1 and 3 (tie).
+    for fold, test_right, val_right in (("d/A", {2}, {1}), ("d/B", {1, 3}, {3})):
+        for epoch in (1, 2, 3):
+            rows.append({"fold": fold, "epoch": epoch, "role": "test", "label": "x",
+                         "prediction": "x" if epoch in test_right else "y", "clip": "t"})
+            rows.append({"fold": fold, "epoch": epoch, "role": "val", "label": "x",
+                         "prediction": "x" if epoch in val_right else "y", "clip": "v"})
+    trace = pd.DataFrame(rows)
+    assert pitfalls.select_epochs(trace, "fixed") == {"d/A": 3, "d/B": 3}
+    assert pitfalls.select_epochs(trace, "best-on-test") == {"d/A": 2, "d/B": 3}
+    assert pitfalls.select_epochs(trace, "inner-val") == {"d/A": 1, "d/B": 3}
+    with pytest.raises(ValueError, match="best-on-test"):
+        pitfalls.select_epochs(trace, "oracle")
+
+
+def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
+    x, table = data
+    trace, root = traced
+    monkeypatch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+    monkeypatch.setattr(pitfalls, "trace_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), trace)
+
+
+def test_inner_subjects_are_a_proper_subset():
+    subjects = [f"d/{i}" for i in range(5)]
+    chosen = pitfalls.inner_subjects(subjects, 0.2, seed=0)
+    assert len(chosen) == 1 and set(chosen) < set(subjects)
+    assert len(pitfalls.inner_subjects(subjects[:2], 0.9, seed=0)) == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        pitfalls.inner_subjects(subjects[:1], 0.2, seed=0)
+
+
+# -- random split against LOSO ---------------------------------------------------------------------------------
+
+
+def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, tmp_path):
+    x, table = data
+    assert pitfalls.subject_overlap(table, loso_splits(table)) == 0.0
+    assert pitfalls.subject_overlap(table, random_splits(table, 3, 0)) == 1.0
+    result = pitfalls.random_vs_loso(x, table, TrainConfig(epochs=1, batch_size=16), k=3, root=tmp_path)
+    assert list(result.index) == ["LOSO", "random 3-fold"]
+    assert result.loc["LOSO", "folds"] == subject_ids(table).nunique()
+    assert result[["UF1", "UAR", "accuracy"]].stack().between(0, 1).all()
+
+
+# -- pooled against per-fold, accuracy against macro scores -----------------------------------------------------
+
+
+def test_per_fold_mean_differs_from_pooled_when_folds_hold_few_classes():
+    # fold 1: one class only, all right -> per-fold UF1 1.0; fold 2: two classes, all wrong.
+    predictions = pd.DataFrame({
+        "fold": ["1", "1", "2", "2"],
+        "label": ["a", "a", "a", "b"],
+        "prediction": ["a", "a", "b", "a"],
+    })
+    table = pitfalls.pooled_vs_fold_mean(predictions)
+    assert table.loc["mean of per-fold scores", "UF1"] == pytest.approx(0.5)
+    assert table.loc["pooled over all folds (MEGC)", "UF1"] == pytest.approx((2 / 3 + 0.0) / 2)
+    assert table.loc["pooled over all folds (MEGC)", "accuracy"] == pytest.approx(0.5)
+
+
+def test_majority_class_has_the_majority_share_as_accuracy_and_chance_uar():
+    labels = ["neg"] * 6 + ["pos"] * 3 + ["sur"] * 1
+    predictions = pd.DataFrame({"label": labels, "prediction": labels})
+    table = pitfalls.accuracy_vs_macro(predictions)
+    majority = table.loc["always the majority class"]
+    assert majority["accuracy"] == pytest.approx(0.6)
+    assert majority["UAR"] == pytest.approx(1 / 3)
+    assert majority["UF1"] == pytest.approx((2 * 0.6 / 1.6) / 3)
+    assert table.loc["model", "UF1"] == 1.0
+
+
+# -- the UAR / precision mix-up --------------------------------------------------------------------------------
+
+
+def test_ststnet_published_uar_is_macro_precision():
+    predictions = pitfalls.published_predictions()
+    assert len(predictions) == 442 and predictions.fold.nunique() == 68
+    table = pitfalls.metric_mixup(predictions)
+    row = table.loc["all"]
+    assert round(row["UF1"], 4) == pitfalls.STSTNET_PUBLISHED["UF1"] == 0.7353
+    assert round(row["UAR (macro recall)"], 4) == 0.7186
+    assert round(row["macro precision"], 4) == pitfalls.STSTNET_PUBLISHED["UAR"] == 0.7605
+    assert round(table.loc["casme2", "UF1"], 4) == 0.8382
+    assert list(table.n) == [442, 145, 133, 164]
+
+
+# -- reachable accuracies --------------------------------------------------------------------------------------
+
+
+def test_reachable_fraction_arithmetic():
+    assert pitfalls.reachable_counts(4, 75.0) == [3]
+    assert pitfalls.reachable_counts(3, 66.67) == [2]
+    assert pitfalls.reachable_counts(3, 66.66) == []
+    assert pitfalls.reachable_counts(3, 66.66, rounding="truncate") == [2]
+    assert pitfalls.reachable_counts(255, 97.65) == [249]
+    for n, claim in ((164, 97.95), (246, 97.65), (159, 98.73), (133, 98.73)):
+        assert pitfalls.reachable_counts(n, claim) == []
+        assert pitfalls.reachable_counts(n, claim, rounding="truncate") == []
+    assert pitfalls.nearest_fractions(164, 97.95) == (160, 161)
+    n = pitfalls.smallest_denominator(97.95)
+    assert pitfalls.reachable_counts(n, 97.95) and all(not pitfalls.reachable_counts(m, 97.95) for m in range(1, n))
+    with pytest.raises(ValueError, match="truncate"):
+        pitfalls.reachable_counts(10, 50.0, rounding="bankers")
+
+
+def test_reachability_table_flags_only_casme_ii_255():
+    table = pitfalls.reachability_table()
+    assert len(table) == 5
+    reachable = table[table["can be a pooled accuracy"]]
+    assert list(reachable["clips n"]) == [255]
+    assert reachable["k/n that round to it"].item() == "249/255"
+
+
+def test_composite_comparison_appends_our_rows():
+    table = pitfalls.composite_comparison({"ours": {"UF1": 0.5, "UAR": 0.4, "protocol": "LOSO"}})
+    assert list(table.index[:3]) == ["STSTNet", "HTNet", "CausalNet"]
+    assert table.loc["ours", "source"] == "this implementation"
+    assert table.loc["HTNet", "UF1"] == 0.8603
