@@ -1,9 +1,13 @@
 """Cross-validation by folds, leave-one-subject-out (LOSO) first of all.
 
-For each fold: train a fresh model on the training clips for a fixed budget, predict the fold's test clips,
-and write that fold's predictions to disk at once. A rerun with the same output folder resumes from the first
-missing fold. The test clips take part in no decision: input normalisation statistics and every training
-choice come from the training clips only.
+For each fold: train a fresh model on the training clips for a fixed budget (or keep the best epoch of an
+inner validation split drawn from the *training subjects*), predict the fold's test clips, and write that
+fold's predictions and training curve to disk at once. A rerun with the same output folder resumes from the
+first missing fold. The test clips take part in no decision: input normalisation statistics, the validation
+subjects and every training choice come from the training clips only.
+
+Several folds can train at once (``parallel_folds=N``): worker processes, each with its share of the CPU
+threads (or all sharing one GPU), each writing its own fold files; the predictions do not depend on N.
 
 Splits are plain ``{fold name: boolean test mask}`` dictionaries, so LOSO and the random splits of the
 protocol-pitfalls chapter run through one engine.
@@ -13,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,13 +72,43 @@ def _fold_file(out_dir: Path, fold: str) -> Path:
     return out_dir / "folds" / (fold.replace("/", "__") + ".csv")
 
 
+def _curve_file(out_dir: Path, fold: str) -> Path:
+    return out_dir / "curves" / (fold.replace("/", "__") + ".csv")
+
+
+def _stable_seed(*parts: object) -> int:
+    """A seed from strings (Python's ``hash`` changes between processes; this does not)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little")
+
+
+def inner_validation_mask(table: pd.DataFrame, train: np.ndarray, fraction: float, seed: int,
+                          fold: str = "") -> np.ndarray:
+    """Rows of whole *training* subjects set aside for model selection (``fraction`` of them, at least one).
+
+    Only subjects with a row in ``train`` are candidates, so the test subject can never be drawn; the draw
+    depends on the seed and the fold name only. Returns a boolean mask over ``table``'s rows.
+    """
+    train = np.asarray(train, dtype=bool)
+    ids = subject_ids(table).to_numpy()
+    candidates = sorted(set(ids[train]))
+    if len(candidates) < 2:
+        raise ValueError(f"fold {fold!r}: an inner validation split needs >= 2 training subjects, "
+                         f"got {candidates}")
+    n_val = min(len(candidates) - 1, max(1, int(round(fraction * len(candidates)))))
+    rng = np.random.default_rng(_stable_seed(seed, fold, "inner-validation"))
+    chosen = set(rng.choice(candidates, size=n_val, replace=False).tolist())
+    return train & np.isin(ids, list(chosen))
+
+
 def run_fold(
     x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
-    test_mask: np.ndarray | None = None,
+    test_mask: np.ndarray | None = None, curves: list | None = None, progress: bool = False,
 ) -> pd.DataFrame:
     """Train on everything outside ``test_mask`` and return the predictions for the clips inside it.
 
-    Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO).
+    Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO). With
+    ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split and the
+    best validation epoch is kept. ``curves``, a list, receives one dict per epoch (training curve).
     """
     if test_mask is None:
         test_mask = (subject_ids(table) == fold).to_numpy()
@@ -82,15 +117,57 @@ def run_fold(
         raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
     index = {c: i for i, c in enumerate(classes)}
     y = table["label"].map(index).to_numpy()
-    x_train, x_test = standardize(x[~test], x[test])
-    model = train_model(x_train, y[~test], len(classes), config)
-    proba = predict_proba(model, x_test)
+    train = ~test
+    val = None
+    if config.val_fraction > 0:
+        inner = inner_validation_mask(table, train, config.val_fraction, config.seed, fold)
+        fit = train & ~inner
+        x_fit, x_val, x_test = standardize(x[fit], x[inner], x[test])
+        val = (x_val, y[inner])
+    else:
+        fit = train
+        x_fit, x_test = standardize(x[fit], x[test])
+    history: list = []
+    model = train_model(x_fit, y[fit], len(classes), config, progress=progress, val=val, history=history)
+    if curves is not None:
+        curves.extend({"fold": fold, **row} for row in history)
+    proba = predict_proba(model, x_test, amp=config.amp)
     out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
     out["prediction"] = [classes[i] for i in proba.argmax(1)]
     out["fold"] = fold
     for k, c in enumerate(classes):
         out[f"p_{c}"] = proba[:, k].astype(np.float64)  # float64 round-trips exactly through CSV
     return out
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def _run_and_save(x, table, fold, classes, config, mask, out, progress=False) -> pd.DataFrame:
+    """One fold, its curve written first and its predictions last: a predictions file means a finished fold."""
+    curves: list = []
+    part = run_fold(x, table, fold, classes, config, test_mask=mask, curves=curves, progress=progress)
+    if out is not None:
+        _atomic_csv(pd.DataFrame(curves), _curve_file(out, fold))
+        _atomic_csv(part, _fold_file(out, fold))
+    return part
+
+
+# Worker-process state for parallel folds: the arrays are sent once per worker, not once per fold.
+_WORKER: dict = {}
+
+
+def _worker_init(x, table, classes, config, out, threads) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(x=x, table=table, classes=classes, config=config, out=out)
+
+
+def _worker_fold(fold: str, mask: np.ndarray) -> tuple[str, pd.DataFrame]:
+    w = _WORKER
+    return fold, _run_and_save(w["x"], w["table"], fold, w["classes"], w["config"], mask, w["out"])
 
 
 def run_loso(
@@ -100,34 +177,88 @@ def run_loso(
     out_dir: str | Path | None = None,
     progress: bool = True,
     splits: Splits | None = None,
+    parallel_folds: int = 1,
 ) -> pd.DataFrame:
     """Pooled predictions (one row per clip) over the folds of ``splits`` (default: LOSO).
 
-    With ``out_dir``, every finished fold is saved at once and a rerun resumes from the first missing one.
+    With ``out_dir``, every finished fold is saved at once (``folds/<fold>.csv`` and its training curve
+    ``curves/<fold>.csv``), and a rerun resumes from the first missing fold; at the end the folder also
+    holds ``predictions.csv``, ``curves.csv`` and ``metrics.csv``. ``parallel_folds=N`` trains N folds at a
+    time in worker processes (CPU threads split between them); the predictions are those of a sequential run.
     """
     config = config or TrainConfig()
+    if parallel_folds < 1:
+        raise ValueError(f"parallel_folds must be >= 1, got {parallel_folds}")
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         (out / "folds").mkdir(parents=True, exist_ok=True)
-        _write_run_info(out, config, classes, list(splits))
-    parts = []
-    for fold, mask in tqdm(splits.items(), desc=f"LOSO {config.model}", disable=not progress, unit="fold"):
+        (out / "curves").mkdir(exist_ok=True)
+        _write_run_info(out, config, classes, list(splits), parallel_folds)
+    done: dict[str, pd.DataFrame] = {}
+    todo = {}
+    for fold, mask in splits.items():
         path = _fold_file(out, fold) if out is not None else None
         if path is not None and path.exists():
-            parts.append(pd.read_csv(path, dtype={"subject": str, "clip": str}))
-            continue
-        part = run_fold(x, table, fold, classes, config, test_mask=mask)
-        if path is not None:
-            tmp = path.with_suffix(".tmp")
-            part.to_csv(tmp, index=False)
-            tmp.replace(path)
-        parts.append(part)
-    predictions = pd.concat(parts, ignore_index=True)
+            done[fold] = pd.read_csv(path, dtype={"subject": str, "clip": str})
+        else:
+            todo[fold] = mask
+    bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
+               unit="fold")
+    try:
+        if parallel_folds == 1 or len(todo) <= 1:
+            for fold, mask in todo.items():
+                done[fold] = _run_and_save(x, table, fold, classes, config, mask, out, progress=progress)
+                bar.update()
+        else:
+            _run_parallel(x, table, classes, config, todo, out, parallel_folds, done, bar)
+    finally:
+        bar.close()
+    predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
     if out is not None:
-        predictions.to_csv(out / "predictions.csv", index=False)
+        _atomic_csv(predictions, out / "predictions.csv")
+        curves = load_curves(out, list(splits))
+        if curves is not None:
+            _atomic_csv(curves, out / "curves.csv")
+        from convat.metrics import summarize
+
+        by = "dataset" if predictions["dataset"].nunique() > 1 else None
+        summarize(predictions, labels=classes, by=by).rename_axis("group").to_csv(out / "metrics.csv")
     return predictions
+
+
+def _run_parallel(x, table, classes, config, todo, out, workers, done, bar) -> None:
+    """Folds in ``workers`` spawned processes; each writes its own fold files, so a crash loses nothing."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    workers = min(workers, len(todo))
+    threads = max(1, torch.get_num_threads() // workers)
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe after CUDA or OpenMP use in the parent
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(x, table, classes, config, out, threads)) as pool:
+        pending = {pool.submit(_worker_fold, fold, mask) for fold, mask in todo.items()}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    fold, part = future.result()
+                    done[fold] = part
+                    bar.update()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def load_curves(out_dir: str | Path, folds: list[str] | None = None) -> pd.DataFrame | None:
+    """Per-epoch training curves of a run folder (one row per fold and epoch), or ``None`` if there are none."""
+    out = Path(out_dir)
+    paths = [_curve_file(out, f) for f in folds] if folds is not None else sorted(
+        (out / "curves").glob("*.csv"))
+    parts = [pd.read_csv(p) for p in paths if p.exists()]
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def source_fingerprint() -> str:
@@ -153,27 +284,63 @@ def run_key(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Spl
     return digest.hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class LosoRun:
+    """A finished run: pooled predictions, per-fold training curves and the folder that holds them."""
+
+    predictions: pd.DataFrame
+    curves: pd.DataFrame | None
+    path: Path
+    config: TrainConfig
+
+
+def cached_run(
+    x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
+    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
+) -> LosoRun:
+    """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`, with its curves.
+
+    ``parallel_folds`` is not part of the key: it changes the speed, not the predictions.
+    """
+    config = config or TrainConfig()
+    base = Path(root) if root is not None else default_cache_dir() / "runs"
+    out = base / f"{config.model}-{run_key(x, table, config, splits)}"
+    predictions = run_loso(x, table, config, out_dir=out, progress=progress, splits=splits,
+                           parallel_folds=parallel_folds)
+    folds = list(splits) if splits is not None else fold_subjects(table)
+    return LosoRun(predictions, load_curves(out, folds), out, config)
+
+
 def cached_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
-    splits: Splits | None = None, root: str | Path | None = None,
+    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
 ) -> pd.DataFrame:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`.
 
     Chapters that need the same run (the LOSO and results chapters, say) train it once per build; a changed
     input, configuration or package source starts a new run; an interrupted run resumes.
     """
-    config = config or TrainConfig()
-    base = Path(root) if root is not None else default_cache_dir() / "runs"
-    out = base / f"{config.model}-{run_key(x, table, config, splits)}"
-    return run_loso(x, table, config, out_dir=out, progress=progress, splits=splits)
+    return cached_run(x, table, config, progress, splits, root, parallel_folds).predictions
 
 
-def _write_run_info(out: Path, config: TrainConfig, classes: list[str], folds: list[str]) -> None:
+def _write_run_info(out: Path, config: TrainConfig, classes: list[str], folds: list[str],
+                    parallel_folds: int = 1) -> None:
+    from convat.training.loop import resolve_device
+
     info = {
         "config": asdict(config),
         "classes": classes,
         "folds": folds,
+        "seeds": {
+            "training": config.seed,
+            "note": "every fold seeds Python, NumPy and torch with the training seed before building its model; "
+                    "inner validation subjects are drawn from sha256(seed, fold)",
+        },
+        "parallel_folds": parallel_folds,
         "environment": {
+            "resolved_device": str(resolve_device(config.device)),
+            "torch_threads": torch.get_num_threads(),
+            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,

@@ -33,17 +33,36 @@ def confusion(y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None
     return out
 
 
-def _per_class(y_true, y_pred, labels):
-    c = confusion(y_true, y_pred, labels).astype(float)
-    tp = np.diag(c)
-    support, predicted = c.sum(1), c.sum(0)
+def _per_class_from_confusion(c: np.ndarray):
+    """Per-class recall, precision, F1 and presence of one ``(K, K)`` or a stack ``(..., K, K)`` of matrices."""
+    c = np.asarray(c, dtype=float)
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    support, predicted = c.sum(-1), c.sum(-2)
     present = support > 0  # MEGC: classes absent from the ground truth are left out of the mean
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = np.where(support > 0, tp / support, 0.0)
         precision = np.where(predicted > 0, tp / predicted, 0.0)
-        f1 = np.where(2 * tp + (support - tp) + (predicted - tp) > 0,
-                      2 * tp / (2 * tp + (support - tp) + (predicted - tp)), 0.0)
+        denom = support + predicted
+        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
     return recall, precision, f1, present
+
+
+def _per_class(y_true, y_pred, labels):
+    return _per_class_from_confusion(confusion(y_true, y_pred, labels))
+
+
+def scores_from_confusion(c: np.ndarray) -> dict[str, np.ndarray]:
+    """UF1, UAR and accuracy of a confusion matrix or of a stack of them (vectorised, for the bootstrap)."""
+    c = np.asarray(c, dtype=float)
+    recall, _, f1, present = _per_class_from_confusion(c)
+    n_present = np.maximum(present.sum(-1), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.diagonal(c, axis1=-2, axis2=-1).sum(-1) / c.sum((-2, -1))
+    return {
+        "UF1": (f1 * present).sum(-1) / n_present,
+        "UAR": (recall * present).sum(-1) / n_present,
+        "accuracy": acc,
+    }
 
 
 def uf1(y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None) -> float:
@@ -88,3 +107,112 @@ def summarize(predictions: pd.DataFrame, labels: Sequence | None = None, by: str
         for name, group in predictions.groupby(by, sort=True):
             rows[str(name)] = row(group)
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def subject_key(predictions: pd.DataFrame) -> pd.Series:
+    """``dataset/subject`` of each prediction (subjects are unique only within a dataset)."""
+    return predictions["dataset"].astype(str) + "/" + predictions["subject"].astype(str)
+
+
+def per_subject(predictions: pd.DataFrame, labels: Sequence | None = None) -> pd.DataFrame:
+    """One row per ``dataset/subject``: clips, correct, accuracy, UF1 and UAR over that subject's clips."""
+    labels = labels if labels is not None else sorted(predictions["label"].unique())
+    rows = {}
+    for subject, group in predictions.groupby(subject_key(predictions), sort=True):
+        rows[subject] = {
+            "dataset": group["dataset"].iloc[0],
+            "n": len(group),
+            "correct": int((group["label"] == group["prediction"]).sum()),
+            "accuracy": accuracy(group["label"], group["prediction"]),
+            "UF1": uf1(group["label"], group["prediction"], labels),
+            "UAR": uar(group["label"], group["prediction"], labels),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("subject")
+
+
+def fold_average(predictions: pd.DataFrame, labels: Sequence | None = None, fold: str = "fold") -> pd.Series:
+    """Per-fold UF1 / UAR / accuracy averaged over folds: shown only as a contrast to the pooled scores.
+
+    Every fold counts the same whatever its size, and a fold's UF1 averages over the classes *that subject
+    shows*, so these numbers are not comparable with the pooled ones (and are usually higher for accuracy).
+    """
+    labels = labels if labels is not None else sorted(predictions["label"].unique())
+    per_fold = [
+        {"UF1": uf1(g["label"], g["prediction"], labels), "UAR": uar(g["label"], g["prediction"], labels),
+         "accuracy": accuracy(g["label"], g["prediction"])}
+        for _, g in predictions.groupby(fold, sort=True)
+    ]
+    return pd.DataFrame(per_fold).mean()
+
+
+def bootstrap_ci(
+    predictions: pd.DataFrame, labels: Sequence | None = None, n_boot: int = 2000, level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Percentile bootstrap intervals of the pooled UF1 / UAR / accuracy, resampling *subjects*.
+
+    Subjects, not clips, are the independent units of a LOSO experiment: clips of one subject share a face
+    and a style. Each replicate draws as many subjects as there are, with replacement, pools all their clips
+    and recomputes the scores. Returns rows ``UF1``, ``UAR``, ``accuracy`` with the point estimate (on the
+    original data), ``low`` and ``high``.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    labels = list(labels) if labels is not None else sorted(predictions["label"].unique())
+    keys = subject_key(predictions)
+    subjects = sorted(keys.unique())
+    per = np.stack([confusion(g["label"], g["prediction"], labels) for _, g in predictions.groupby(keys, sort=True)])
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(subjects), size=(n_boot, len(subjects)))
+    counts = np.zeros((n_boot, len(subjects)))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), len(subjects)), draws.ravel()), 1)
+    pooled = np.einsum("bs,sij->bij", counts, per)
+    boot = scores_from_confusion(pooled)
+    point = scores_from_confusion(per.sum(0))
+    alpha = (1 - level) / 2
+    rows = {
+        name: {"estimate": float(point[name]), "low": float(np.nanquantile(boot[name], alpha)),
+               "high": float(np.nanquantile(boot[name], 1 - alpha))}
+        for name in ("UF1", "UAR", "accuracy")
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def results_table(
+    runs: dict[str, pd.DataFrame], labels: Sequence | None = None, by: str | None = None, n_boot: int = 2000,
+    level: float = 0.95, seed: int = 0,
+) -> pd.DataFrame:
+    """Side-by-side scores of several runs (``{model name: predictions}``) on the same clips.
+
+    One row per model (and per ``by`` group, e.g. dataset, when given): pooled UF1 / UAR / accuracy with
+    subject-bootstrap intervals (``UF1_low`` ...), and the per-fold averages ``UF1_fold_avg`` ... as a contrast.
+    """
+    rows = []
+    for name, predictions in runs.items():
+        classes = labels if labels is not None else sorted(predictions["label"].unique())
+        groups = [("all", predictions)]
+        if by is not None:
+            groups += [(str(k), g) for k, g in predictions.groupby(by, sort=True)]
+        for group, df in groups:
+            ci = bootstrap_ci(df, classes, n_boot=n_boot, level=level, seed=seed)
+            avg = fold_average(df, classes) if "fold" in df else None
+            row = {"model": name, "n": len(df)}
+            if by is not None:
+                row[by] = group
+            for metric in ("UF1", "UAR", "accuracy"):
+                row[metric] = ci.loc[metric, "estimate"]
+                row[f"{metric}_low"] = ci.loc[metric, "low"]
+                row[f"{metric}_high"] = ci.loc[metric, "high"]
+            for metric in ("UF1", "UAR", "accuracy"):
+                row[f"{metric}_fold_avg"] = float(avg[metric]) if avg is not None else np.nan
+            rows.append(row)
+    index = ["model", by] if by is not None else ["model"]
+    return pd.DataFrame(rows).set_index(index)
+
+
+def best_model(table: pd.DataFrame, metric: str = "UF1") -> str:
+    """Name of the model with the highest pooled ``metric`` in a :func:`results_table` (first on ties)."""
+    if metric not in table:
+        raise ValueError(f"unknown metric {metric!r}; available: {[c for c in table.columns if '_' not in c]}")
+    overall = table.xs("all", level=1) if table.index.nlevels > 1 else table
+    return str(overall[metric].idxmax())

@@ -40,3 +40,86 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
     hue = (np.arctan2(-flow[..., 1], flow[..., 0]) / (2 * np.pi)) % 1.0
     hsv = np.dstack([hue, np.clip(mag / scale, 0, 1), np.ones_like(mag)])
     return mcolors.hsv_to_rgb(hsv)
+
+
+def _subject_keys(predictions):
+    return predictions["dataset"].astype(str) + "/" + predictions["subject"].astype(str)
+
+
+def plot_subject_confusions(
+    predictions, labels: Sequence, cols: int = 5, normalize: bool = False, size: float = 2.1,
+    title: str = "",
+) -> plt.Figure:
+    """A grid of per-subject confusion matrices (one small heat map per held-out subject, shared colour scale).
+
+    Rows of classes a subject never shows stay empty; the subject name and its accuracy head each panel.
+    """
+    keys = _subject_keys(predictions)
+    subjects = sorted(keys.unique())
+    rows = int(np.ceil(len(subjects) / cols))
+    cols = min(cols, len(subjects))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    vmax = 1.0 if normalize else max(
+        confusion(g["label"], g["prediction"], labels).max() for _, g in predictions.groupby(keys))
+    short = [str(c)[:3] for c in labels]
+    for ax, subject in zip(axes.ravel(), subjects, strict=False):
+        g = predictions[keys == subject]
+        cm = confusion(g["label"], g["prediction"], labels).astype(float)
+        if normalize:
+            cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        sns.heatmap(cm, annot=True, fmt=".1f" if normalize else ".0f", cmap="Blues", cbar=False, square=True,
+                    vmin=0, vmax=vmax, xticklabels=short, yticklabels=short, ax=ax, annot_kws={"size": 7})
+        acc = float((g["label"] == g["prediction"]).mean())
+        ax.set_title(f"{subject.split('/', 1)[-1]}  ({acc:.0%})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(subjects):]:
+        ax.axis("off")
+    fig.supxlabel("predicted", fontsize=9)
+    fig.supylabel("true", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_subject_accuracy(runs: dict, ax: plt.Axes | None = None) -> plt.Axes:
+    """Per-subject accuracy bars, one colour per model (``runs``: ``{model: predictions}``), chance as a line."""
+    import pandas as pd
+
+    frames = []
+    for name, predictions in runs.items():
+        keys = _subject_keys(predictions)
+        acc = (predictions["label"] == predictions["prediction"]).groupby(keys).mean()
+        frames.append(pd.DataFrame({"subject": [k.split("/", 1)[-1] for k in acc.index], "accuracy": acc.values,
+                                    "model": name}))
+    data = pd.concat(frames, ignore_index=True)
+    ax = ax or plt.subplots(figsize=(max(6.0, 0.45 * data["subject"].nunique() * max(1, len(runs)) ** 0.5), 3.2))[1]
+    sns.barplot(data=data, x="subject", y="accuracy", hue="model", ax=ax)
+    first = next(iter(runs.values()))
+    ax.axhline(1 / first["label"].nunique(), color="grey", ls="--", lw=1, label="chance (uniform)")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("held-out subject")
+    ax.tick_params(axis="x", labelrotation=90 if data["subject"].nunique() > 20 else 0)
+    ax.legend(fontsize=7, ncol=min(3, len(runs) + 1), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def plot_training_curves(curves: dict, metric: str = "loss", ax: plt.Axes | None = None) -> plt.Axes:
+    """Per-epoch ``metric`` of every fold (thin) and the mean over folds (thick), one colour per model.
+
+    ``curves``: ``{model: curves table}`` with columns ``fold``, ``epoch`` and ``metric`` (as written by
+    :func:`convat.loso.run_loso`); models without that column are skipped.
+    """
+    ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
+    palette = sns.color_palette(n_colors=max(1, len(curves)))
+    for colour, (name, table) in zip(palette, curves.items(), strict=False):
+        if table is None or metric not in table:
+            continue
+        for _, fold in table.groupby("fold"):
+            ax.plot(fold["epoch"], fold[metric], color=colour, alpha=0.15, lw=0.8)
+        mean = table.groupby("epoch")[metric].mean()
+        ax.plot(mean.index, mean.values, color=colour, lw=2, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=7)
+    return ax

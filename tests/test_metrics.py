@@ -38,3 +38,61 @@ def test_agrees_with_scikit_learn_on_random_labels():
 def test_unknown_label_is_named():
     with pytest.raises(ValueError, match="happy"):
         confusion(["positive", "happy"], ["positive", "positive"], labels=["positive", "negative"])
+
+
+def _toy_predictions(n_subjects=8, per_subject=12, skill=0.7, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = ["negative", "positive", "surprise"]
+    y = rng.choice(labels, n_subjects * per_subject, p=[0.57, 0.25, 0.18])
+    p = np.where(rng.random(len(y)) < skill, y, rng.choice(labels, len(y)))
+    subjects = np.repeat([f"s{i:02d}" for i in range(n_subjects)], per_subject)
+    return pd.DataFrame({"dataset": "synthme", "subject": subjects, "label": y, "prediction": p,
+                         "fold": ["synthme/" + s for s in subjects]})
+
+
+def test_scores_from_a_stack_of_confusions_match_the_label_functions():
+    from convat.metrics import scores_from_confusion
+
+    df = _toy_predictions()
+    labels = sorted(df.label.unique())
+    scores = scores_from_confusion(np.stack([confusion(df.label, df.prediction, labels)] * 2))
+    assert scores["UF1"][1] == pytest.approx(uf1(df.label, df.prediction, labels))
+    assert scores["UAR"][0] == pytest.approx(uar(df.label, df.prediction, labels))
+    assert scores["accuracy"][0] == pytest.approx(accuracy(df.label, df.prediction))
+
+
+def test_bootstrap_interval_over_subjects_brackets_the_pooled_score_and_shrinks_with_more_subjects():
+    from convat.metrics import bootstrap_ci
+
+    small = bootstrap_ci(_toy_predictions(n_subjects=6), n_boot=500)
+    large = bootstrap_ci(_toy_predictions(n_subjects=60), n_boot=500)
+    for ci in (small, large):
+        assert ((ci["low"] <= ci["estimate"]) & (ci["estimate"] <= ci["high"])).all()
+    assert (large["high"] - large["low"]).mean() < (small["high"] - small["low"]).mean()
+    perfect = _toy_predictions(skill=1.0)
+    ci = bootstrap_ci(perfect.assign(prediction=perfect.label), n_boot=100)
+    assert (ci.to_numpy() == 1.0).all()
+
+
+def test_per_subject_and_fold_average_differ_from_pooled_scores():
+    from convat.metrics import fold_average, per_subject
+
+    df = _toy_predictions(n_subjects=5, per_subject=7)
+    table = per_subject(df)
+    assert len(table) == 5 and table["n"].sum() == len(df)
+    assert table["correct"].sum() == (df.label == df.prediction).sum()
+    avg = fold_average(df)
+    assert avg["accuracy"] == pytest.approx(table["accuracy"].mean())  # equal-size folds: same accuracy
+    assert avg["UF1"] != pytest.approx(uf1(df.label, df.prediction))
+
+
+def test_results_table_names_the_better_model():
+    from convat.metrics import best_model, results_table
+
+    good, bad = _toy_predictions(skill=0.9), _toy_predictions(skill=0.3)
+    table = results_table({"bad": bad, "good": good}, n_boot=200)
+    assert best_model(table) == "good"
+    assert {"UF1_low", "UF1_high", "UAR_fold_avg"} <= set(table.columns)
+    by = results_table({"good": good}, by="dataset", n_boot=50)
+    assert ("good", "all") in by.index and ("good", "synthme") in by.index
+    assert best_model(by) == "good"

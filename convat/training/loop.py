@@ -1,7 +1,14 @@
-"""One model, one training set: a fixed-budget training loop and batched prediction."""
+"""One model, one training set: the training loop (fixed budget or inner-validation model selection) and
+batched prediction.
+
+The loop knows nothing about subjects: the caller (:func:`convat.loso.run_fold`) draws the inner validation
+set from the training subjects and passes it in, so the held-out subject cannot reach any decision made here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import random
 from dataclasses import dataclass, field
 
@@ -22,35 +29,70 @@ class TrainConfig:
     model: str = "convat_tiny"
     model_kwargs: dict = field(default_factory=dict)
     epochs: int = 20
+    """Training budget; with ``val_fraction > 0`` it is the maximum, and the best validation epoch is kept."""
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
     beta: float = 1e-3
     """Weight of the variational bottleneck's KL term (0 switches it off in the loss)."""
     class_weighting: bool = True
+    """Weight the cross-entropy by inverse class frequency (the composite is 57/25/19 %)."""
+    balanced_sampling: bool = False
+    """Draw every epoch's batches with class-balanced probabilities instead (usually with class_weighting off)."""
     hflip: bool = True
     """Mirror augmentation: flip the maps horizontally and negate the u channel (it is a horizontal flow)."""
     seed: int = 0
     device: str = "auto"
+    val_fraction: float = 0.0
+    """Share of the *training subjects* set aside as an inner validation split for model selection (0: none,
+    fixed budget). At least one subject when positive. The test subject is never among them."""
+    patience: int = 0
+    """With a validation split: stop after this many epochs without a better validation UF1 (0: never stop
+    early, still keep the best epoch)."""
+    amp: bool = True
+    """Mixed precision (bfloat16, else float16 with loss scaling) on CUDA; ignored on the CPU."""
+    channels_last: bool = True
+    """Channels-last memory layout on CUDA (faster convolutions with mixed precision); ignored on the CPU."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU; accepted: ``auto``, ``cpu``, ``cuda``, ``cuda:N``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) and make cuDNN pick deterministic kernels."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 def build_model(config: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> torch.nn.Module:
-    return timm.create_model(
-        config.model, num_classes=num_classes, in_chans=in_chans, img_size=img_size, **config.model_kwargs
-    )
+    """A fresh timm model by name; models without an ``img_size`` argument are built without it."""
+    try:
+        return timm.create_model(
+            config.model, num_classes=num_classes, in_chans=in_chans, img_size=img_size, **config.model_kwargs
+        )
+    except TypeError as err:
+        if "img_size" not in str(err):
+            raise
+        return timm.create_model(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
 
 
 def _mirror(x: torch.Tensor) -> torch.Tensor:
@@ -59,18 +101,68 @@ def _mirror(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """The autocast dtype on CUDA (bfloat16 where supported), ``None`` for full precision."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def _to_device(xb: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    xb = xb.to(device, non_blocking=True)
+    if channels_last and device.type == "cuda" and xb.ndim == 4:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb
+
+
+def _epoch_order(y: torch.Tensor, num_classes: int, balanced: bool, gen: torch.Generator) -> torch.Tensor:
+    """Sample order of one epoch: a permutation, or ``len(y)`` class-balanced draws with replacement."""
+    if not balanced:
+        return torch.randperm(len(y), generator=gen)
+    counts = torch.bincount(y, minlength=num_classes).double()
+    weights = 1.0 / counts.clamp(min=1)[y]
+    return torch.multinomial(weights, len(y), replacement=True, generator=gen)
+
+
+def _validate(model, x_val, y_val, num_classes, amp_dtype) -> dict:
+    from convat.metrics import uf1
+
+    proba = predict_proba(model, x_val, amp=amp_dtype is not None)
+    loss = float(F.nll_loss(torch.log(torch.as_tensor(proba).clamp(min=1e-12)), torch.as_tensor(y_val)))
+    pred = proba.argmax(1)
+    return {
+        "val_loss": loss,
+        "val_uf1": uf1(y_val, pred, labels=list(range(num_classes))),
+        "val_accuracy": float((pred == y_val).mean()),
+    }
+
+
 def train_model(
     x: np.ndarray, y: np.ndarray, num_classes: int, config: TrainConfig, progress: bool = False,
-    on_epoch=None,
+    on_epoch=None, val: tuple[np.ndarray, np.ndarray] | None = None, history: list | None = None,
 ) -> torch.nn.Module:
     """Train a fresh model on ``x`` (``(N, C, S, S)``) and integer labels ``y`` for ``config.epochs``.
 
     ``on_epoch(epoch, model, mean_loss)`` is called after every epoch (used for training curves and for the
     best-epoch-on-test pitfall demonstration); it must not change the model.
+
+    ``val = (x_val, y_val)``, drawn by the caller from the training subjects, turns on model selection: the
+    weights of the epoch with the best validation UF1 (ties: lower validation loss) are returned, and with
+    ``config.patience`` training stops early. ``history``, a list, receives one dict per epoch (loss,
+    training accuracy, learning rate, validation scores, and ``selected`` for the returned epoch).
     """
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    channels_last = config.channels_last and device.type == "cuda"
     model = build_model(config, num_classes, x.shape[1], x.shape[-1]).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp_dtype = _amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, int(np.ceil(len(x) / config.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.15)
@@ -81,10 +173,12 @@ def train_model(
         counts = torch.bincount(yt, minlength=num_classes).float()
         weight = (counts.sum() / (num_classes * counts.clamp(min=1))).to(device)
     gen = torch.Generator().manual_seed(config.seed)
-    for epoch in tqdm(range(config.epochs), desc="epochs", disable=not progress, leave=False):
+    rows = history if history is not None else []
+    best, best_state, since_best = None, None, 0
+    for epoch in tqdm(range(config.epochs), desc=f"{config.model} epochs", disable=not progress, leave=False):
         model.train()
-        order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
+        order = _epoch_order(yt, num_classes, config.balanced_sampling, gen)
+        total, correct = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             xb, yb = xt[idx].clone(), yt[idx]
@@ -92,26 +186,56 @@ def train_model(
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 if flip.any():
                     xb[flip] = _mirror(xb[flip])
-            xb, yb = xb.to(device), yb.to(device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, weight=weight) + config.beta * kl_of(model).to(device)
+            xb, yb = _to_device(xb, device, channels_last), yb.to(device)
+            with _autocast(device, amp_dtype):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, weight=weight) + config.beta * kl_of(model).to(device)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
+            correct += int((logits.detach().argmax(1) == yb).sum())
+        row = {"epoch": epoch + 1, "loss": total / len(xt), "train_accuracy": correct / len(xt),
+               "lr": opt.param_groups[0]["lr"]}
         if on_epoch is not None:
             on_epoch(epoch, model, total / len(xt))
+        if val is not None:
+            row.update(_validate(model, val[0], np.asarray(val[1]), num_classes, amp_dtype))
+            score = (row["val_uf1"], -row["val_loss"])
+            if best is None or score > best:
+                best, best_state, since_best = score, copy.deepcopy(model.state_dict()), 0
+                chosen = epoch + 1
+            else:
+                since_best += 1
+        rows.append(row)
+        if val is not None and config.patience and since_best >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        chosen = rows[-1]["epoch"]
+    for row in rows:
+        row["selected"] = row["epoch"] == chosen
+    model.eval()
     return model
 
 
 @torch.no_grad()
-def predict_proba(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(N, K)`` in evaluation mode."""
+def predict_proba(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256, amp: bool = False) -> np.ndarray:
+    """Class probabilities ``(N, K)`` in evaluation mode (``amp``: autocast on CUDA, ignored on the CPU)."""
     model.eval()
     device = next(model.parameters()).device
+    amp_dtype = _amp_dtype(device, amp)
     out = []
     for start in range(0, len(x), batch_size):
-        xb = torch.as_tensor(x[start : start + batch_size], dtype=torch.float32, device=device)
-        out.append(torch.softmax(model(xb).float(), dim=-1).cpu().numpy())
+        xb = _to_device(torch.as_tensor(x[start : start + batch_size], dtype=torch.float32), device, True)
+        with _autocast(device, amp_dtype):
+            logits = model(xb)
+        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
