@@ -259,6 +259,15 @@ def accuracy_vs_macro(predictions: pd.DataFrame, labels: Sequence | None = None,
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def averaging_effect(predictions: pd.DataFrame, labels: Sequence | None = None) -> dict[str, float]:
+    """How far the per-fold mean moves UF1 and UAR from the pooled scores, and what the majority answer scores."""
+    table = pooled_vs_fold_mean(predictions, labels)
+    majority = accuracy_vs_macro(predictions, labels).loc["always the majority class"]
+    shift = table.loc["mean of per-fold scores"] - table.loc["pooled over all folds (MEGC)"]
+    return {"UF1 shift": float(shift["UF1"]), "UAR shift": float(shift["UAR"]),
+            "majority accuracy": float(majority["accuracy"]), "majority UF1": float(majority["UF1"])}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 4. The UAR / precision mix-up on STSTNet's published predictions
 
@@ -357,6 +366,28 @@ def reachability_table(claims: Mapping[str, float] | None = None,
                 "can be a pooled accuracy": bool(hits),
             })
     return pd.DataFrame(rows)
+
+
+def reachability_findings(table: pd.DataFrame | None = None) -> list[str]:
+    """One Markdown sentence per claimed accuracy: reachable as a pooled ``k / n`` on its evaluation sets or not."""
+    table = table if table is not None else reachability_table()
+    lines = []
+    for dataset, rows in table.groupby("dataset", sort=False):
+        percent = float(rows["reported %"].iloc[0])
+        ok = rows[rows["can be a pooled accuracy"]]
+        if ok.empty:
+            truncated = any(reachable_counts(int(n), percent, rounding="truncate") for n in rows["clips n"])
+            sets = ", ".join(f"{n}" for n in rows["clips n"])
+            lines.append(
+                f"**{dataset} {percent:.2f} %** is no *k*/*n* for *n* = {sets} clips, rounded "
+                f"({'but it is one when truncated' if truncated else 'nor truncated'}); the fewest clips for which "
+                f"some *k*/*n* rounds to it is {smallest_denominator(percent)}. It cannot be a pooled accuracy "
+                "on these sets.")
+        else:
+            hits = "; ".join(f"{r['k/n that round to it']} ({r['evaluation set']})" for _, r in ok.iterrows())
+            lines.append(f"**{dataset} {percent:.2f} %** is reachable: {hits}. It can be a pooled accuracy on that "
+                         "set, which does not show that it is one.")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------------------------
