@@ -15,6 +15,7 @@ from convat.data.readers import DatasetError, class_counts, read_dataset
 from convat.data.readers.fixtures import (
     build_fixture,
     composite_clips,
+    damage,
     write_casme2,
     write_samm,
     write_smic,
@@ -251,3 +252,14 @@ def test_cli_data_check_prints_report_and_counts(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CONVAT_DATA", raising=False)
     assert main(["data", "check", "--dataset", "smic"]) == 2
     assert "CONVAT_DATA" in capsys.readouterr().err
+
+
+def test_damage_produces_one_message_per_defect(tmp_path):
+    root = build_fixture(tmp_path)
+    done = damage(root)
+    records, report = read_dataset("megc2019", root, strict=False)
+    codes = Counter(i.code for i in report.errors)
+    assert codes["missing-frame"] == 1 and codes["duplicate-frame-number"] == 1 and codes["apex-outside"] == 1
+    assert codes["label-mismatch"] == 1 and codes["missing-sample"] == 3 and len(done) == 5
+    assert any(i.code == "unparsable-frame-name" and i.frame == "img_copy.jpg" for i in report.warnings)
+    assert len(records) == 442 - 3  # the two SAMM defects hit the same clip

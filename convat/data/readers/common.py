@@ -266,8 +266,9 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
             scan = scan_frames(folder, pattern)
             check_frame_folder(scan, flag, folder_name)
             present = set(scan.numbers)
+            outside = any(i.code in ("apex-outside", "onset-after-offset") for i in local)
             for name, number in (("onset", onset), ("apex", apex), ("offset", offset)):
-                if number is not None and number not in present:
+                if number is not None and number not in present and not (outside and name == "apex"):
                     flag("error", "missing-frame", f"{name} frame {number} ({frame_hint(number)}) is not in the "
                          f"clip folder ({len(present)} frames found)", file=folder_name, frame=number)
             if onset is not None and offset is not None and onset <= offset:

@@ -206,3 +206,42 @@ def build_fixture(root: str | Path, seed: int = 0, subjects: int | None = None, 
     write_samm(root, clips, samm_header_row)
     write_smic(root, clips)
     return root
+
+
+def damage(root: str | Path) -> list[str]:
+    """Introduce typical defects of copies found in the wild into a full fixture under ``root``, and say which.
+
+    A deleted offset frame (SAMM), a frame saved twice with different zero padding (SAMM), a stray file name
+    (CASME II), an apex outside [onset, offset] (CASME II spreadsheet) and a clip in the wrong label folder
+    (SMIC). Used by the book to show what the validation report says about a damaged copy.
+    """
+    import openpyxl
+
+    root = Path(root)
+    done = []
+    samm_dir = sorted(p for p in (root / "SAMM").iterdir() if p.is_dir())[0]
+    clips = sorted(p for p in samm_dir.iterdir() if p.is_dir())
+    frames = sorted(clips[0].iterdir())
+    frames[-1].unlink()
+    done.append(f"deleted {frames[-1].relative_to(root)} (the offset frame)")
+    stem, number = frames[2].stem.split("_")
+    twin = frames[2].with_name(f"{stem}_{int(number):06d}{frames[2].suffix}")
+    twin.write_bytes(frames[2].read_bytes())
+    done.append(f"copied {frames[2].name} to {twin.relative_to(root)}")
+    casme_dir = root / "CASME2" / "CASME2_RAW_selected"
+    clip = sorted(p for p in sorted(casme_dir.iterdir())[1].iterdir())[0]
+    stray = clip / "img_copy.jpg"
+    stray.write_bytes(next(clip.iterdir()).read_bytes())
+    done.append(f"added {stray.relative_to(root)}")
+    path = root / "CASME2" / CASME2_FILE
+    workbook = openpyxl.load_workbook(path)
+    sheet = workbook["Sheet1"]
+    sheet.cell(row=3, column=4).value = sheet.cell(row=3, column=5).value + 10
+    workbook.save(path)
+    done.append(f"set ApexFrame on row 3 of {CASME2_FILE} to OffsetFrame + 10")
+    micro = sorted((root / "SMIC" / "HS").iterdir())[0] / "micro"
+    moved = sorted((micro / "positive").iterdir())[0]
+    (micro / "negative").mkdir(exist_ok=True)
+    moved.rename(micro / "negative" / moved.name)
+    done.append(f"moved {moved.relative_to(root)} into negative/")
+    return done
