@@ -168,6 +168,9 @@ def test_frame_folder_defects(tmp_path):
     samm_dir = root / "SAMM" / samm.subject / samm.clip
     first = sorted(samm_dir.iterdir())[0]
     shutil.copy(first, samm_dir / f"{samm.subject}_{samm.frames[0]:06d}.jpg")
+    gap_clip = _clip(clips, "casme2", 2)
+    gap_frame = next(n for n in gap_clip.frames if n not in (gap_clip.onset, gap_clip.apex, gap_clip.offset))
+    (root / "CASME2" / "CASME2_RAW_selected" / gap_clip.subject / gap_clip.clip / f"img{gap_frame}.jpg").unlink()
     other = _clip(clips, "casme2", 1)
     shutil.rmtree(root / "CASME2" / "CASME2_RAW_selected" / other.subject / other.clip)
 
@@ -176,6 +179,8 @@ def test_frame_folder_defects(tmp_path):
     assert bad_name.severity == "warning" and bad_name.frame == "img_final.jpg" and casme.clip in bad_name.file
     missing = _only(report, "missing-clip-folder")
     assert missing.severity == "error" and missing.file.endswith(f"{other.subject}/{other.clip}") and missing.row
+    gap = _only(report, "frame-gap")
+    assert gap.severity == "warning" and gap.frame == gap_frame and gap.file.endswith(gap_clip.clip)
     _, report = read_dataset("samm", root, strict=False)
     duplicate = _only(report, "duplicate-frame-number")
     assert duplicate.severity == "error" and duplicate.frame == samm.frames[0] and duplicate.row

@@ -111,7 +111,8 @@ def read_casme2(root: str | Path | None = None, scheme: str | None = None, layou
                file=path.name)
     records = build_annotated_records(
         DATASET, rows, sheet_name=path.name, frames_dir=frames_dir, base=dataset_dir.parent, pattern=FRAME_PATTERN,
-        mapping=mapping, scheme=scheme, report=report, frame_hint=lambda n: f"img{n}.jpg or reg_img{n}.jpg")
+        mapping=mapping, scheme=scheme, report=report,
+        frame_hint=lambda subject, n: f"img{n}.jpg or reg_img{n}.jpg")
     return finish(records, report, strict)
 
 

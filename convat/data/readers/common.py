@@ -219,7 +219,7 @@ def parse_aus(value: object) -> tuple[str, ...]:
 
 def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_name: str, frames_dir: Path,
                             base: Path, pattern: re.Pattern, mapping: dict[str, str], scheme: str,
-                            report: ValidationReport, frame_hint: Callable[[int], str]) -> list[ClipRecord]:
+                            report: ValidationReport, frame_hint: Callable[[str, int], str]) -> list[ClipRecord]:
     """Validate annotated rows against the frames on disk and build the records of the clips in ``mapping``.
 
     Checks per row: known emotion spelling, parsable onset/apex/offset, the clip folder, its frame names,
@@ -269,13 +269,15 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
             outside = any(i.code in ("apex-outside", "onset-after-offset") for i in local)
             for name, number in (("onset", onset), ("apex", apex), ("offset", offset)):
                 if number is not None and number not in present and not (outside and name == "apex"):
-                    flag("error", "missing-frame", f"{name} frame {number} ({frame_hint(number)}) is not in the "
-                         f"clip folder ({len(present)} frames found)", file=folder_name, frame=number)
+                    hint = frame_hint(row.subject, number)
+                    flag("error", "missing-frame", f"{name} frame {number} ({hint}) is not in the clip folder "
+                         f"({len(present)} frames found)", file=folder_name, frame=number)
             if onset is not None and offset is not None and onset <= offset:
-                gaps = [n for n in range(onset, offset + 1) if n not in present]
-                if gaps and len(gaps) < offset - onset + 1:
+                annotated = {onset, apex, offset}  # reported above when missing
+                gaps = [n for n in range(onset, offset + 1) if n not in present and n not in annotated]
+                if gaps:
                     shown = ", ".join(map(str, gaps[:5])) + (" ..." if len(gaps) > 5 else "")
-                    flag("warning", "frame-gap", f"{len(gaps)} frames missing between onset {onset} and offset "
+                    flag("warning", "frame-gap", f"{len(gaps)} frame(s) missing between onset {onset} and offset "
                          f"{offset}: {shown}", file=folder_name, frame=gaps[0])
 
         entry = errata.lookup(dataset, row.subject, row.clip)

@@ -85,5 +85,6 @@ def read_samm(root: str | Path | None = None, scheme: str | None = None,
                                   number, columns=("Onset Frame", "Apex Frame", "Offset Frame")))
     records = build_annotated_records(
         DATASET, rows, sheet_name=path.name, frames_dir=dataset_dir, base=dataset_dir.parent, pattern=FRAME_PATTERN,
-        mapping=mapping, scheme=scheme, report=report, frame_hint=lambda n: f"<subject>_{n:04d}.jpg or _{n:05d}.jpg")
+        mapping=mapping, scheme=scheme, report=report,
+        frame_hint=lambda subject, n: f"{subject}_{n:04d}.jpg or {subject}_{n:05d}.jpg")
     return finish(records, report, strict)

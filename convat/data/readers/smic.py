@@ -100,7 +100,7 @@ def _read_clip(clip_dir: Path, subject: str, label_name: str, mapping: dict[str,
         present = set(scan.numbers)
         gaps = [n for n in range(scan.numbers[0], scan.numbers[-1]) if n not in present]
         shown = ", ".join(map(str, gaps[:5])) + (" ..." if len(gaps) > 5 else "")
-        flag("warning", "frame-gap", f"{len(gaps)} frame numbers missing between the first and last frame: {shown}",
+        flag("warning", "frame-gap", f"{len(gaps)} frame number(s) missing between the first and last frame: {shown}",
              frame=gaps[0])
     report.issues.extend(local)
     label = mapping.get(label_name)
