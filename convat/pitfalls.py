@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +26,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from convat.loso import Splits, cached_loso, loso_splits, random_splits, run_key, standardize, subject_ids
+from convat.loso import (
+    Splits,
+    cached_loso,
+    inner_validation_mask,
+    loso_splits,
+    random_splits,
+    run_key,
+    standardize,
+    subject_ids,
+)
 from convat.metrics import accuracy, macro_precision, uar, uf1
 from convat.preprocess.cache import default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
@@ -85,33 +95,20 @@ def random_vs_loso(
 # 2. Epoch selection: fixed budget, best epoch on the test subject (the leak), inner validation
 
 
-def inner_subjects(train_subjects: Sequence[str], fraction: float, seed: int) -> list[str]:
-    """The training subjects set aside for inner validation (at least one, never all of them)."""
-    subjects = sorted(train_subjects)
-    if len(subjects) < 2:
-        raise ValueError(f"inner validation needs at least 2 training subjects, got {subjects}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"inner fraction must lie in (0, 1), got {fraction}")
-    n = min(len(subjects) - 1, max(1, round(fraction * len(subjects))))
-    order = np.random.default_rng(seed).permutation(len(subjects))
-    return sorted(subjects[i] for i in order[:n])
-
-
 def trace_fold(
     x: np.ndarray, table: pd.DataFrame, fold: str, test_mask: np.ndarray, classes: list[str], config: TrainConfig,
-    inner_fraction: float = 0.2, seed: int = 0,
+    inner_fraction: float = 0.2,
 ) -> pd.DataFrame:
     """Train one fold and record every epoch's predictions for the test clips and the inner-validation clips.
 
-    The model trains on the training subjects minus an inner-validation group of them; nothing about the test
-    subject (not even the input scaling) enters training. The three epoch-selection rules then read this one
-    run, so they differ only in which epoch's predictions each keeps. Rows: ``fold, epoch, role`` (``test`` or
-    ``val``), the clip's identity, ``label`` and ``prediction``.
+    The model trains on the training subjects minus an inner-validation group of them, drawn exactly as the
+    LOSO engine draws it (:func:`convat.loso.inner_validation_mask`); nothing about the test subject (not even
+    the input scaling) enters training. The three epoch-selection rules then read this one run, so they differ
+    only in which epoch's predictions each keeps. Rows: ``fold, epoch, role`` (``test`` or ``val``), the clip's
+    identity, ``label``, ``prediction`` and ``nll`` (the clip's negative log-likelihood of its label).
     """
-    ids = subject_ids(table).to_numpy()
     test = np.asarray(test_mask, dtype=bool)
-    val_subjects = inner_subjects(sorted(set(ids[~test])), inner_fraction, seed)
-    val = np.isin(ids, val_subjects) & ~test
+    val = inner_validation_mask(table, ~test, inner_fraction, config.seed, fold)
     train = ~test & ~val
     index = {c: i for i, c in enumerate(classes)}
     y = table["label"].map(index).to_numpy()
@@ -120,20 +117,20 @@ def trace_fold(
 
     def record(epoch, model, _loss):
         for role, xs, mask in (("test", x_test, test), ("val", x_val, val)):
-            proba = predict_proba(model, xs)
+            proba = predict_proba(model, xs, amp=config.amp)
             part = table.loc[mask, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
             part["prediction"] = [classes[i] for i in proba.argmax(1)]
+            part["nll"] = -np.log(np.clip(proba[np.arange(len(proba)), y[mask]], 1e-12, None)).astype(np.float64)
             part["fold"], part["epoch"], part["role"] = fold, epoch + 1, role
             rows.append(part)
 
-    train_model(x_train, y[train], len(classes), config, on_epoch=record)
+    train_model(x_train, y[train], len(classes), replace(config, val_fraction=0.0), on_epoch=record)
     return pd.concat(rows, ignore_index=True)
 
 
 def epoch_trace(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
-    inner_fraction: float = 0.2, seed: int = 0, progress: bool = False, root: str | Path | None = None,
-    cache: bool = True,
+    inner_fraction: float = 0.2, progress: bool = False, root: str | Path | None = None, cache: bool = True,
 ) -> pd.DataFrame:
     """:func:`trace_fold` over every fold (default: LOSO), each fold cached on disk and resumed like a LOSO run."""
     classes = sorted(table["label"].unique())
@@ -141,16 +138,16 @@ def epoch_trace(
     out = None
     if cache:
         base = Path(root) if root is not None else default_cache_dir() / "runs"
-        tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}-{seed}".encode()).hexdigest()
+        tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}".encode()).hexdigest()
         out = base / f"epochs-{config.model}-{tag[:24]}"
         out.mkdir(parents=True, exist_ok=True)
     parts = []
-    for i, (fold, mask) in enumerate(tqdm(splits.items(), desc="epoch trace", disable=not progress, unit="fold")):
+    for fold, mask in tqdm(splits.items(), desc="epoch trace", disable=not progress, unit="fold"):
         path = out / (fold.replace("/", "__") + ".csv") if out is not None else None
         if path is not None and path.exists():
             parts.append(pd.read_csv(path, dtype={"subject": str, "clip": str}))
             continue
-        part = trace_fold(x, table, fold, mask, classes, config, inner_fraction, seed + i)
+        part = trace_fold(x, table, fold, mask, classes, config, inner_fraction)
         if path is not None:
             tmp = path.with_suffix(".tmp")
             part.to_csv(tmp, index=False)
@@ -159,19 +156,30 @@ def epoch_trace(
     return pd.concat(parts, ignore_index=True)
 
 
-def _pick(trace: pd.DataFrame, role: str, score, labels: list[str]) -> dict[str, int]:
-    """Per fold, the epoch whose ``role`` clips score best; ties go to the later epoch (the fixed budget's side)."""
+def _pick(trace: pd.DataFrame, role: str, score, labels: list[str], latest: bool) -> dict[str, int]:
+    """Per fold, the epoch whose ``role`` clips score best (``score(group)`` is compared as a tuple).
+
+    Ties go to the later epoch with ``latest`` (the fixed budget's side), else to the earlier one.
+    """
     chosen = {}
     for fold, group in trace[trace["role"] == role].groupby("fold", sort=True):
-        by_epoch = group.groupby("epoch").apply(lambda g: score(g["label"], g["prediction"], labels),
-                                                include_groups=False)
-        best = by_epoch.max()
-        chosen[fold] = int(by_epoch[np.isclose(by_epoch, best)].index.max())
+        best_key, best_epoch = None, None
+        for epoch, g in group.groupby("epoch", sort=True):
+            key = score(g, labels)
+            if best_key is None or key > best_key or (latest and key == best_key):
+                best_key, best_epoch = key, int(epoch)
+        chosen[fold] = best_epoch
     return chosen
 
 
-def _correct(y_true, y_pred, _labels) -> float:
-    return float(np.sum(np.asarray(y_true) == np.asarray(y_pred)))
+def _correct(g: pd.DataFrame, _labels) -> tuple:
+    return (int((g["label"] == g["prediction"]).sum()),)
+
+
+def _validation_score(g: pd.DataFrame, labels) -> tuple:
+    """The engine's model-selection score: validation UF1, ties broken by the lower validation loss."""
+    loss = float(g["nll"].mean()) if "nll" in g else 0.0
+    return (uf1(g["label"], g["prediction"], labels), -loss)
 
 
 def select_epochs(trace: pd.DataFrame, rule: str, labels: Sequence | None = None) -> dict[str, int]:
@@ -179,16 +187,17 @@ def select_epochs(trace: pd.DataFrame, rule: str, labels: Sequence | None = None
 
     * ``fixed``: the last epoch of the budget, for every fold.
     * ``best-on-test``: the epoch with the most correct test clips (the leak: the test subject decides).
-    * ``inner-val``: the epoch with the best UF1 on the inner-validation subjects (training subjects only).
+    * ``inner-val``: the epoch with the best UF1 on the inner-validation subjects (training subjects only; ties:
+      the lower validation loss, then the earlier epoch), the LOSO engine's rule with ``val_fraction > 0``.
     """
     labels = list(labels) if labels is not None else _classes_of(trace)
     if rule == "fixed":
         last = int(trace["epoch"].max())
         return {fold: last for fold in sorted(trace["fold"].unique())}
     if rule == "best-on-test":
-        return _pick(trace, "test", _correct, labels)
+        return _pick(trace, "test", _correct, labels, latest=True)
     if rule == "inner-val":
-        return _pick(trace, "val", uf1, labels)
+        return _pick(trace, "val", _validation_score, labels, latest=False)
     raise ValueError(f"unknown epoch-selection rule {rule!r}; choose one of {list(SELECTION_RULES)}")
 
 

@@ -1,12 +1,14 @@
 """Protocol pitfalls: what must hold by construction, on a small SynthME run and on hand-made tables."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from convat import pitfalls
 from convat.data.synth import generate
-from convat.loso import loso_splits, random_splits, subject_ids
+from convat.loso import loso_splits, random_splits, run_loso, subject_ids
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig
 
@@ -93,13 +95,15 @@ def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
     pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), trace)
 
 
-def test_inner_subjects_are_a_proper_subset():
-    subjects = [f"d/{i}" for i in range(5)]
-    chosen = pitfalls.inner_subjects(subjects, 0.2, seed=0)
-    assert len(chosen) == 1 and set(chosen) < set(subjects)
-    assert len(pitfalls.inner_subjects(subjects[:2], 0.9, seed=0)) == 1
-    with pytest.raises(ValueError, match="at least 2"):
-        pitfalls.inner_subjects(subjects[:1], 0.2, seed=0)
+def test_inner_validation_rule_reproduces_the_engines_inner_validation_run(data, trace):
+    x, table = data
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        engine = run_loso(x, table, replace(FAST, val_fraction=0.34), progress=False)
+    ours = pitfalls.selected_predictions(trace, "inner-val")
+    merged = engine.merge(ours, on=["dataset", "subject", "clip"], suffixes=("_engine", "_trace"))
+    assert len(merged) == len(table)
+    assert (merged.prediction_engine == merged.prediction_trace).all()
 
 
 # -- random split against LOSO ---------------------------------------------------------------------------------
