@@ -1,0 +1,55 @@
+"""What every benchmark result carries: the machine, the versions, the date and the load it ran under."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from convat.site.environment import git_commit, machine, package_versions
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def load_average() -> float | None:
+    """One-minute load average (other processes competing for the CPU), or None where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def context() -> dict:
+    """Machine, versions, commit, date and load: stored with every result file."""
+    info = machine()
+    return {"machine": info, "date": info.pop("date (UTC)"), "versions": package_versions(),
+            "git_commit": git_commit(), "load_average_1min": load_average(), "cpu_count": os.cpu_count()}
+
+
+@contextmanager
+def stopwatch():
+    """``with stopwatch() as t: ...`` then ``t()`` is the elapsed seconds (frozen at exit)."""
+    start = time.perf_counter()
+    end: list[float] = []
+    yield lambda: (end[0] if end else time.perf_counter()) - start
+    end.append(time.perf_counter())
+
+
+def target(name: str, value: float | None, limit: float, unit: str, how: str) -> dict:
+    """A target and whether it was met; ``missed_by`` is the factor by which the value exceeds the limit."""
+    if value is None:
+        return {"target": name, "limit": limit, "unit": unit, "value": None, "met": None, "how": how,
+                "missed_by": None}
+    met = value <= limit
+    return {"target": name, "limit": limit, "unit": unit, "value": round(value, 2), "met": met, "how": how,
+            "missed_by": None if met else round(value / limit, 2)}
+
+
+def write_result(name: str, payload: dict, out: Path = RESULTS) -> Path:
+    """Write ``results/<name>.json`` with the context merged in."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, **context(), **payload}, indent=1, default=str) + "\n")
+    return path

@@ -1,0 +1,69 @@
+"""``make bench`` = ``python -m benchmarks.run``: JSON per part in ``benchmarks/results/`` and ``RESULTS.md``.
+
+Parts: ``preprocessing`` (flow methods side by side, then the composite end to end), ``models`` (training and
+inference samples/s), ``loso`` (composite LOSO, sequential vs fold-parallel, extrapolated from a subset) and
+``chapters`` (each chapter's time in the quick profile). Designed to finish in under 15 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.common import RESULTS, write_result
+
+PARTS = ("preprocessing", "models", "loso", "chapters")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("parts", nargs="*", default=list(PARTS), help=f"parts to run (default: all of {PARTS})")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
+    p.add_argument("--flow-clips", type=int, default=30, help="clips in the flow-method comparison (default 30)")
+    p.add_argument("--loso-folds", type=int, default=4, help="composite folds timed per strategy (default 4)")
+    p.add_argument("--loso-epochs", type=int, default=1, help="epochs timed per fold (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="folds trained at once in the parallel run (default 2)")
+    p.add_argument("--chapters", action="store_true", help="execute every chapter now instead of reading the "
+                   "times of the last `make book`")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        p.error(f"unknown parts {unknown}; choose from {PARTS}")
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    x = table = None
+    for part in [q for q in PARTS if q in args.parts]:
+        t0 = time.perf_counter()
+        if part == "preprocessing":
+            from benchmarks import preprocessing
+
+            payload = preprocessing.run(n_clips=args.flow_clips)
+        elif part == "models":
+            from benchmarks import models
+
+            payload = models.run()
+        elif part == "loso":
+            from benchmarks import loso
+
+            x, table = loso.composite_inputs()
+            payload = loso.run(x, table, n_folds=args.loso_folds, epochs=args.loso_epochs, workers=args.workers)
+        else:
+            from benchmarks import chapters
+
+            payload = chapters.run(execute=args.chapters)
+        payload["part_seconds"] = round(time.perf_counter() - t0, 1)
+        path = write_result(part, payload, args.out)
+        print(f"{part}: {payload['part_seconds']} s -> {path}", flush=True)
+    markdown = report.render(report.load(args.out))
+    (args.out / "RESULTS.md").write_text("# `make bench` results\n\n" + markdown)
+    print(markdown)
+    print(f"make bench finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``make bench``: targets, the Markdown report and the throughput measurement (small, so it runs in seconds)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is a top-level folder, not installed
+
+from benchmarks import report  # noqa: E402
+from benchmarks.common import target, write_result  # noqa: E402
+from benchmarks.models import throughput  # noqa: E402
+
+
+def test_target_says_by_how_much_it_was_missed():
+    assert target("x", 45.0, 30.0, "min", "measured") | {} == {
+        "target": "x", "limit": 30.0, "unit": "min", "value": 45.0, "met": False, "how": "measured",
+        "missed_by": 1.5}
+    assert target("x", 20.0, 30.0, "min", "measured")["met"] is True
+    assert target("x", None, 5.0, "min", "no GPU")["met"] is None
+
+
+def test_throughput_of_a_model_is_positive():
+    row = throughput("convat_tiny", img_size=32, batch=4, steps=1)
+    assert row["train_samples_per_s"] > 0 and row["infer_samples_per_s"] > 0 and row["params"] > 0
+
+
+def test_results_carry_context_and_render_as_markdown(tmp_path):
+    rows = [{"model": "convat_tiny", "device": "cpu", "params": 10, "train_samples_per_s": 1.5,
+             "infer_samples_per_s": 9.0}]
+    write_result("models", {"rows": rows, "skipped": {"ststnet": "KeyError"}, "gpu": None, "cpu_threads": 2},
+                 tmp_path)
+    write_result("loso", {"rows": [{"strategy": "sequential", "device": "cpu", "model": "convat_tiny",
+                                    "folds_timed": 2, "epochs_timed": 1, "seconds_timed": 3.0,
+                                    "full_minutes_extrapolated": 51.0}],
+                          "total_folds": 68, "extrapolation": "x 68/2 folds x 30/1 epochs",
+                          "targets": [target("composite LOSO", 51.0, 30.0, "min", "extrapolated")]}, tmp_path)
+    saved = json.loads((tmp_path / "models.json").read_text())
+    assert saved["machine"]["cpu cores"] and saved["versions"]["torch"] and saved["date"]
+    text = report.render(report.load(tmp_path))
+    assert "| convat_tiny | cpu | 10 | 1.5 | 9 |" in text
+    assert "**missed** by x1.7" in text and "Not measured: ststnet" in text
