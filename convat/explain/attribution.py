@@ -63,7 +63,7 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def token_grid(model: nn.Module, img_size: int) -> int:
+def token_grid(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
     """Side of the model's token grid (``model.grid_size`` or ``model.patch_embed.grid_size``); for a model
     without tokens, the side of :func:`cam_layer`'s feature map for an ``img_size`` input."""
     for owner in (model, getattr(model, "patch_embed", None)):
@@ -74,7 +74,6 @@ def token_grid(model: nn.Module, img_size: int) -> int:
     handle = cam_layer(model).register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
     try:
         param = next(model.parameters())
-        in_chans = _in_chans(model)
         with torch.no_grad():
             was = model.training
             model.eval()
@@ -85,14 +84,9 @@ def token_grid(model: nn.Module, img_size: int) -> int:
     return int(shapes[0][-1]) if shapes and len(shapes[0]) == 4 else max(1, img_size // 8)
 
 
-def _in_chans(model: nn.Module) -> int:
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)), None)
-    return int(first.in_channels) if isinstance(first, nn.Conv2d) else 3
-
-
-def occlusion_window(model: nn.Module, img_size: int) -> int:
+def occlusion_window(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
     """Occlusion window side in pixels: one token of the model's grid (at least 1 pixel)."""
-    return max(1, math.ceil(img_size / token_grid(model, img_size)))
+    return max(1, math.ceil(img_size / token_grid(model, img_size, in_chans)))
 
 
 def attribute(
@@ -144,8 +138,8 @@ def attribute(
                 inputs, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=nt_stdev, target=target_t, abs=True
             )
         elif method == "occlusion":
-            w = window or occlusion_window(model, size)
             c = xt.shape[1]
+            w = window or occlusion_window(model, size, c)
             attr = Occlusion(model).attribute(
                 xt, sliding_window_shapes=(c, w, w), strides=(c, w, w), baselines=0.0, target=target_t,
                 perturbations_per_eval=16,
