@@ -17,6 +17,18 @@ from benchmarks import report
 from benchmarks.common import RESULTS, write_result
 
 PARTS = ("preprocessing", "models", "loso", "chapters")
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(markdown: str, readme: Path = README) -> bool:
+    """Put the results between the README's bench markers (its performance section); False if none there."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    readme.write_text(f"{head}{START}\n{markdown}{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{part}: {payload['part_seconds']} s -> {path}", flush=True)
     markdown = report.render(report.load(args.out))
     (args.out / "RESULTS.md").write_text("# `make bench` results\n\n" + markdown)
+    if args.out.resolve() == RESULTS.resolve() and update_readme(markdown):
+        print(f"performance section of {README.name} updated")
     print(markdown)
     print(f"make bench finished in {time.perf_counter() - start:.0f} s")
     return 0

@@ -41,3 +41,15 @@ def test_results_carry_context_and_render_as_markdown(tmp_path):
     text = report.render(report.load(tmp_path))
     assert "| convat_tiny | cpu | 10 | 1.5 | 9 |" in text
     assert "**missed** by x1.7" in text and "Not measured: ststnet" in text
+
+
+def test_readme_performance_section_is_replaced_between_markers(tmp_path):
+    from benchmarks.run import END, START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Performance\n\n{START}\nold\n{END}\n\n## Layout\n")
+    assert update_readme("| new |\n", readme)
+    text = readme.read_text()
+    assert "old" not in text and f"{START}\n| new |\n{END}" in text and text.endswith("## Layout\n")
+    readme.write_text("no markers")
+    assert not update_readme("| new |\n", readme)
