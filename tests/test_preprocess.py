@@ -1,0 +1,173 @@
+"""Face box, apex estimation, the cached pipeline and its alignment helper, on small SynthME clips."""
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+import pytest
+
+from convat.data.records import FrameSource
+from convat.data.synth import generate
+from convat.preprocess import pipeline
+from convat.preprocess.apex import apex_index, apex_report
+from convat.preprocess.cache import TensorCache
+from convat.preprocess.face import FaceNotFoundError, box_iou, face_box, per_frame_boxes
+from convat.preprocess.flow import TVL1_PARAMS
+from convat.preprocess.pipeline import PreprocessConfig, align_to_input, preprocess
+
+PAD = 48
+
+
+@dataclass(frozen=True)
+class PaddedFrames(FrameSource):
+    """A SynthME clip placed in a larger frame, as an uncropped recording would be (the face must be found)."""
+
+    inner: FrameSource
+    pad: int = PAD
+
+    def __len__(self):
+        return len(self.inner)
+
+    def load(self, indices=None):
+        frames = self.inner.load(indices)
+        return np.stack([cv2.copyMakeBorder(f, self.pad, self.pad, self.pad, self.pad, cv2.BORDER_REPLICATE)
+                         for f in frames])
+
+    def fingerprint(self):
+        return f"padded{self.pad}:{self.inner.fingerprint()}"
+
+
+@dataclass(frozen=True)
+class BlankFrames(FrameSource):
+    n: int = 12
+
+    def __len__(self):
+        return self.n
+
+    def load(self, indices=None):
+        idx = range(self.n) if indices is None else indices
+        return np.full((len(idx), 96, 96, 3), 120, np.uint8)
+
+    def fingerprint(self):
+        return f"blank{self.n}"
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return generate("quick", n_subjects=2, clips_per_subject=3)
+
+
+def uncropped(record):
+    return replace(record, frames=PaddedFrames(record.frames), extra={**record.extra, "cropped": False})
+
+
+def test_face_is_found_around_the_synthetic_face_and_stable_over_the_clip(clips):
+    record = uncropped(clips[0])
+    frames = record.frames.load()
+    box = face_box(record, "auto", onset_frame=frames[record.onset])
+    assert box.source == "detected"
+    size = clips[0].frames.load([0]).shape[1]
+    truth = type(box)(PAD, PAD, size, size)
+    assert box_iou(box, truth) > 0.6, (box, truth)
+    # the detector agrees with itself over the clip, so one onset box covers the face in every frame ...
+    boxes = per_frame_boxes(frames)
+    assert all(b is not None for b in boxes)
+    assert min(box_iou(box, b) for b in boxes) > 0.6
+    # ... and the pipeline reuses that single box: the same box whatever frames were loaded with it
+    assert face_box(record, "auto") == box
+
+
+def test_cropped_records_skip_detection(clips):
+    record = replace(clips[0], extra={**clips[0].extra, "cropped": True})
+    box = face_box(record, "auto")
+    assert box.source == "cropped" and (box.x, box.y) == (0, 0)
+    assert face_box(record, "full").source == "full"
+    with pytest.raises(ValueError, match="detect"):
+        face_box(record, "haar")
+
+
+def test_clips_without_a_face_are_reported_by_name(clips, tmp_path):
+    blank = replace(clips[0], clip="faceless_clip", frames=BlankFrames(), onset=1, apex=5, offset=10, extra={})
+    config = PreprocessConfig(flow="dis", size=16, face="detect")
+    with pytest.warns(UserWarning, match="faceless_clip"):
+        x, table = preprocess([blank], config, cache=TensorCache(tmp_path), progress=False)
+    assert table.attrs["faces_not_found"] == [blank.key] and table.face_source[0] == "not-found"
+    with pytest.raises(FaceNotFoundError, match="faceless_clip"):
+        preprocess([blank], replace(config, on_missing_face="error"), cache=TensorCache(tmp_path), progress=False)
+
+
+def test_align_to_input_applies_the_same_crop_and_resize_as_the_tensor(clips, tmp_path):
+    record = uncropped(clips[1])
+    config = PreprocessConfig(flow="farneback", size=32, face="detect")
+    x, table = preprocess([record], config, cache=TensorCache(tmp_path), progress=False)
+    box = face_box(record, "detect")
+    assert table.face_box[0] == box.as_tuple()
+    true_flow = cv2.copyMakeBorder(clips[1].truth.flow, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0)
+    aligned = align_to_input(record, np.linalg.norm(true_flow, axis=-1), config)
+    assert aligned.shape == (32, 32)
+    measured = np.linalg.norm(x[0, :2], axis=0)
+    assert np.corrcoef(aligned.ravel(), measured.ravel())[0, 1] > 0.5
+    # a misaligned map (shifted by a quarter of the input) correlates much less
+    shifted = np.roll(aligned, 8, axis=0)
+    assert np.corrcoef(shifted.ravel(), measured.ravel())[0, 1] < np.corrcoef(aligned.ravel(), measured.ravel())[0, 1]
+    mask = align_to_input(record, np.pad(clips[1].truth.mask, PAD), config)
+    assert mask.dtype == bool and mask.shape == (32, 32) and mask.any()
+
+
+def test_motion_apex_lands_near_the_true_apex(clips):
+    report = apex_report(clips, ("middle", "motion"))
+    assert len(report) == len(clips)
+    assert report.motion_error.median() <= 3, report
+    for r in clips:
+        assert r.onset < apex_index(r, "motion") < r.offset
+
+
+def test_apex_strategies_and_config_validation(clips):
+    r = clips[0]
+    assert apex_index(r, "annotated") == r.apex
+    assert apex_index(replace(r, apex=None), "annotated") == (r.onset + r.offset) // 2
+    with pytest.raises(ValueError, match="motion"):
+        PreprocessConfig(apex="peak")
+    with pytest.raises(ValueError, match="tvl1"):
+        PreprocessConfig(flow="magic")
+    with pytest.raises(ValueError, match="auto"):
+        PreprocessConfig(face="haar")
+
+
+def test_cache_hits_resume_and_invalidation(clips, tmp_path, monkeypatch):
+    cache = TensorCache(tmp_path)
+    config = PreprocessConfig(flow="dis", size=24)
+    calls = []
+    original = pipeline.motion_sample
+    monkeypatch.setattr(pipeline, "motion_sample", lambda r, c: calls.append(r.key) or original(r, c))
+    x_part, _ = preprocess(clips[:3], config, cache=cache, progress=False)  # an "interrupted" run
+    x_all, table = preprocess(clips, config, cache=cache, progress=False)  # resumes: only the rest is computed
+    assert calls == [r.key for r in clips]
+    np.testing.assert_array_equal(x_part, x_all[:3])
+    x_again, _ = preprocess(clips, config, cache=cache, progress=False)
+    np.testing.assert_array_equal(x_all, x_again)
+    assert len(calls) == len(clips)
+    assert list(table.apex_used) == [r.apex for r in clips]
+    assert table.attrs["preprocess"]["flow_params"] == {"preset": "medium"}
+    # any parameter change recomputes, including one inside the flow method's parameters
+    preprocess(clips[:2], replace(config, face_margin=0.2), cache=cache, progress=False)
+    assert len(calls) == len(clips) + 2
+    tv = PreprocessConfig(flow="tvl1").params()
+    monkeypatch.setitem(TVL1_PARAMS, "lambda", 0.3)
+    assert PreprocessConfig(flow="tvl1").params() != tv
+
+
+def test_cache_writes_are_atomic_and_corrupt_entries_are_recomputed(tmp_path, monkeypatch):
+    cache = TensorCache(tmp_path)
+    cache.put("ab" * 16, {"x": np.ones(3)})
+    path = cache.path("ab" * 16)
+    path.write_bytes(b"not an npz")
+    assert cache.get("ab" * 16) is None and not path.exists()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("cd" * 16, {"x": np.ones(3)})
+    assert not cache.path("cd" * 16).exists() and not list(tmp_path.rglob("*.tmp"))
