@@ -114,14 +114,16 @@ class SynthConfig:
     max_frames: int = 60
     amplitude: float = 1.0
     """Peak AU displacement in pixels at 128 px (before per-subject and per-clip scaling); scales with size."""
+    max_au_displacement: float = 1.8
+    """Cap of one AU's peak displacement in pixels at 128 px (before ``amplitude``): keeps strong styles micro."""
     style_strength: float = 1.0
     """How much subjects differ in expression style (AU geometry, gains, asymmetry, preferred combinations,
     companion AUs). 0 gives every subject the textbook style."""
     identity_strength: float = 1.0
     """How much subjects differ in face geometry and appearance."""
-    companion_prob: float = 0.6
+    companion_prob: float = 0.85
     """Probability that a clip shows the subject's companion AU for its emotion."""
-    class_skew: float = 1.5
+    class_skew: float = 0.7
     """Dirichlet concentration of each subject's class mix (``counts='uniform'``); small means skewed."""
     head_motion: float = 0.5
     """Standard deviation of the rigid head translation at apex, in pixels at 128 px."""
@@ -509,10 +511,10 @@ def _make_subject(index: int, rng: np.random.Generator, config: SynthConfig) -> 
     tone = rng.uniform(0.45, 1.0)
     skin = (235 * tone, 190 * tone * rng.uniform(0.9, 1.05), 160 * tone * rng.uniform(0.85, 1.05))
     aus = list(AU_REGIONS)
-    gains = {au: float(np.exp(rng.normal(0, 0.45 * style))) for au in aus}
-    shifts = {au: (float(rng.normal(0, 0.06 * style)), float(rng.normal(0, 0.06 * style))) for au in aus}
-    angles = {au: float(rng.normal(0, 0.45 * style)) for au in aus}
-    spreads = {au: float(np.exp(rng.normal(0, 0.2 * style))) for au in aus}
+    gains = {au: float(np.clip(np.exp(rng.normal(0, 0.7 * style)), 0.3, 2.5)) for au in aus}
+    shifts = {au: (float(rng.normal(0, 0.1 * style)), float(rng.normal(0, 0.1 * style))) for au in aus}
+    angles = {au: float(rng.normal(0, 0.6 * style)) for au in aus}
+    spreads = {au: float(np.exp(rng.normal(0, 0.3 * style))) for au in aus}
     preferred = {e: int(rng.integers(len(options))) for e, options in EMOTION_AUS.items()}
     companions = {e: str(rng.choice(aus)) for e in EMOTION_AUS}
     shares = np.array([COMPOSITE_EMOTION_SHARE[e] for e in EMOTION_AUS])
@@ -525,16 +527,16 @@ def _make_subject(index: int, rng: np.random.Generator, config: SynthConfig) -> 
         skin=skin,
         feature_jitter=tuple(float(x) for x in rng.normal(0, 0.03 * ident, 12)),
         au_gain=gains,
-        asymmetry=float(np.clip(rng.normal(0, 0.25 * style), -0.6, 0.6)),
+        asymmetry=float(np.clip(rng.normal(0, 0.35 * style), -0.6, 0.6)),
         habit_au=companions["happiness"],
         au_shift=shifts,
         au_angle=angles,
         au_spread=spreads,
-        expressivity=float(np.exp(rng.normal(0, 0.35 * style))),
+        expressivity=float(np.clip(np.exp(rng.normal(0, 0.5 * style)), 0.5, 2.0)),
         preferred=preferred,
         companions=companions,
         class_mix=tuple(float(x) for x in class_mix),
-        jitteriness=float(np.exp(rng.normal(0, 0.5))),
+        jitteriness=float(np.clip(np.exp(rng.normal(0, 0.5)), 0.4, 2.5)),
         blink_rate=float(np.exp(rng.normal(0, 0.5))),
     )
     return subject
@@ -615,8 +617,10 @@ def _clip_params(subject: SubjectParams, emotion: str, config: SynthConfig, rng:
     companion = subject.companions.get(emotion)
     if companion and companion not in aus and rng.random() < config.companion_prob * min(config.style_strength, 1.0):
         aus = (*aus, companion)
+    # pixels at 128 px; the gain of the subject's AU multiplies it in au_displacement, so cap the product
     intensities = tuple(
-        float(rng.uniform(0.4, 1.0) * subject.expressivity * config.amplitude * (0.6 if au == companion else 1.0))
+        float(min(rng.uniform(0.4, 1.0) * subject.expressivity * (0.6 if au == companion else 1.0),
+                  config.max_au_displacement / subject.au_gain.get(au, 1.0)) * config.amplitude)
         for au in aus
     )
     duration = rng.uniform(0.2, 0.5) * config.fps  # onset -> offset, 200-500 ms
