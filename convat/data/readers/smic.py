@@ -17,7 +17,9 @@ from convat.data.readers.report import Issue, ValidationReport
 from convat.data.records import ClipRecord, DiskFrames
 
 DATASET = "smic"
-FRAME_PATTERN = re.compile(r"(?:reg_)?image(?P<n>\d+)\.(?:bmp|jpe?g|png)", re.IGNORECASE)
+#: ``image0634143.bmp`` (raw) or ``reg_image0634143.bmp`` (cropped); any letters-then-number name is accepted, since
+#: SMIC has no annotation that refers to frame numbers and only their order matters.
+FRAME_PATTERN = re.compile(r"[a-z_]*?(?P<n>\d+)\.(?:bmp|jpe?g|png)", re.IGNORECASE)
 CLIP_PATTERN = re.compile(r"s(?P<subject>\d+)_(?P<code>ne|po|sur)_(?P<index>\d+)")
 CODES = {"ne": "negative", "po": "positive", "sur": "surprise"}
 _SUBJECT_DIR = re.compile(r"s(\d+)")
