@@ -26,9 +26,10 @@ lint: $(STAMP)  ## ruff
 book: $(STAMP)  ## execute every chapter on SynthME and render the site to _build/html (fails on any error)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
 
-notebooks: $(STAMP)  ## generate the Colab notebooks from the chapters into _build/notebooks and check them
+notebooks: $(STAMP)  ## generate the Colab notebooks into _build/notebooks; check them and the site's
 	$(BIN)/convat site notebooks --out _build/notebooks \
 	  --repository-url "$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("_config.yml"))["repository"]["url"])')"
+	@if [ -d _build/html ]; then $(BIN)/convat site notebooks --check _build/html/_notebooks; fi
 
 browser:  ## install Debian's chromium for the browser check (needs root; does nothing when it is installed)
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)

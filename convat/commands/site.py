@@ -15,11 +15,20 @@ def _notebooks(args: argparse.Namespace) -> int:
     from convat.site.notebooks import check_notebook, write_notebooks
 
     chapters = [c for c in _chapters(args) if "kernelspec:" in c.read_text(encoding="utf-8")]
-    written = write_notebooks(chapters, Path(args.out), args.repository_url, args.ref)
-    problems = [p for nb, ch in zip(written, chapters, strict=True) for p in check_notebook(nb, ch)]
+    if args.check:  # notebooks that already exist (e.g. the site's): present, valid and in sync with the chapters
+        folder = Path(args.check)
+        notebooks = [folder / c.with_suffix(".ipynb").name for c in chapters]
+        problems = []
+        for nb, ch in zip(notebooks, chapters, strict=True):
+            problems += check_notebook(nb, ch) if nb.exists() else [f"{nb}: missing (no notebook for {ch})"]
+        verb = "checked in"
+    else:
+        notebooks = write_notebooks(chapters, Path(args.out), args.repository_url, args.ref)
+        problems = [p for nb, ch in zip(notebooks, chapters, strict=True) for p in check_notebook(nb, ch)]
+        verb = "written to"
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"{len(written)} notebooks written to {args.out}; {len(problems)} problems")
+    print(f"{len(notebooks)} notebooks {verb} {args.check or args.out}; {len(problems)} problems")
     return 1 if problems else 0
 
 
@@ -49,6 +58,8 @@ def register(subparsers) -> None:
     nb.add_argument("--repository-url", default="https://github.com/convat/convat",
                     help="git URL Colab installs convat from (the book build reads repository.url in _config.yml)")
     nb.add_argument("--ref", default=None, help="branch, tag or commit to install on Colab")
+    nb.add_argument("--check", metavar="DIR", help="write nothing; check the notebooks in DIR (e.g. the site's "
+                    "_build/html/_notebooks) against the chapters")
     nb.set_defaults(func=_notebooks)
     ck = sub.add_parser("check", help="open every page of the built site in headless Chromium; fail on errors")
     ck.add_argument("site", nargs="?", default="_build/html", help="the rendered site (default: _build/html)")
