@@ -11,9 +11,7 @@ def _check(args: argparse.Namespace) -> int:
 
     from convat.data.readers import DatasetError, class_counts, read_dataset, subject_counts
 
-    options = {}
-    if args.layout:
-        options["casme2_layout" if args.dataset == "megc2019" else "layout"] = args.layout
+    options = {"layout": args.layout} if args.layout else {}
     try:
         records, report = read_dataset(args.dataset, args.root, scheme=args.scheme, strict=False, **options)
     except (DatasetError, ValueError, TypeError) as exc:

@@ -26,7 +26,7 @@ def read_dataset(name: str, root: str | Path | None = None, scheme: str | None =
 
     ``scheme`` picks the class scheme (``megc3`` or ``5class``; each dataset has a default), ``strict`` raises
     :class:`DatasetError` on annotation errors instead of leaving those clips out; ``options`` go to the
-    dataset's reader (e.g. ``layout="cropped"`` for CASME II).
+    dataset's reader (e.g. ``layout="cropped"`` for CASME II, also accepted for the composite).
     """
     from convat.data.readers.casme2 import read_casme2
     from convat.data.readers.megc2019 import read_megc2019
@@ -36,6 +36,8 @@ def read_dataset(name: str, root: str | Path | None = None, scheme: str | None =
     if name == "megc2019":
         if scheme not in (None, "megc3"):
             raise ValueError(f"the MEGC2019 composite has only the 'megc3' scheme, not {scheme!r}")
+        if "layout" in options:
+            options["casme2_layout"] = options.pop("layout")
         return read_megc2019(root, strict=strict, **options)
     readers = {"casme2": read_casme2, "samm": read_samm, "smic": read_smic}
     if name not in readers:
