@@ -1,15 +1,48 @@
+import numpy as np
 import pytest
 import timm
 import torch
+from timm.models.vision_transformer import Block
 
 import convat  # noqa: F401
+from convat.models import MODEL_NAMES
+from convat.models.convat import ConVAT, kl_of
+from convat.models.profile import model_table
+from convat.training.loop import TrainConfig, train_model
 
 
-@pytest.mark.parametrize("name", ["convat_tiny", "convat_small"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("size", [28, 64, 112, 224])
-def test_output_shape(name, size):
-    model = timm.create_model(name, num_classes=5, img_size=size).eval()
-    assert model(torch.randn(2, 3, size, size)).shape == (2, 5)
+def test_output_shape_for_every_model_and_size(name, size):
+    model = timm.create_model(name, num_classes=5, in_chans=3, img_size=size, pretrained=False).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, size, size)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_other_channel_counts_and_forward_features_head(name):
+    model = timm.create_model(name, num_classes=4, in_chans=2, img_size=40).eval()
+    x = torch.randn(3, 2, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_pretrained_weights_are_refused(name):
+    with pytest.raises(ValueError, match="pretrained"):
+        timm.create_model(name, pretrained=True, num_classes=3)
+
+
+def test_convat_token_grid_follows_input_size():
+    for size, grid in [(28, 7), (64, 8), (112, 7), (224, 7)]:
+        model = timm.create_model("convat_tiny", num_classes=3, img_size=size)
+        assert model.grid_size == (grid, grid), size
+        assert model.tokens(torch.zeros(1, 3, size, size)).shape[1] == grid * grid
+
+
+def test_convat_blocks_are_plain_timm_blocks():
+    model = timm.create_model("convat_small", num_classes=3, img_size=64)
+    assert len(model.blocks) > 0 and all(type(b) is Block for b in model.blocks)
 
 
 def test_bottleneck_is_stochastic_in_training_and_deterministic_in_eval():
@@ -18,14 +51,92 @@ def test_bottleneck_is_stochastic_in_training_and_deterministic_in_eval():
     model.eval()
     torch.testing.assert_close(model(x), model(x))
     model.train()
+    model.head_drop.p = 0.0  # isolate the bottleneck's sampling from dropout
+    for block in model.blocks:
+        block.attn.proj_drop.p = block.mlp.drop1.p = block.mlp.drop2.p = 0.0
     assert not torch.allclose(model(x), model(x))
     assert model.kl.item() > 0
 
 
-def test_state_dict_round_trip(tmp_path):
-    model = timm.create_model("convat_tiny", num_classes=3, img_size=64).eval()
+def test_without_bottleneck_training_is_deterministic_and_kl_is_zero():
+    model = timm.create_model("convat_tiny", num_classes=3, img_size=64, variational=False, drop_rate=0.0)
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    torch.testing.assert_close(model(x), model(x))
+    assert kl_of(model).item() == 0.0
+    assert kl_of(timm.create_model("ststnet", num_classes=3)).item() == 0.0
+
+
+def _epoch_losses(beta: float, x: np.ndarray, y: np.ndarray, **overrides) -> tuple[list[float], list[float]]:
+    losses, kls = [], []
+    config = TrainConfig(model="convat_tiny", epochs=1, batch_size=len(x), lr=0.0, beta=beta, hflip=False,
+                         **overrides)
+    train_model(x, y, 3, config, on_epoch=lambda e, m, loss: (losses.append(loss), kls.append(kl_of(m).item())))
+    return losses, kls
+
+
+def test_beta_weights_the_kl_term_and_beta_zero_removes_it():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3, 28, 28)).astype(np.float32)
+    y = np.arange(12) % 3
+    # lr = 0 and one full batch: every run makes exactly the same forward pass, so the losses differ only by
+    # the beta-weighted KL term.
+    (loss0,), (kl,) = _epoch_losses(0.0, x, y)
+    (loss1,), _ = _epoch_losses(1.0, x, y)
+    (loss2,), _ = _epoch_losses(2.0, x, y)
+    assert kl > 1.0
+    assert loss1 - loss0 == pytest.approx(kl, rel=1e-4)
+    assert loss2 - loss0 == pytest.approx(2 * kl, rel=1e-4)
+    assert loss0 < np.log(3) + 1.0  # cross-entropy only: nowhere near the KL's size
+
+
+def test_short_training_run_on_synthme_lowers_the_loss():
+    from convat.data.synth import generate
+    from convat.loso import standardize
+    from convat.preprocess.pipeline import PreprocessConfig, preprocess
+
+    records = generate("quick", n_subjects=3, clips_per_subject=4, size=64)
+    x, table = preprocess(records, PreprocessConfig(flow="farneback", size=28), progress=False)
+    (x,) = standardize(x)
+    classes = sorted(table.label.unique())
+    y = table.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    losses: list[float] = []
+    config = TrainConfig(model="convat_tiny", epochs=25, batch_size=4, lr=2e-3)
+    train_model(x, y, len(classes), config, on_epoch=lambda e, m, loss: losses.append(loss))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_state_dict_round_trip(tmp_path, name):
+    torch.manual_seed(0)
+    model = timm.create_model(name, num_classes=3, img_size=64).eval()
     torch.save(model.state_dict(), tmp_path / "m.pt")
-    other = timm.create_model("convat_tiny", num_classes=3, img_size=64).eval()
+    torch.manual_seed(1)
+    other = timm.create_model(name, num_classes=3, img_size=64).eval()
     other.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
     x = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(model(x), other(x))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), other(x))
+
+
+def test_ststnet_matches_the_paper_at_28_pixels():
+    model = timm.create_model("ststnet", num_classes=3, img_size=28)
+    assert model.forward_features(torch.zeros(1, 3, 28, 28)).shape == (1, 16, 5, 5)
+    # 3 x 3 x 3 convolutions with 3 + 5 + 8 filters, and a 400 -> 3 classifier
+    assert sum(p.numel() for p in model.parameters()) == (27 + 1) * 16 + 400 * 3 + 3
+
+
+def test_model_table_counts_parameters_and_flops():
+    table = model_table(["ststnet", "convat_tiny"], img_size=28, latency=False)
+    assert table.loc["ststnet", "params"] == sum(
+        p.numel() for p in timm.create_model("ststnet", num_classes=3, img_size=28).parameters()
+    )
+    assert 0 < table.loc["ststnet", "MFLOPs"] < table.loc["convat_tiny", "MFLOPs"]
+    assert "cpu_ms" not in table
+    timed = model_table(["ststnet"], img_size=28, repeats=2)
+    assert timed.loc["ststnet", "cpu_ms"] > 0
+
+
+def test_convat_rejects_an_unknown_pooling():
+    with pytest.raises(ValueError, match="global_pool"):
+        ConVAT(global_pool="max")

@@ -24,16 +24,39 @@ class ConvStem(nn.Module):
         width_in = in_chans
         for i in range(stages):
             width_out = embed_dim if i == stages - 1 else min(base_width * 2**i, embed_dim)
-            layers += [
+            layers.append(nn.Sequential(
                 nn.Conv2d(width_in, width_out, 3, stride=2, padding=1, bias=False),
                 nn.BatchNorm2d(width_out),
                 nn.GELU(),
-            ]
+            ))
             width_in = width_out
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class PooledStem(nn.Module):
+    """Shallow stem: ``depth`` stride-1 Conv-BN-GELU layers at full resolution, max-pooled to the token grid.
+
+    Max pooling keeps the strongest local response wherever it falls in its window, so a motion that sits a few
+    pixels elsewhere on another subject's face gives the same token (the reason shallow flow networks such as
+    STSTNet pool early); a 1x1 convolution then sets the token width.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, grid: int, width: int = 32, depth: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width_in = in_chans
+        for _ in range(depth):
+            layers += [nn.Conv2d(width_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.GELU()]
+            width_in = width
+        self.net = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveMaxPool2d(grid)
+        self.proj = nn.Conv2d(width, embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.pool(self.net(x)))
 
 
 class VariationalTokens(nn.Module):
@@ -76,6 +99,10 @@ class ConVAT(nn.Module):
         stem_stages: int | None = None,
         token_grid: int = 7,
         variational: bool = True,
+        logvar_init: float = -6.0,
+        stem: str = "strided",
+        stem_width: int = 32,
+        stem_depth: int = 1,
         global_pool: str = "token",
         drop_rate: float = 0.1,
         attn_drop_rate: float = 0.0,
@@ -84,18 +111,25 @@ class ConVAT(nn.Module):
         super().__init__()
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        if stem not in ("strided", "pooled"):
+            raise ValueError(f"stem must be 'strided' or 'pooled', got {stem!r}")
         if stem_stages is None:
             stem_stages = max(1, round(math.log2(img_size / token_grid)))
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.global_pool = global_pool
-        self.stem = ConvStem(in_chans, embed_dim, stem_stages)
-        grid = math.ceil(img_size / 2**stem_stages)
+        if stem == "pooled":
+            self.stem = PooledStem(in_chans, embed_dim, token_grid, stem_width, stem_depth)
+            grid = token_grid
+        else:
+            self.stem = ConvStem(in_chans, embed_dim, stem_stages, stem_width)
+            grid = math.ceil(img_size / 2**stem_stages)
         self.grid_size = (grid, grid)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if global_pool == "token" else None
         n_prefix = 1 if self.cls_token is not None else 0
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + n_prefix, embed_dim))
-        self.bottleneck = VariationalTokens(embed_dim) if variational else None
+        self.bottleneck = VariationalTokens(embed_dim, logvar_init) if variational else None
+        self.pos_drop = nn.Identity()  # where the class token and position embedding have joined the tokens
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.Sequential(
             *[
@@ -120,6 +154,26 @@ class ConVAT(nn.Module):
             return self.pos_embed.new_zeros(())
         return self.bottleneck.kl
 
+    def stages(self) -> dict[str, nn.Module]:
+        """The modules whose outputs describe the architecture, in execution order (see ``stage_table``)."""
+        stages: dict[str, nn.Module] = {}
+        if isinstance(self.stem, ConvStem):
+            for i, stage in enumerate(self.stem.net):
+                stages[f"stem conv {i + 1} (stride 2)"] = stage
+        else:
+            stages["stem convs (stride 1)"] = self.stem.net
+            stages["stem max-pool to grid"] = self.stem.pool
+            stages["stem 1x1 projection"] = self.stem.proj
+        if self.bottleneck is not None:
+            stages["variational tokens"] = self.bottleneck
+        stages["+ class token, positions" if self.cls_token is not None else "+ positions"] = self.pos_drop
+        for i, block in enumerate(self.blocks):
+            stages[f"attention block {i + 1}"] = block
+        stages["norm"] = self.norm
+        stages["pooled (" + self.global_pool + ")"] = self.head_drop
+        stages["head"] = self.head
+        return stages
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Stem output as a ``(B, N, D)`` token sequence (before the bottleneck)."""
         return self.stem(x).flatten(2).transpose(1, 2)
@@ -130,7 +184,7 @@ class ConVAT(nn.Module):
             x = self.bottleneck(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.blocks(x + self.pos_embed)
+        x = self.blocks(self.pos_drop(x + self.pos_embed))
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
