@@ -11,21 +11,24 @@
 
 from convat.explain.attention import attention_maps, block_maps, has_attention, rollout, rollout_matrix
 from convat.explain.attribution import METHODS, attribute, cam_layer, occlusion_window, token_grid
-from convat.explain.explain import available_models, explain_maps, summary_table
+from convat.explain.explain import available_models, explain_maps, score_fold, summary_table
 from convat.explain.faithfulness import (
     deletion_auc,
     deletion_curve,
     deletion_table,
     faithfulness_table,
     mass_in_mask,
+    motion_magnitude,
     pointing_game,
     random_maps,
 )
 from convat.explain.fold import FoldModel, apex_frames, fold_model, truth_masks
+from convat.explain.report import describe_faithfulness
 
 __all__ = [
     "METHODS", "FoldModel", "apex_frames", "attention_maps", "attribute", "available_models", "block_maps",
-    "cam_layer", "deletion_auc", "deletion_curve", "deletion_table", "explain_maps", "faithfulness_table",
-    "fold_model", "has_attention", "mass_in_mask", "occlusion_window", "pointing_game", "random_maps", "rollout",
-    "rollout_matrix", "summary_table", "token_grid", "truth_masks",
+    "cam_layer", "deletion_auc", "deletion_curve", "deletion_table", "describe_faithfulness", "explain_maps",
+    "faithfulness_table", "fold_model", "has_attention", "mass_in_mask", "motion_magnitude", "occlusion_window",
+    "pointing_game", "random_maps", "rollout", "rollout_matrix", "score_fold", "summary_table", "token_grid",
+    "truth_masks",
 ]

@@ -38,3 +38,37 @@ def available_models(names: Sequence[str]) -> list[str]:
 def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-model faithfulness tables into one, indexed by (model, method)."""
     return pd.concat(tables, names=["model"])
+
+
+def score_fold(
+    fm, held_out: Sequence, preprocess_config, config, methods: Sequence[str] = METHODS, draws: int = 20,
+    seed: int = 0, **kwargs,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Every map of a fold model's held-out clips and their faithfulness table, with three reference rows:
+
+    ``random`` (uniform noise maps), ``motion`` (the input's flow magnitude: no model at all) and
+    ``untrained`` (the best method applied to a freshly initialised copy of the same network -- the
+    model-randomisation sanity check of Adebayo et al., 2018). Targets are the true labels.
+    """
+    import torch
+
+    from convat.explain.attention import rollout
+    from convat.explain.faithfulness import faithfulness_table, motion_magnitude
+    from convat.explain.fold import truth_masks
+    from convat.training.loop import build_model
+
+    masks = truth_masks(list(held_out), preprocess_config)
+    maps = explain_maps(fm.model, fm.x_test, fm.y_test, methods, **kwargs)
+    table = faithfulness_table(maps, masks, draws=draws, seed=seed)
+    best = table.drop(index="random")["mass_in_mask"].idxmax()
+    torch.manual_seed(config.seed + 1)
+    fresh = build_model(config, len(fm.classes), fm.x_test.shape[1], fm.x_test.shape[-1]).eval()
+    if best == "rollout":
+        fresh_map = rollout(fresh, fm.x_test)
+    else:
+        fresh_map = attribute(fresh, fm.x_test, fm.y_test, best, **kwargs)
+    refs = faithfulness_table({"motion": motion_magnitude(fm.x_test), "untrained": fresh_map}, masks, draws=1)
+    table = pd.concat([table, refs.loc[["motion", "untrained"]]])
+    table["lift"] = table["mass_in_mask"] / table.loc["random", "mass_in_mask"]
+    table.index.name = "method"
+    return maps, table

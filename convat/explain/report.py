@@ -1,0 +1,38 @@
+"""Plain-language sentences about a faithfulness table, computed from the numbers (never typed in)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+REFERENCE_ROWS = ("random", "motion", "untrained")
+
+
+def describe_faithfulness(table: pd.DataFrame) -> str:
+    """Markdown sentences on a ``(model, method)``-indexed faithfulness table with ``random`` (and
+    optionally ``motion`` / ``untrained``) reference rows per model."""
+    lines = []
+    for model, part in table.groupby(level="model", sort=False):
+        part = part.droplevel("model")
+        methods = part.drop(index=[r for r in REFERENCE_ROWS if r in part.index])
+        if methods.empty:
+            continue
+        best = methods["mass_in_mask"].idxmax()
+        rnd = part.loc["random", "mass_in_mask"]
+        lift = methods.loc[best, "mass_in_mask"] / rnd if rnd > 0 else float("nan")
+        above = int((methods["mass_in_mask"] > rnd).sum())
+        sentence = (
+            f"- **{model}**: {above} of {len(methods)} methods put more of their mass on the true AU regions than a "
+            f"random map ({rnd:.1%}); the best, *{best}*, puts {methods.loc[best, 'mass_in_mask']:.1%} there "
+            f"({lift:.1f}× chance) and its maximum lands in the region for "
+            f"{methods.loc[best, 'pointing_game']:.0%} of the clips."
+        )
+        if "motion" in part.index:
+            motion = part.loc["motion", "mass_in_mask"]
+            beat = int((methods["mass_in_mask"] > motion).sum())
+            sentence += (f" The input's own flow magnitude scores {motion:.1%}; {beat} of {len(methods)} methods "
+                         "beat it, i.e. say more than *where the face moved*.")
+        if "untrained" in part.index:
+            sentence += (f" The same method on an untrained copy of the network scores "
+                         f"{part.loc['untrained', 'mass_in_mask']:.1%}.")
+        lines.append(sentence)
+    return "\n".join(lines)
