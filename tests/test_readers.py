@@ -107,6 +107,7 @@ def test_casme2_five_classes_and_both_layouts_and_subject_versions(tmp_path):
     assert [(r.subject, r.clip, r.label, r.onset, r.apex) for r in raw_records] == [
         (r.subject, r.clip, r.label, r.onset, r.apex) for r in cropped_records]
     assert cropped_records[0].frames.paths[0].name.startswith("reg_img")
+    assert all(r.extra["cropped"] for r in cropped_records) and not any(r.extra["cropped"] for r in raw_records)
     assert {r.label for r in raw_records} <= {"happiness", "surprise", "disgust", "repression", "others"}
     assert "others" in {r.label for r in raw_records}
     assert any(i.code == "version" and "text" in i.message for i in report.issues)

@@ -53,18 +53,18 @@ def coding_file(dataset_dir: Path, report: ValidationReport) -> Path:
     return found[-1]
 
 
-def frames_folder(dataset_dir: Path, layout: str, report: ValidationReport) -> Path:
-    """The folder of subject folders for ``layout`` (``auto``, ``raw`` or ``cropped``)."""
+def frames_folder(dataset_dir: Path, layout: str, report: ValidationReport) -> tuple[Path, str]:
+    """The folder of subject folders for ``layout`` (``auto``, ``raw`` or ``cropped``) and the layout found."""
     if layout not in ("auto", *LAYOUTS):
         raise ValueError(f"unknown CASME II layout {layout!r}; accepted: auto, raw, cropped")
     chosen = [(kind, name) for kind, names in LAYOUTS.items() for name in names if layout in ("auto", kind)]
     for kind, name in chosen:
         if _has_subjects(dataset_dir / name):
             report.add("note", "layout", f"frames read from {name}/ ({kind} layout)", file=name)
-            return dataset_dir / name
+            return dataset_dir / name, kind
     if layout == "auto" and _has_subjects(dataset_dir):
-        report.add("note", "layout", "frames read from the subject folders next to the coding file")
-        return dataset_dir
+        report.add("note", "layout", "frames read from the subject folders next to the coding file (raw layout)")
+        return dataset_dir, "raw"
     raise DatasetError(f"casme2: no frame folder for layout {layout!r} in {dataset_dir} (looked for "
                        f"{', '.join(name for _, name in chosen)} holding sub01/, sub02/, ...)")
 
@@ -93,7 +93,7 @@ def read_casme2(root: str | Path | None = None, scheme: str | None = None, layou
     sheet = read_sheet(path, DATASET, SHEET if SHEET in _sheetnames(path) else None, COLUMNS, 1, report)
     if sheet.sheet != SHEET:
         report.add("note", "sheet", f"no sheet {SHEET!r}; read the first sheet {sheet.sheet!r}", file=path.name)
-    frames_dir = frames_folder(dataset_dir, layout, report)
+    frames_dir, found_layout = frames_folder(dataset_dir, layout, report)
     rows = []
     subject_types = set()
     for number, cells in sheet.rows:
@@ -113,6 +113,8 @@ def read_casme2(root: str | Path | None = None, scheme: str | None = None, layou
         DATASET, rows, sheet_name=path.name, frames_dir=frames_dir, base=dataset_dir.parent, pattern=FRAME_PATTERN,
         mapping=mapping, scheme=scheme, report=report,
         frame_hint=lambda subject, n: f"img{n}.jpg or reg_img{n}.jpg")
+    for record in records:  # preprocessing uses the whole frame of cropped clips instead of detecting a face
+        record.extra["cropped"] = found_layout == "cropped"
     return finish(records, report, strict)
 
 

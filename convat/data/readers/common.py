@@ -23,7 +23,7 @@ EXPECTED_LAYOUT: dict[str, str] = {
     "samm": "<root>/SAMM/SAMM_Micro_FACS_Codes_v2.xlsx (sheet MICRO_ONLY) with the frames in "
     "<root>/SAMM/006/006_1_2/006_05562.jpg",
     "smic": "<root>/SMIC/HS/s1/micro/negative/s1_ne_01/image0634143.bmp (SMIC-HS, original release; "
-    "<root>/SMIC/SMIC_all_raw/HS/ also accepted)",
+    "<root>/SMIC/SMIC_all_raw/HS/ and SMIC_all_cropped/HS/ also accepted)",
 }
 EXPECTED_LAYOUT["megc2019"] = "all three datasets under one root: " + "; ".join(
     EXPECTED_LAYOUT[d] for d in ("casme2", "samm", "smic"))

@@ -87,4 +87,6 @@ def read_samm(root: str | Path | None = None, scheme: str | None = None,
         DATASET, rows, sheet_name=path.name, frames_dir=dataset_dir, base=dataset_dir.parent, pattern=FRAME_PATTERN,
         mapping=mapping, scheme=scheme, report=report,
         frame_hint=lambda subject, n: f"{subject}_{n:04d}.jpg or {subject}_{n:05d}.jpg")
+    for record in records:  # SAMM frames show the whole head: preprocessing detects the face
+        record.extra["cropped"] = False
     return finish(records, report, strict)

@@ -46,8 +46,10 @@ def read_smic(root: str | Path | None = None, scheme: str | None = None,
     """
     mapping = scheme_mapping(DATASET, scheme or DEFAULT_SCHEME[DATASET])
     hs = find_dataset_dir(require_root(root, DATASET), DATASET,
-                          ("SMIC/HS", "SMIC/SMIC_all_raw/HS", "SMIC_all_raw/HS", "HS"), _has_subjects)
+                          ("SMIC/HS", "SMIC/SMIC_all_raw/HS", "SMIC_all_raw/HS", "HS", "SMIC/SMIC_all_cropped/HS",
+                           "SMIC_all_cropped/HS"), _has_subjects)
     base = hs.parent
+    cropped = "cropped" in hs.as_posix().lower()
     report = ValidationReport(DATASET)
     report.add("note", "layout", f"clips read from {rel(hs, base.parent)}/s*/micro/<label>/", file=rel(hs, base))
     records = []
@@ -69,6 +71,7 @@ def read_smic(root: str | Path | None = None, scheme: str | None = None,
             for clip_dir in sorted(p for p in label_dir.iterdir() if p.is_dir()):
                 record = _read_clip(clip_dir, subject, label_name, mapping, base, report)
                 if record is not None:
+                    record.extra["cropped"] = cropped  # preprocessing detects a face in uncropped frames
                     records.append(record)
     report.n_records = len(records)
     return finish(records, report, strict)
