@@ -34,7 +34,7 @@ def time_loso(x, table, model: str, epochs: int, n_folds: int, parallel_folds: i
     return t()
 
 
-def run(x=None, table=None, n_folds: int = 4, epochs: int = 2, workers: int = 2, model: str = "convat_tiny") -> dict:
+def run(x=None, table=None, n_folds: int = 2, epochs: int = 1, workers: int = 2, model: str = "convat_tiny") -> dict:
     from convat.loso import loso_splits
 
     if x is None:

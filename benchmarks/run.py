@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("parts", nargs="*", default=list(PARTS), help=f"parts to run (default: all of {PARTS})")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
-    p.add_argument("--flow-clips", type=int, default=30, help="clips in the flow-method comparison (default 30)")
-    p.add_argument("--loso-folds", type=int, default=4, help="composite folds timed per strategy (default 4)")
+    p.add_argument("--flow-clips", type=int, default=12, help="clips in the flow-method comparison (default 12)")
+    p.add_argument("--composite-clips", type=int, default=110, help="composite clips preprocessed end to end, "
+                   "extrapolated to 442 (default 110; 0: all)")
+    p.add_argument("--loso-folds", type=int, default=2, help="composite folds timed per strategy (default 2)")
     p.add_argument("--loso-epochs", type=int, default=1, help="epochs timed per fold (default 1)")
     p.add_argument("--workers", type=int, default=2, help="folds trained at once in the parallel run (default 2)")
     p.add_argument("--chapters", action="store_true", help="execute every chapter now instead of reading the "
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if part == "preprocessing":
             from benchmarks import preprocessing
 
-            payload = preprocessing.run(n_clips=args.flow_clips)
+            payload = preprocessing.run(n_clips=args.flow_clips, composite_clips=args.composite_clips)
         elif part == "models":
             from benchmarks import models
 
