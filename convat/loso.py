@@ -185,6 +185,8 @@ def run_loso(
     ``curves/<fold>.csv``), and a rerun resumes from the first missing fold; at the end the folder also
     holds ``predictions.csv``, ``curves.csv`` and ``metrics.csv``. ``parallel_folds=N`` trains N folds at a
     time in worker processes (CPU threads split between them); the predictions are those of a sequential run.
+    Workers are *spawned* (fork is unsafe after CUDA or OpenMP use), so a script that uses it must call it under
+    ``if __name__ == "__main__":``, as for any spawned multiprocessing; notebooks need nothing.
     """
     config = config or TrainConfig()
     if parallel_folds < 1:
