@@ -11,30 +11,11 @@ from convat.data.synth import generate
 from convat.preprocess import pipeline
 from convat.preprocess.apex import apex_index, apex_report
 from convat.preprocess.cache import TensorCache
-from convat.preprocess.face import FaceNotFoundError, box_iou, face_box, per_frame_boxes
+from convat.preprocess.face import FaceNotFoundError, as_uncropped, box_iou, face_box, per_frame_boxes
 from convat.preprocess.flow import TVL1_PARAMS
 from convat.preprocess.pipeline import PreprocessConfig, align_to_input, preprocess
 
 PAD = 48
-
-
-@dataclass(frozen=True)
-class PaddedFrames(FrameSource):
-    """A SynthME clip placed in a larger frame, as an uncropped recording would be (the face must be found)."""
-
-    inner: FrameSource
-    pad: int = PAD
-
-    def __len__(self):
-        return len(self.inner)
-
-    def load(self, indices=None):
-        frames = self.inner.load(indices)
-        return np.stack([cv2.copyMakeBorder(f, self.pad, self.pad, self.pad, self.pad, cv2.BORDER_REPLICATE)
-                         for f in frames])
-
-    def fingerprint(self):
-        return f"padded{self.pad}:{self.inner.fingerprint()}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +39,7 @@ def clips():
 
 
 def uncropped(record):
-    return replace(record, frames=PaddedFrames(record.frames), extra={**record.extra, "cropped": False})
+    return as_uncropped(record, PAD)
 
 
 def test_face_is_found_around_the_synthetic_face_and_stable_over_the_clip(clips):
@@ -171,3 +152,14 @@ def test_cache_writes_are_atomic_and_corrupt_entries_are_recomputed(tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         cache.put("cd" * 16, {"x": np.ones(3)})
     assert not cache.path("cd" * 16).exists() and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_flow_colour_coding():
+    from convat.preprocess.plots import colour_wheel, flow_to_rgb
+
+    flow = np.zeros((4, 4, 2), np.float32)
+    flow[0, 0] = (1, 0)
+    rgb = flow_to_rgb(flow, 1.0)
+    np.testing.assert_allclose(rgb[1, 1], 1.0, atol=1e-6)  # still = white
+    assert rgb[0, 0, 0] > 0.9 and rgb[0, 0, 1] < 0.1  # rightwards = red
+    assert colour_wheel(9).shape == (9, 9, 4)

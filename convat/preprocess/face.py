@@ -128,3 +128,49 @@ def per_frame_boxes(frames: np.ndarray, margin: float = 0.1) -> list[FaceBox | N
     """The box the detector would give on every frame: shows why the pipeline detects on the onset only (the
     per-frame boxes jitter by pixels, far more than micro-expression motion)."""
     return [detect_face_box(frame, margin=margin) for frame in frames]
+
+
+@dataclass(frozen=True)
+class PaddedFrames:
+    """Frames of another source placed in a larger canvas (replicated border): an uncropped recording made from
+    a cropped one, so that face detection can be shown and tested on SynthME."""
+
+    inner: object
+    pad: int = 48
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def load(self, indices: list[int] | None = None) -> np.ndarray:
+        frames = self.inner.load(indices)
+        p = self.pad
+        return np.stack([cv2.copyMakeBorder(f, p, p, p, p, cv2.BORDER_REPLICATE) for f in frames])
+
+    def fingerprint(self) -> str:
+        return f"padded{self.pad}:{self.inner.fingerprint()}"
+
+
+def as_uncropped(record: ClipRecord, pad: int = 48) -> ClipRecord:
+    """A copy of ``record`` whose frames are padded by ``pad`` pixels and which is not marked ``cropped``.
+
+    Its ground truth (if any) stays in the original frame coordinates (offset by ``pad``).
+    """
+    from dataclasses import replace
+
+    return replace(record, frames=PaddedFrames(record.frames, pad), extra={**record.extra, "cropped": False})
+
+
+def box_jitter(record: ClipRecord, margin: float = 0.1) -> dict[str, float | int | str]:
+    """How much per-frame detection would move the box over a clip, compared with the box of the onset frame:
+    the largest shift of the box centre and change of side (pixels), the smallest IoU, and frames missed."""
+    frames = record.frames.load()
+    onset = detect_face_box(frames[record.onset], margin=margin)
+    if onset is None:
+        return {"clip": record.key, "onset_box": "not found", "max_centre_shift_px": np.nan,
+                "max_side_change_px": np.nan, "min_iou": np.nan, "frames_missed": np.nan}
+    boxes = [b for b in per_frame_boxes(frames, margin) if b is not None]
+    shift = max(np.hypot(b.x + b.w / 2 - onset.x - onset.w / 2, b.y + b.h / 2 - onset.y - onset.h / 2)
+                for b in boxes)
+    return {"clip": record.key, "onset_box": str(onset.as_tuple()), "max_centre_shift_px": float(shift),
+            "max_side_change_px": int(max(abs(b.w - onset.w) for b in boxes)),
+            "min_iou": float(min(box_iou(onset, b) for b in boxes)), "frames_missed": len(frames) - len(boxes)}

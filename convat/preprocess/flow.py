@@ -97,13 +97,21 @@ def _hs(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     return hs(prev, nxt)
 
 
+def tvl1_plain(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """TV-L1 with OpenCV's defaults on raw grey frames (no texture prefilter): kept to show why the prefilter."""
+    return tvl1(prev, nxt, texture_sigma=0)
+
+
 FLOW_METHODS["hs"] = _hs
+FLOW_METHODS["tvl1_plain"] = tvl1_plain
 
 
 def flow_params(method: str) -> dict[str, float | int | str]:
     """The parameters of a flow method, as logged with results and hashed into cache keys."""
     if method == "tvl1":
         return dict(TVL1_PARAMS)
+    if method == "tvl1_plain":
+        return {**TVL1_PARAMS, "texture_sigma": 0}
     if method == "hs":
         from convat.preprocess.flow_torch import HS_PARAMS
 
