@@ -10,14 +10,20 @@ import numpy as np
 import pandas as pd
 
 from convat.data.records import ClipRecord
-from convat.data.synth import EMOTION_AUS, LABEL_SCHEMES, generate
+from convat.data.synth import EMOTION_AUS, LABEL_SCHEMES, _blink_amount, generate
 from convat.plots import flow_to_rgb
 
 
 def one_clip_per_class(records: Sequence[ClipRecord], by: str = "emotion") -> list[ClipRecord]:
-    """The first clip of every class (``by``: ``emotion`` or ``label``), in the classes' sorted order."""
+    """One clip of every class (``by``: ``emotion`` or ``label``), from different subjects where possible."""
     chosen: dict[str, ClipRecord] = {}
+    used: set[str] = set()
     for record in records:
+        key = getattr(record, by)
+        if key not in chosen and record.subject not in used:
+            chosen[key] = record
+            used.add(record.subject)
+    for record in records:  # classes only subjects already used show
         chosen.setdefault(getattr(record, by), record)
     return [chosen[k] for k in sorted(chosen)]
 
@@ -91,7 +97,7 @@ def plot_displacement(record: ClipRecord, step: int = 6) -> plt.Figure:
 def plot_subject_counts(table: pd.DataFrame, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
     """Stacked bars of clips per subject and class, subjects sorted by their number of clips."""
     counts = table.groupby(["subject", "label"]).size().unstack(fill_value=0)
-    counts = counts.loc[counts.sum(1).sort_values(ascending=False).index]
+    counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index]
     ax = ax or plt.subplots(figsize=(max(5.0, 0.12 * len(counts) + 2), 2.8))[1]
     counts.plot.bar(stacked=True, ax=ax, width=0.85)
     ax.set_xlabel("subject")
@@ -116,25 +122,29 @@ def motion_table(records: Sequence[ClipRecord]) -> pd.DataFrame:
                 "peak motion (px)": float(np.linalg.norm(r.truth.flow, axis=-1).max()),
                 "head shift (px)": float(np.hypot(*p.head_shift)),
                 "blink in clip": p.blink_frame is not None,
+                "blink at apex": _blink_amount(p, p.apex) > 0.5,
                 "frames": r.n_frames,
             }
         )
     return pd.DataFrame(rows)
 
 
-def generation_times(profiles: Sequence[str] = ("quick", "composite"), seed: int = 0) -> pd.DataFrame:
-    """Seconds to build each profile's records, and to render every clip's onset and apex frames.
-
-    Rendering is what preprocessing pays for (frames are drawn on demand); the records alone are instant.
-    """
+def generation_times(profiles: Sequence[str] = ("quick", "composite"), render: Sequence[str] | None = None,
+                     seed: int = 0) -> pd.DataFrame:
+    """Seconds to build each profile's records and, for the profiles in ``render`` (default: all), to render
+    every clip's onset and apex frames (what preprocessing pays for; frames are drawn on demand)."""
+    render = profiles if render is None else render
     rows = []
     for profile in profiles:
         start = time.perf_counter()
         records = generate(profile, seed=seed)
         built = time.perf_counter() - start
-        for r in records:
-            r.frames.load([r.onset, r.apex])
-        rendered = time.perf_counter() - start - built
+        rendered = float("nan")
+        if profile in render:
+            start = time.perf_counter()
+            for r in records:
+                r.frames.load([r.onset, r.apex])
+            rendered = time.perf_counter() - start
         rows.append({"profile": profile, "clips": len(records), "records (s)": built,
                      "onset + apex frames (s)": rendered})
     return pd.DataFrame(rows).set_index("profile")
