@@ -163,3 +163,23 @@ def test_flow_colour_coding():
     np.testing.assert_allclose(rgb[1, 1], 1.0, atol=1e-6)  # still = white
     assert rgb[0, 0, 0] > 0.9 and rgb[0, 0, 1] < 0.1  # rightwards = red
     assert colour_wheel(9).shape == (9, 9, 4)
+
+
+def test_disk_clips_with_non_square_uncropped_frames_go_through_the_same_code(clips, tmp_path):
+    from convat.data.records import DiskFrames
+
+    record = clips[2]
+    frames = record.frames.load()
+    paths = []
+    for i, frame in enumerate(frames):
+        wide = cv2.copyMakeBorder(frame, 40, 40, 90, 70, cv2.BORDER_REPLICATE)  # 208 x 288, face off-centre
+        paths.append(tmp_path / f"img{i:03d}.jpg")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(wide, cv2.COLOR_RGB2BGR))
+    disk = replace(record, dataset="diskset", frames=DiskFrames(tuple(paths)), truth=None, extra={})
+    config = PreprocessConfig(flow="farneback", size=32, apex="middle")
+    x, table = preprocess([disk], config, cache=TensorCache(tmp_path / "cache"), progress=False)
+    assert x.shape == (1, 3, 32, 32) and np.isfinite(x).all()
+    assert table.face_source[0] == "detected"
+    bx, by, bw, bh = table.face_box[0]
+    assert bw == bh and abs(bx + bw / 2 - (90 + 64)) < 16 and abs(by + bh / 2 - (40 + 64)) < 16
+    assert table.apex_used[0] == (record.onset + record.offset) // 2
