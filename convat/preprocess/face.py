@@ -160,17 +160,21 @@ def as_uncropped(record: ClipRecord, pad: int = 48) -> ClipRecord:
     return replace(record, frames=PaddedFrames(record.frames, pad), extra={**record.extra, "cropped": False})
 
 
-def box_jitter(record: ClipRecord, margin: float = 0.1) -> dict[str, float | int | str]:
+def box_jitter(record: ClipRecord, margin: float = 0.1,
+               boxes: list[FaceBox | None] | None = None) -> dict[str, float | int | str]:
     """How much per-frame detection would move the box over a clip, compared with the box of the onset frame:
-    the largest shift of the box centre and change of side (pixels), the smallest IoU, and frames missed."""
-    frames = record.frames.load()
-    onset = detect_face_box(frames[record.onset], margin=margin)
+    the largest shift of the box centre and change of side (pixels), the smallest IoU, and frames missed.
+    ``boxes``: the clip's :func:`per_frame_boxes`, if already computed."""
+    if boxes is None:
+        boxes = per_frame_boxes(record.frames.load(), margin)
+    n_frames = len(boxes)
+    onset = boxes[record.onset]
     if onset is None:
         return {"clip": record.key, "onset_box": "not found", "max_centre_shift_px": np.nan,
                 "max_side_change_px": np.nan, "min_iou": np.nan, "frames_missed": np.nan}
-    boxes = [b for b in per_frame_boxes(frames, margin) if b is not None]
+    boxes = [b for b in boxes if b is not None]
     shift = max(np.hypot(b.x + b.w / 2 - onset.x - onset.w / 2, b.y + b.h / 2 - onset.y - onset.h / 2)
                 for b in boxes)
     return {"clip": record.key, "onset_box": str(onset.as_tuple()), "max_centre_shift_px": float(shift),
             "max_side_change_px": int(max(abs(b.w - onset.w) for b in boxes)),
-            "min_iou": float(min(box_iou(onset, b) for b in boxes)), "frames_missed": len(frames) - len(boxes)}
+            "min_iou": float(min(box_iou(onset, b) for b in boxes)), "frames_missed": n_frames - len(boxes)}

@@ -8,7 +8,7 @@ import numpy as np
 
 from convat.data.records import ClipRecord
 from convat.preprocess.apex import apex_index, motion_curve
-from convat.preprocess.face import FaceBox, box_iou, detect_face_box, per_frame_boxes
+from convat.preprocess.face import FaceBox, box_iou, per_frame_boxes
 from convat.preprocess.flow import compute_flow
 from convat.preprocess.strain import optical_strain
 
@@ -51,19 +51,20 @@ def draw_arrows(ax, flow: np.ndarray, step: int = 8, colour: str = "k", scale: f
     ax.quiver(xs, ys, u, v, color=colour, angles="xy", scale_units="xy", scale=scale or 0.15, width=0.006)
 
 
-def plot_face_boxes(records: list[ClipRecord], margin: float = 0.1):
+def plot_face_boxes(records: list[ClipRecord], margin: float = 0.1,
+                    boxes: list[list[FaceBox | None]] | None = None):
     """Top: the box found on each clip's onset frame. Bottom: IoU of per-frame detections with that box
-    (red crosses: frames where the detector found no face at all)."""
+    (red crosses: frames where the detector found no face at all). ``boxes``: per-frame boxes if computed."""
+    if boxes is None:
+        boxes = [per_frame_boxes(r.frames.load(), margin) for r in records]
     fig, axes = plt.subplots(2, len(records), figsize=(3 * len(records), 5.6), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 2]})
-    for ax, bottom, record in zip(axes[0], axes[1], records, strict=True):
-        frames = record.frames.load()
-        box = detect_face_box(frames[record.onset], margin=margin)
-        ax.imshow(frames[record.onset])
+    for ax, bottom, record, clip_boxes in zip(axes[0], axes[1], records, boxes, strict=True):
+        box = clip_boxes[record.onset]
+        ax.imshow(record.frames.load([record.onset])[0])
         if box is not None:
             draw_box(ax, box)
-            boxes = per_frame_boxes(frames, margin)
-            ious = np.array([box_iou(box, b) if b is not None else np.nan for b in boxes])
+            ious = np.array([box_iou(box, b) if b is not None else np.nan for b in clip_boxes])
             bottom.plot(ious, marker=".")
             missed = np.flatnonzero(np.isnan(ious))
             bottom.plot(missed, np.zeros(len(missed)), "rx")
