@@ -183,3 +183,14 @@ def test_disk_clips_with_non_square_uncropped_frames_go_through_the_same_code(cl
     bx, by, bw, bh = table.face_box[0]
     assert bw == bh and abs(bx + bw / 2 - (90 + 64)) < 16 and abs(by + bh / 2 - (40 + 64)) < 16
     assert table.apex_used[0] == (record.onset + record.offset) // 2
+
+
+def test_pipeline_with_the_motion_apex_and_the_cropped_flag_in_the_key(clips, tmp_path):
+    cache = TensorCache(tmp_path)
+    config = PreprocessConfig(flow="dis", size=16, apex="motion")
+    _, table = preprocess(clips[:2], config, cache=cache, progress=False)
+    assert list(table.apex_used) == [apex_index(r, "motion") for r in clips[:2]]
+    flipped = [replace(r, extra={**r.extra, "cropped": not r.extra.get("cropped", False)}) for r in clips[:1]]
+    preprocess(flipped, replace(config, apex="annotated"), cache=cache, progress=False)
+    preprocess(clips[:1], replace(config, apex="annotated"), cache=cache, progress=False)
+    assert len(list(tmp_path.rglob("*.npz"))) == 4  # the flag changes the key: two entries, not one

@@ -156,7 +156,8 @@ def preprocess(
     params = config.params()
     out, apexes, boxes, sources = [], [], [], []
     for record in tqdm(records, desc=f"preprocess ({config.flow})", disable=not progress, unit="clip"):
-        key = cache_key(params, record.key, record.onset, record.apex, record.offset, record.frames.fingerprint())
+        key = cache_key(params, record.key, record.onset, record.apex, record.offset, record.frames.fingerprint(),
+                        bool(record.extra.get("cropped", False)))  # decides whether the face is detected
         hit = cache.get(key)
         if hit is None or "box" not in hit:
             hit = motion_sample(record, config)
