@@ -7,11 +7,13 @@ import argparse
 
 def _run(args: argparse.Namespace) -> int:
     from convat.data.records import records_table
-    from convat.data.synth import generate
+    from convat.data.synth import GENERATOR_VERSION, generate
 
-    table = records_table(generate(args.profile, seed=args.seed))
+    table = records_table(generate(args.profile, seed=args.seed, label_scheme=args.label_scheme))
     n_subjects = table.subject.nunique()
-    print(f"SynthME profile {args.profile!r}, seed {args.seed}: {len(table)} clips, {n_subjects} subjects")
+    print(f"SynthME ({GENERATOR_VERSION}) profile {args.profile!r}, seed {args.seed}, scheme {args.label_scheme!r}: "
+          f"{len(table)} clips, {n_subjects} subjects")
+    print(table.groupby("label").size().rename("clips").to_string())
     print(table.groupby(["subject", "label"]).size().unstack(fill_value=0).to_string())
     return 0
 
@@ -20,4 +22,5 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("synth", help="describe a SynthME dataset (clips per subject and class)")
     p.add_argument("--profile", default="quick", help="SynthME profile: quick or composite (default: quick)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument("--label-scheme", default="megc3", help="megc3 (default) or five (CASME II-style)")
     p.set_defaults(func=_run)
