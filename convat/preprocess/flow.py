@@ -125,12 +125,14 @@ def flow_params(method: str) -> dict[str, float | int | str]:
     raise ValueError(f"unknown flow method {method!r}; choose one of {sorted(FLOW_METHODS)}")
 
 
-def compute_flow_batch(prevs: list[np.ndarray], nxts: list[np.ndarray], method: str = "tvl1") -> list[np.ndarray]:
-    """Flows of many frame pairs: one batch on the torch device for ``hs`` (pairs of equal size), a loop else."""
+def compute_flow_batch(prevs: list[np.ndarray], nxts: list[np.ndarray], method: str = "tvl1",
+                       device: str = "auto") -> list[np.ndarray]:
+    """Flows of many frame pairs: one batch on the torch ``device`` for ``hs`` (pairs of equal size), a loop
+    else (``device`` only matters for ``hs``)."""
     if method == "hs" and prevs and len({p.shape for p in prevs}) == 1:
         from convat.preprocess.flow_torch import hs_batch
 
-        return list(hs_batch(prevs, nxts))
+        return list(hs_batch(prevs, nxts, device=device))
     return [compute_flow(p, n, method) for p, n in zip(prevs, nxts, strict=True)]
 
 
