@@ -1,6 +1,7 @@
 """Protocol pitfalls, each measured by one function: the mistakes that inflate published micro-expression scores.
 
-* :func:`random_vs_loso`: a random split lets a subject's clips sit on both sides of the split.
+* :func:`random_vs_loso` (:func:`protocol_runs`, :func:`compare_protocols`): a random split lets a subject's
+  clips sit on both sides of the split.
 * :func:`epoch_trace` + :func:`compare_epoch_selection`: choosing the epoch on the held-out subject (a leak)
   against a fixed budget and against an inner validation split drawn from the training subjects only.
 * :func:`pooled_vs_fold_mean` and :func:`accuracy_vs_macro`: per-fold averages and accuracy against the pooled
@@ -73,22 +74,34 @@ def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
     return shared / total if total else 0.0
 
 
+def protocol_runs(
+    x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
+    root: str | Path | None = None,
+) -> dict[str, tuple[Splits, pd.DataFrame]]:
+    """The same model and budget run by LOSO and by ``k`` stratified random folds that ignore subjects.
+
+    Returns ``{protocol: (splits, pooled predictions)}``; the LOSO run is the cached run every chapter shares.
+    """
+    runs = {}
+    for name, splits in (("LOSO", loso_splits(table)), (f"random {k}-fold", random_splits(table, k, seed))):
+        runs[name] = (splits, cached_loso(x, table, config, progress=progress, splits=splits, root=root))
+    return runs
+
+
+def compare_protocols(table: pd.DataFrame, runs: Mapping[str, tuple[Splits, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per protocol: folds, the share of test clips whose subject was trained on, pooled scores."""
+    labels = sorted(table["label"].unique())
+    rows = {name: {"folds": len(splits), "test clips whose subject was trained on": subject_overlap(table, splits),
+                   **scores(predictions, labels)} for name, (splits, predictions) in runs.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def random_vs_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
     root: str | Path | None = None,
 ) -> pd.DataFrame:
-    """The same model and budget evaluated by LOSO and by ``k`` stratified random folds that ignore subjects.
-
-    Returns one row per protocol: folds, the share of test clips whose subject was also trained on, and the
-    pooled UF1 / UAR / accuracy. The LOSO run is the cached run every chapter shares.
-    """
-    labels = sorted(table["label"].unique())
-    rows = {}
-    for name, splits in (("LOSO", loso_splits(table)), (f"random {k}-fold", random_splits(table, k, seed))):
-        predictions = cached_loso(x, table, config, progress=progress, splits=splits, root=root)
-        rows[name] = {"folds": len(splits), "test clips whose subject was trained on": subject_overlap(table, splits),
-                      **scores(predictions, labels)}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    """:func:`compare_protocols` of :func:`protocol_runs`: LOSO against a random ``k``-fold split."""
+    return compare_protocols(table, protocol_runs(x, table, config, k, seed, progress, root))
 
 
 # --------------------------------------------------------------------------------------------------------------
