@@ -15,7 +15,8 @@ all methods and all models alike:
     Saliency averaged over noisy copies of the input (Captum ``NoiseTunnel``, SmoothGrad).
 ``occlusion``
     The drop in the class score when a square window is set to zero motion; windows are one token wide and
-    slide by one token, so each window covers exactly the input patch behind one token of the model.
+    slide by one token, so each window covers exactly the input patch behind one token of the model (models
+    without tokens get an 8 x 8 grid of windows).
 ``gradcam``
     Grad-CAM (``LayerGradCam``) at the output of the convolutional stem (the token grid for ConVAT),
     rectified and upsampled bilinearly to the input size.
@@ -63,30 +64,23 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def token_grid(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
+#: Grid side used for models without tokens (CNNs): 8 x 8 windows, like the ViT baseline's patches.
+DEFAULT_GRID = 8
+
+
+def token_grid(model: nn.Module, img_size: int) -> int:
     """Side of the model's token grid (``model.grid_size`` or ``model.patch_embed.grid_size``); for a model
-    without tokens, the side of :func:`cam_layer`'s feature map for an ``img_size`` input."""
+    without tokens, :data:`DEFAULT_GRID` (capped at ``img_size``)."""
     for owner in (model, getattr(model, "patch_embed", None)):
         grid = getattr(owner, "grid_size", None) if owner is not None else None
         if grid is not None:
             return int(grid[0] if isinstance(grid, Sequence) else grid)
-    shapes = []
-    handle = cam_layer(model).register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
-    try:
-        param = next(model.parameters())
-        with torch.no_grad():
-            was = model.training
-            model.eval()
-            model(torch.zeros(1, in_chans, img_size, img_size, device=param.device))
-            model.train(was)
-    finally:
-        handle.remove()
-    return int(shapes[0][-1]) if shapes and len(shapes[0]) == 4 else max(1, img_size // 8)
+    return min(DEFAULT_GRID, img_size)
 
 
-def occlusion_window(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
+def occlusion_window(model: nn.Module, img_size: int) -> int:
     """Occlusion window side in pixels: one token of the model's grid (at least 1 pixel)."""
-    return max(1, math.ceil(img_size / token_grid(model, img_size, in_chans)))
+    return max(1, math.ceil(img_size / token_grid(model, img_size)))
 
 
 def attribute(
@@ -139,7 +133,7 @@ def attribute(
             )
         elif method == "occlusion":
             c = xt.shape[1]
-            w = window or occlusion_window(model, size, c)
+            w = window or occlusion_window(model, size)
             attr = Occlusion(model).attribute(
                 xt, sliding_window_shapes=(c, w, w), strides=(c, w, w), baselines=0.0, target=target_t,
                 perturbations_per_eval=16,

@@ -31,9 +31,10 @@ def flow_to_rgb(u: np.ndarray, v: np.ndarray, scale: float | None = None) -> np.
 
 
 def _normalise(amap: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] from the map's minimum to its 99.5th percentile (rollout maps sit on a large floor)."""
     amap = np.clip(np.nan_to_num(np.asarray(amap, dtype=np.float64)), 0, None)
-    top = np.percentile(amap, 99.5)
-    return np.clip(amap / top, 0, 1) if top > 0 else amap
+    low, top = amap.min(), np.percentile(amap, 99.5)
+    return np.clip((amap - low) / (top - low), 0, 1) if top > low else np.zeros_like(amap)
 
 
 def overlay(ax, background: np.ndarray, amap: np.ndarray | None = None, mask: np.ndarray | None = None,
