@@ -50,6 +50,10 @@ def render(results: dict[str, dict]) -> str:
            f"opencv {first['versions']['opencv-contrib-python-headless']}, python {m['python']}, "
            f"commit {first['git_commit']}. One-minute load average at the end of each part (other processes "
            f"competing for the {first['cpu_count']} cores): {loads}.", ""]
+    parts = {k: v.get("part_seconds") for k, v in results.items() if v.get("part_seconds") is not None}
+    if parts:
+        out += ["`make bench` time: " + ", ".join(f"{k} {s:.0f} s" for k, s in parts.items())
+                + f" (total {sum(parts.values()):.0f} s).", ""]
     if "preprocessing" in results:
         r = results["preprocessing"]
         out += [f"**Preprocessing** — optical flow onset→apex on {r['subset_clips']} composite-profile SynthME clips, "

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="folds trained at once in the parallel run (default 2)")
     p.add_argument("--chapters", action="store_true", help="execute every chapter now instead of reading the "
                    "times of the last `make book`")
+    p.add_argument("--report-only", action="store_true", help="measure nothing: rebuild RESULTS.md (and the README "
+                   "section) from the JSON files")
     args = p.parse_args(argv)
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     x = table = None
-    for part in [q for q in PARTS if q in args.parts]:
+    for part in [q for q in PARTS if q in args.parts and not args.report_only]:
         t0 = time.perf_counter()
         if part == "preprocessing":
             from benchmarks import preprocessing
