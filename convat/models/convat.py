@@ -84,7 +84,20 @@ class VariationalTokens(nn.Module):
 
 
 class ConVAT(nn.Module):
-    """Convolutional Variational Attention Transformer for onset -> apex motion maps."""
+    """Convolutional Variational Attention Transformer for onset -> apex motion maps.
+
+    Every choice the paper leaves open is an argument (the model chapter tabulates them):
+
+    * ``stem``: ``"pooled"`` (default: ``stem_depth`` stride-1 Conv-BN-GELU layers of ``stem_width`` filters,
+      max-pooled to a ``token_grid`` x ``token_grid`` grid, 1x1 projection to ``embed_dim``) or ``"strided"``
+      (stride-2 Conv-BN-GELU stages; ``stem_stages`` of them, by default as many as bring ``img_size`` closest
+      to ``token_grid``).
+    * ``variational``: the per-token Gaussian bottleneck (its KL term is weighted by the training loop's beta);
+      ``logvar_init`` is its initial log-variance; ``token_norm`` adds a LayerNorm on the tokens before it.
+    * ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio``: the timm ``Block`` stack.
+    * ``global_pool``: ``"token"`` (class token) or ``"avg"`` (mean of the tokens).
+    * ``drop_rate``, ``attn_drop_rate``, ``drop_path_rate``: regularisation.
+    """
 
     def __init__(
         self,
@@ -100,7 +113,8 @@ class ConVAT(nn.Module):
         token_grid: int = 7,
         variational: bool = True,
         logvar_init: float = -6.0,
-        stem: str = "strided",
+        token_norm: bool = False,
+        stem: str = "pooled",
         stem_width: int = 32,
         stem_depth: int = 1,
         global_pool: str = "token",
@@ -128,6 +142,7 @@ class ConVAT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if global_pool == "token" else None
         n_prefix = 1 if self.cls_token is not None else 0
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + n_prefix, embed_dim))
+        self.token_norm = nn.LayerNorm(embed_dim) if token_norm else nn.Identity()
         self.bottleneck = VariationalTokens(embed_dim, logvar_init) if variational else None
         self.pos_drop = nn.Identity()  # where the class token and position embedding have joined the tokens
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
@@ -176,7 +191,7 @@ class ConVAT(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Stem output as a ``(B, N, D)`` token sequence (before the bottleneck)."""
-        return self.stem(x).flatten(2).transpose(1, 2)
+        return self.token_norm(self.stem(x).flatten(2).transpose(1, 2))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.tokens(x)
