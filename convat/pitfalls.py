@@ -76,16 +76,20 @@ def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
 
 def protocol_runs(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
-    root: str | Path | None = None,
+    root: str | Path | None = None, parallel_folds: int = 1,
 ) -> dict[str, tuple[Splits, pd.DataFrame]]:
     """The same model and budget run by LOSO and by ``k`` stratified random folds that ignore subjects.
 
-    Returns ``{protocol: (splits, pooled predictions)}``; the LOSO run is the cached run every chapter shares.
+    Returns ``{protocol: (splits, pooled predictions)}``. The LOSO run is requested exactly as the LOSO and
+    results chapters request it (default folds), so it is the same cached run.
     """
-    runs = {}
-    for name, splits in (("LOSO", loso_splits(table)), (f"random {k}-fold", random_splits(table, k, seed))):
-        runs[name] = (splits, cached_loso(x, table, config, progress=progress, splits=splits, root=root))
-    return runs
+    random = random_splits(table, k, seed)
+    return {
+        "LOSO": (loso_splits(table), cached_loso(x, table, config, progress=progress, root=root,
+                                                 parallel_folds=parallel_folds)),
+        f"random {k}-fold": (random, cached_loso(x, table, config, progress=progress, splits=random, root=root,
+                                                 parallel_folds=parallel_folds)),
+    }
 
 
 def compare_protocols(table: pd.DataFrame, runs: Mapping[str, tuple[Splits, pd.DataFrame]]) -> pd.DataFrame:
@@ -98,10 +102,10 @@ def compare_protocols(table: pd.DataFrame, runs: Mapping[str, tuple[Splits, pd.D
 
 def random_vs_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
-    root: str | Path | None = None,
+    root: str | Path | None = None, parallel_folds: int = 1,
 ) -> pd.DataFrame:
     """:func:`compare_protocols` of :func:`protocol_runs`: LOSO against a random ``k``-fold split."""
-    return compare_protocols(table, protocol_runs(x, table, config, k, seed, progress, root))
+    return compare_protocols(table, protocol_runs(x, table, config, k, seed, progress, root, parallel_folds))
 
 
 # --------------------------------------------------------------------------------------------------------------

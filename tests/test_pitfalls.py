@@ -8,7 +8,7 @@ import pytest
 
 from convat import pitfalls
 from convat.data.synth import generate
-from convat.loso import loso_splits, random_splits, run_loso, subject_ids
+from convat.loso import cached_loso, loso_splits, random_splits, run_loso, subject_ids
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig
 
@@ -113,10 +113,17 @@ def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, t
     x, table = data
     assert pitfalls.subject_overlap(table, loso_splits(table)) == 0.0
     assert pitfalls.subject_overlap(table, random_splits(table, 3, 0)) == 1.0
-    result = pitfalls.random_vs_loso(x, table, TrainConfig(epochs=1, batch_size=16), k=3, root=tmp_path)
-    assert list(result.index) == ["LOSO", "random 3-fold"]
-    assert result.loc["LOSO", "folds"] == subject_ids(table).nunique()
-    assert result[["UF1", "UAR", "accuracy"]].stack().between(0, 1).all()
+    config = TrainConfig(epochs=1, batch_size=16)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        result = pitfalls.random_vs_loso(x, table, config, k=3, root=tmp_path)
+        assert list(result.index) == ["LOSO", "random 3-fold"]
+        assert result.loc["LOSO", "folds"] == subject_ids(table).nunique()
+        assert result[["UF1", "UAR", "accuracy"]].stack().between(0, 1).all()
+        # the LOSO run is the one the LOSO chapter asks for (default folds): served from the cache, not retrained
+        patch.setattr("convat.loso.run_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+        shared = cached_loso(x, table, config, progress=False, root=tmp_path)
+    assert pitfalls.scores(shared)["UF1"] == result.loc["LOSO", "UF1"]
 
 
 # -- pooled against per-fold, accuracy against macro scores -----------------------------------------------------
