@@ -21,6 +21,7 @@ from convat.explain import (
     rollout_matrix,
 )
 from convat.explain.attention import attention_modules, unfused_attention
+from convat.explain.attribution import token_regions
 from convat.training.loop import TrainConfig, build_model
 
 SIZE = 32
@@ -62,9 +63,16 @@ def test_unknown_method_is_named():
         attribute(model, np.zeros((1, 3, SIZE, SIZE), np.float32), 0, "lime")
 
 
-def test_occlusion_window_is_one_token():
+def test_occlusion_is_constant_on_each_token_cell(inputs):
     model = make_model("convat_tiny")
-    assert occlusion_window(model, SIZE) * model.grid_size[0] == SIZE
+    grid = model.grid_size[0]
+    assert occlusion_window(model, SIZE) >= SIZE / grid
+    regions = token_regions(SIZE, grid)
+    assert len(np.unique(regions)) == grid * grid
+    maps = attribute(model, inputs[0], inputs[1], "occlusion")
+    for cell in range(grid * grid):
+        values = maps[:, regions == cell]
+        np.testing.assert_allclose(values, values[:, :1].repeat(values.shape[1], 1), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["convat_tiny", "convat_tiny_avg", "vit_me_tiny"])

@@ -14,9 +14,10 @@ all methods and all models alike:
 ``smoothgrad``
     Saliency averaged over noisy copies of the input (Captum ``NoiseTunnel``, SmoothGrad).
 ``occlusion``
-    The drop in the class score when a square window is set to zero motion; windows are one token wide and
-    slide by one token, so each window covers exactly the input patch behind one token of the model (models
-    without tokens get an 8 x 8 grid of windows).
+    The drop in the class score when the input region behind one token is set to zero motion, token by
+    token (Captum ``FeatureAblation`` with one feature group per token, i.e. occlusion whose windows are the
+    token grid's cells even where the grid does not divide the input evenly; models without tokens get an
+    8 x 8 grid). ``window=w`` instead slides square ``w``-pixel windows by ``w`` with Captum ``Occlusion``.
 ``gradcam``
     Grad-CAM (``LayerGradCam``) at the output of the convolutional stem (the token grid for ConVAT),
     rectified and upsampled bilinearly to the input size.
@@ -79,8 +80,15 @@ def token_grid(model: nn.Module, img_size: int) -> int:
 
 
 def occlusion_window(model: nn.Module, img_size: int) -> int:
-    """Occlusion window side in pixels: one token of the model's grid (at least 1 pixel)."""
+    """Occlusion window side in pixels: one token of the model's grid, rounded up (at least 1 pixel)."""
     return max(1, math.ceil(img_size / token_grid(model, img_size)))
+
+
+def token_regions(img_size: int, grid: int) -> np.ndarray:
+    """``(S, S)`` integer map: which token of a ``grid x grid`` layout each input pixel falls under (pixel
+    ``y`` belongs to row ``floor(y * grid / S)``, the bins of adaptive pooling and of strided stems)."""
+    rows = np.arange(img_size) * grid // img_size
+    return (rows[:, None] * grid + rows[None, :]).astype(np.int64)
 
 
 def attribute(
@@ -102,6 +110,7 @@ def attribute(
     (standardised motion has unit RMS per channel). The model is put in evaluation mode.
     """
     from captum.attr import (
+        FeatureAblation,
         IntegratedGradients,
         LayerAttribution,
         LayerGradCam,
@@ -131,12 +140,16 @@ def attribute(
             attr = NoiseTunnel(Saliency(model)).attribute(
                 inputs, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=nt_stdev, target=target_t, abs=True
             )
+        elif method == "occlusion" and window is None:
+            regions = torch.as_tensor(token_regions(size, token_grid(model, size)), device=xt.device)
+            attr = FeatureAblation(model).attribute(
+                xt, baselines=0.0, target=target_t, feature_mask=regions[None, None], perturbations_per_eval=16,
+            ).clamp(min=0)
         elif method == "occlusion":
             c = xt.shape[1]
-            w = window or occlusion_window(model, size)
             attr = Occlusion(model).attribute(
-                xt, sliding_window_shapes=(c, w, w), strides=(c, w, w), baselines=0.0, target=target_t,
-                perturbations_per_eval=16,
+                xt, sliding_window_shapes=(c, window, window), strides=(c, window, window), baselines=0.0,
+                target=target_t, perturbations_per_eval=16,
             ).clamp(min=0)
         else:  # gradcam
             cam = LayerGradCam(model, cam_layer(model)).attribute(inputs, target=target_t, relu_attributions=True)
