@@ -147,3 +147,14 @@ def test_deletion_curve_starts_at_the_model_probability_and_ends_at_zero_motion(
         assert g["probability"].iloc[-1] == pytest.approx(p1, abs=1e-5)
     auc = deletion_auc(curves)
     assert set(auc.index) == {"saliency", "random"} and np.isfinite(auc).all()
+
+
+def test_block_attention_figure_handles_grids_that_do_not_divide_the_input():
+    import matplotlib.pyplot as plt
+
+    from convat.explain.plots import plot_block_attention
+
+    fig = plot_block_attention(np.random.rand(SIZE, SIZE, 3), [np.random.rand(7, 7)] * 2,
+                               np.random.rand(SIZE, SIZE), np.zeros((SIZE, SIZE), bool))
+    assert len(fig.axes) == 3
+    plt.close(fig)

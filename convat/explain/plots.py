@@ -86,8 +86,8 @@ def plot_block_attention(apex: np.ndarray, blocks: Sequence[np.ndarray], rollout
     fig, axes = plt.subplots(1, cols, figsize=(cell * cols, cell + 0.3), squeeze=False)
     size = apex.shape[0]
     for j, b in enumerate(blocks):
-        big = np.kron(b, np.ones((size // b.shape[0], size // b.shape[1])))
-        overlay(axes[0, j], apex.mean(-1), big if big.shape[0] == size else None, mask, f"block {j + 1}")
+        cells = np.arange(size) * b.shape[0] // size  # each pixel's token row/column, as in token_regions
+        overlay(axes[0, j], apex.mean(-1), b[cells][:, cells], mask, f"block {j + 1}")
     overlay(axes[0, -1], apex.mean(-1), rollout_map, mask, "rollout")
     fig.tight_layout()
     return fig
