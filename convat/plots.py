@@ -58,7 +58,7 @@ def plot_subject_confusions(
     subjects = sorted(keys.unique())
     rows = int(np.ceil(len(subjects) / cols))
     cols = min(cols, len(subjects))
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, 1.2 * size * rows + 0.4), squeeze=False)
     vmax = 1.0 if normalize else max(
         confusion(g["label"], g["prediction"], labels).max() for _, g in predictions.groupby(keys))
     short = [str(c)[:3] for c in labels]
@@ -100,7 +100,7 @@ def plot_subject_accuracy(runs: dict, ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_ylim(0, 1)
     ax.set_xlabel("held-out subject")
     ax.tick_params(axis="x", labelrotation=90 if data["subject"].nunique() > 20 else 0)
-    ax.legend(fontsize=7, ncol=min(3, len(runs) + 1), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
