@@ -32,7 +32,12 @@ def describe_faithfulness(table: pd.DataFrame) -> str:
             sentence += (f" The input's own flow magnitude scores {motion:.1%}; {beat} of {len(methods)} methods "
                          "beat it, i.e. say more than *where the face moved*.")
         if "untrained" in part.index:
-            sentence += (f" The same method on an untrained copy of the network scores "
-                         f"{part.loc['untrained', 'mass_in_mask']:.1%}.")
+            fresh = part.loc["untrained", "mass_in_mask"]
+            sentence += f" The same method on an untrained copy of the network scores {fresh:.1%}"
+            if fresh >= 0.9 * methods.loc[best, "mass_in_mask"]:
+                sentence += (", about as much or more: this score comes from the input, not from what the model "
+                             "learned.")
+            else:
+                sentence += ", clearly less: training moved the map towards the true regions."
         lines.append(sentence)
     return "\n".join(lines)
