@@ -158,3 +158,17 @@ def test_block_attention_figure_handles_grids_that_do_not_divide_the_input():
                                np.random.rand(SIZE, SIZE), np.zeros((SIZE, SIZE), bool))
     assert len(fig.axes) == 3
     plt.close(fig)
+
+
+@pytest.mark.parametrize("fresh, verdict", [(0.29, "comes from the input"), (0.12, "training moved")])
+def test_sentences_follow_the_numbers(fresh, verdict):
+    import pandas as pd
+
+    from convat.explain import describe_faithfulness
+
+    index = pd.MultiIndex.from_product([["m"], ["ig", "gradcam", "random", "motion", "untrained"]],
+                                       names=["model", "method"])
+    table = pd.DataFrame({"mass_in_mask": [0.3, 0.05, 0.1, 0.14, fresh], "pointing_game": [0.5, 0.2, 0.1, 0.8, 0.3]},
+                         index=index)
+    text = describe_faithfulness(table)
+    assert "1 of 2 methods" in text and "*ig*" in text and "3.0×" in text and verdict in text
