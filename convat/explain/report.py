@@ -11,12 +11,14 @@ def describe_faithfulness(table: pd.DataFrame) -> str:
     """Markdown sentences on a ``(model, method)``-indexed faithfulness table with ``random`` (and
     optionally ``motion`` / ``untrained``) reference rows per model."""
     lines = []
+    best_of = {}
     for model, part in table.groupby(level="model", sort=False):
         part = part.droplevel("model")
         methods = part.drop(index=[r for r in REFERENCE_ROWS if r in part.index])
         if methods.empty:
             continue
         best = methods["mass_in_mask"].idxmax()
+        best_of[model] = (best, methods.loc[best, "mass_in_mask"])
         rnd = part.loc["random", "mass_in_mask"]
         lift = methods.loc[best, "mass_in_mask"] / rnd if rnd > 0 else float("nan")
         above = int((methods["mass_in_mask"] > rnd).sum())
@@ -40,4 +42,12 @@ def describe_faithfulness(table: pd.DataFrame) -> str:
             else:
                 sentence += ", clearly less: training moved the map towards the true regions."
         lines.append(sentence)
+    if len(best_of) > 1:
+        top = max(best_of, key=lambda m: best_of[m][1])
+        first = next(iter(best_of))
+        summary = (f"\n\nAcross models, the maps of **{top}** put the most mass on the true regions "
+                   f"(*{best_of[top][0]}*, {best_of[top][1]:.1%})")
+        if top != first:
+            summary += f", more than those of {first} ({best_of[first][1]:.1%})"
+        lines.append(summary + ".")
     return "\n".join(lines)
