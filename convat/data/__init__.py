@@ -1,4 +1,4 @@
-"""Data: the shared clip record, the SynthME generator and (later) the real-dataset readers."""
+"""Data: the shared clip record, the SynthME generator and the real-dataset readers (``convat.data.readers``)."""
 
 from importlib.resources import files
 from pathlib import Path
