@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from convat.metrics import subject_key
 from convat.preprocess.cache import default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
@@ -35,7 +36,7 @@ Splits = dict[str, np.ndarray]
 
 def subject_ids(table: pd.DataFrame) -> pd.Series:
     """``dataset/subject`` for every row: subjects are only unique within a dataset."""
-    return table["dataset"].astype(str) + "/" + table["subject"].astype(str)
+    return subject_key(table)
 
 
 def fold_subjects(table: pd.DataFrame) -> list[str]:
@@ -100,6 +101,48 @@ def inner_validation_mask(table: pd.DataFrame, train: np.ndarray, fraction: floa
     return train & np.isin(ids, list(chosen))
 
 
+@dataclass
+class FoldInputs:
+    """One fold's data as training sees it, scaled with the statistics of the fitting clips only."""
+
+    test: np.ndarray
+    """Boolean mask over the table's rows: the held-out clips."""
+    fit: np.ndarray
+    """Boolean mask: the clips the model is fitted on (training clips minus any inner validation group)."""
+    y: np.ndarray
+    """Integer labels (indices into the classes) of every row."""
+    x_fit: np.ndarray
+    x_test: np.ndarray
+    val: tuple[np.ndarray, np.ndarray] | None
+    """Inner-validation inputs and labels when ``config.val_fraction > 0``, else ``None``."""
+
+
+def fold_inputs(
+    x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
+    test_mask: np.ndarray | None = None,
+) -> FoldInputs:
+    """Split and scale one fold exactly as :func:`run_fold` trains it (also used to rebuild a fold's model).
+
+    Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO). With
+    ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split.
+    """
+    if test_mask is None:
+        test_mask = (subject_ids(table) == fold).to_numpy()
+    test = np.asarray(test_mask, dtype=bool)
+    if not test.any():
+        raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
+    index = {c: i for i, c in enumerate(classes)}
+    y = table["label"].map(index).to_numpy()
+    if config.val_fraction > 0:
+        inner = inner_validation_mask(table, ~test, config.val_fraction, config.seed, fold)
+        fit = ~test & ~inner
+        x_fit, x_val, x_test = standardize(x[fit], x[inner], x[test])
+        return FoldInputs(test, fit, y, x_fit, x_test, (x_val, y[inner]))
+    fit = ~test
+    x_fit, x_test = standardize(x[fit], x[test])
+    return FoldInputs(test, fit, y, x_fit, x_test, None)
+
+
 def run_fold(
     x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
     test_mask: np.ndarray | None = None, curves: list | None = None, progress: bool = False,
@@ -110,29 +153,14 @@ def run_fold(
     ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split and the
     best validation epoch is kept. ``curves``, a list, receives one dict per epoch (training curve).
     """
-    if test_mask is None:
-        test_mask = (subject_ids(table) == fold).to_numpy()
-    test = np.asarray(test_mask, dtype=bool)
-    if not test.any():
-        raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
-    index = {c: i for i, c in enumerate(classes)}
-    y = table["label"].map(index).to_numpy()
-    train = ~test
-    val = None
-    if config.val_fraction > 0:
-        inner = inner_validation_mask(table, train, config.val_fraction, config.seed, fold)
-        fit = train & ~inner
-        x_fit, x_val, x_test = standardize(x[fit], x[inner], x[test])
-        val = (x_val, y[inner])
-    else:
-        fit = train
-        x_fit, x_test = standardize(x[fit], x[test])
+    data = fold_inputs(x, table, fold, classes, config, test_mask)
     history: list = []
-    model = train_model(x_fit, y[fit], len(classes), config, progress=progress, val=val, history=history)
+    model = train_model(data.x_fit, data.y[data.fit], len(classes), config, progress=progress, val=data.val,
+                        history=history)
     if curves is not None:
         curves.extend({"fold": fold, **row} for row in history)
-    proba = predict_proba(model, x_test, amp=config.amp)
-    out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
+    proba = predict_proba(model, data.x_test, amp=config.amp)
+    out = table.loc[data.test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
     out["prediction"] = [classes[i] for i in proba.argmax(1)]
     out["fold"] = fold
     for k, c in enumerate(classes):

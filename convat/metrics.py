@@ -109,9 +109,9 @@ def summarize(predictions: pd.DataFrame, labels: Sequence | None = None, by: str
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def subject_key(predictions: pd.DataFrame) -> pd.Series:
-    """``dataset/subject`` of each prediction (subjects are unique only within a dataset)."""
-    return predictions["dataset"].astype(str) + "/" + predictions["subject"].astype(str)
+def subject_key(table: pd.DataFrame) -> pd.Series:
+    """``dataset/subject`` of each row of a clip or prediction table (subjects are unique only within a dataset)."""
+    return table["dataset"].astype(str) + "/" + table["subject"].astype(str)
 
 
 def per_subject(predictions: pd.DataFrame, labels: Sequence | None = None) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from convat.loso import (
     standardize,
     subject_ids,
 )
-from convat.metrics import accuracy, macro_precision, uar, uf1
+from convat.metrics import accuracy, macro_precision, subject_key, uar, uf1
 from convat.preprocess.cache import default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
@@ -307,7 +307,7 @@ def published_predictions() -> pd.DataFrame:
 
     table = pd.read_csv(composite_list_path(), dtype={"subject": str, "clip": str})
     table = table.rename(columns={"ststnet_pred": "prediction"})
-    table["fold"] = table["dataset"] + "/" + table["subject"]
+    table["fold"] = subject_key(table)
     return table
 
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from convat.metrics import confusion
+from convat.metrics import confusion, subject_key
 
 
 def plot_confusion(
@@ -42,10 +42,6 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
     return mcolors.hsv_to_rgb(hsv)
 
 
-def _subject_keys(predictions):
-    return predictions["dataset"].astype(str) + "/" + predictions["subject"].astype(str)
-
-
 def plot_subject_confusions(
     predictions, labels: Sequence, cols: int = 5, normalize: bool = False, size: float = 2.1,
     title: str = "",
@@ -54,7 +50,7 @@ def plot_subject_confusions(
 
     Rows of classes a subject never shows stay empty; the subject name and its accuracy head each panel.
     """
-    keys = _subject_keys(predictions)
+    keys = subject_key(predictions)
     subjects = sorted(keys.unique())
     rows = int(np.ceil(len(subjects) / cols))
     cols = min(cols, len(subjects))
@@ -88,7 +84,7 @@ def plot_subject_accuracy(runs: dict, ax: plt.Axes | None = None) -> plt.Axes:
 
     frames = []
     for name, predictions in runs.items():
-        keys = _subject_keys(predictions)
+        keys = subject_key(predictions)
         acc = (predictions["label"] == predictions["prediction"]).groupby(keys).mean()
         frames.append(pd.DataFrame({"subject": [k.split("/", 1)[-1] for k in acc.index], "accuracy": acc.values,
                                     "model": name}))

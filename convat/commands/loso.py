@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from convat.book import default_preprocess, default_train, load_records
     from convat.loso import cached_run, run_loso
-    from convat.metrics import results_table
+    from convat.metrics import results_table, subject_key
     from convat.preprocess.pipeline import preprocess
     from convat.training.loop import resolve_device
 
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.lr is not None:
         overrides["lr"] = args.lr
     config = default_train(args.model, args.epochs, args.device, args.seed, **overrides)
-    n_subjects = (table["dataset"] + "/" + table["subject"]).nunique()
+    n_subjects = subject_key(table).nunique()
     print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds, "
           f"device {resolve_device(args.device)}, {args.parallel_folds} fold(s) at a time")
     start = time.perf_counter()

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from convat.data.records import ClipRecord
-from convat.loso import fold_subjects, inner_validation_mask, standardize, subject_ids
+from convat.loso import fold_inputs
 from convat.preprocess.cache import default_cache_dir
 from convat.preprocess.pipeline import PreprocessConfig, align_to_input, apex_index
 from convat.training.loop import TrainConfig, build_model, predict_proba, resolve_device, train_model
@@ -69,38 +69,26 @@ def fold_model(
 ) -> FoldModel:
     """Train (or load from the cache) the LOSO model that held out ``fold`` (a ``dataset/subject``).
 
-    Training follows :func:`convat.loso.run_fold` exactly: the same inner validation subjects when
-    ``config.val_fraction > 0``, standardisation with the fitting clips' statistics, then
+    Training follows :func:`convat.loso.run_fold` exactly, through the same :func:`convat.loso.fold_inputs`
+    (inner validation subjects, standardisation with the fitting clips' statistics), then
     :func:`convat.training.loop.train_model` on the other subjects.
     """
-    ids = subject_ids(table).to_numpy()
-    test = ids == fold
-    if not test.any():
-        raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
     classes = sorted(table["label"].unique())
-    y = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    fit, val = ~test, None
-    if config.val_fraction > 0:
-        inner = inner_validation_mask(table, ~test, config.val_fraction, config.seed, fold)
-        fit = ~test & ~inner
-        x_fit, x_val, x_test = standardize(x[fit], x[inner], x[test])
-        val = (x_val, y[inner])
-    else:
-        x_fit, x_test = standardize(x[fit], x[test])
+    data = fold_inputs(x, table, fold, classes, config)
     path = _weights_path(x, table, fold, config, Path(root) if root is not None else None)
     if cache and path.exists():
         model = build_model(config, len(classes), x.shape[1], x.shape[-1])
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model = model.to(resolve_device(config.device))
     else:
-        model = train_model(x_fit, y[fit], len(classes), config, val=val)
+        model = train_model(data.x_fit, data.y[data.fit], len(classes), config, val=data.val)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
             tmp.replace(path)
     model.eval()
-    return FoldModel(model, fold, classes, np.flatnonzero(test), x_test, y[test])
+    return FoldModel(model, fold, classes, np.flatnonzero(data.test), data.x_test, data.y[data.test])
 
 
 def truth_masks(records: list[ClipRecord], config: PreprocessConfig, au: str | None = None) -> np.ndarray:
