@@ -200,3 +200,5 @@ def test_composite_comparison_appends_our_rows():
     assert list(table.index[:3]) == ["STSTNet", "HTNet", "CausalNet"]
     assert table.loc["ours", "source"] == "this implementation"
     assert table.loc["HTNet", "UF1"] == 0.8603
+    assert table.loc["CausalNet", "UAR"] == 0.9020  # published: UF1 .8976, UAR .9020 (ICCV 2025)
+    assert pitfalls.PUBLISHED_COMPOSITE[["UF1", "UAR"]].notna().all().all()
