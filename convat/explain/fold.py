@@ -53,35 +53,53 @@ def _training_source() -> str:
     return digest.hexdigest()
 
 
-def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None) -> Path:
+def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None,
+                  permute_labels: int | None = None) -> Path:
     base = Path(root) if root is not None else default_cache_dir() / "explain_models"
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(x).tobytes())
     digest.update(table[["dataset", "subject", "clip", "label"]].to_csv(index=False).encode())
-    digest.update(json.dumps([fold, asdict(config)], sort_keys=True, default=str).encode())
+    key = [fold, asdict(config)] + ([{"permute_labels": permute_labels}] if permute_labels is not None else [])
+    digest.update(json.dumps(key, sort_keys=True, default=str).encode())
     digest.update(_training_source().encode() + torch.__version__.encode())
     return base / f"{config.model}-{digest.hexdigest()[:24]}.pt"
 
 
+def permuted_labels(y: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
+    """A copy of ``y`` whose entries at the boolean ``rows`` are shuffled among themselves (class counts kept):
+    the labels of the data-randomisation sanity check (Adebayo et al., 2018)."""
+    y = np.array(y, copy=True)
+    index = np.flatnonzero(rows)
+    y[index] = y[np.random.default_rng(seed).permutation(index)]
+    return y
+
+
 def fold_model(
     x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, cache: bool = True,
-    root: str | Path | None = None,
+    root: str | Path | None = None, permute_labels: int | None = None,
 ) -> FoldModel:
     """Train (or load from the cache) the LOSO model that held out ``fold`` (a ``dataset/subject``).
 
     Training follows :func:`convat.loso.run_fold` exactly, through the same :func:`convat.loso.fold_inputs`
     (inner validation subjects, standardisation with the fitting clips' statistics), then
-    :func:`convat.training.loop.train_model` on the other subjects.
+    :func:`convat.training.loop.train_model` on the other subjects. ``permute_labels``, a seed, trains the
+    same recipe on the training clips' labels shuffled among them (a control: the returned ``y_test`` stays
+    the true labels of the held-out clips).
     """
     classes = sorted(table["label"].unique())
     data = fold_inputs(x, table, fold, classes, config)
-    path = _weights_path(x, table, fold, config, Path(root) if root is not None else None)
+    y_train = data.y if permute_labels is None else permuted_labels(data.y, ~data.test, permute_labels)
+    val = data.val
+    if val is not None and permute_labels is not None:
+        inner = ~data.test & ~data.fit
+        val = (val[0], y_train[inner])
+    path = _weights_path(x, table, fold, config, Path(root) if root is not None else None, permute_labels)
     if cache and path.exists():
         model = build_model(config, len(classes), x.shape[1], x.shape[-1])
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model = model.to(resolve_device(config.device))
     else:
-        model = train_model(data.x_fit, data.y[data.fit], len(classes), config, val=data.val)
+        model = train_model(data.x_fit, y_train[data.fit], len(classes), config, val=val)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
