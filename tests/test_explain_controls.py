@@ -12,6 +12,7 @@ from convat.data.synth import generate
 from convat.explain.controls import (
     CONTROLS,
     control_scores,
+    controls_headline,
     describe_controls,
     parameter_groups,
     randomize_cascade,
@@ -98,6 +99,13 @@ def test_description_follows_the_verdict():
     assert "1 of 1 methods pass both" in good and "*saliency*" in good
     bad = describe_controls(summarize_controls(_scores(0.0, 0.1)), "m")
     assert "no method passes" in bad and "does not separate from the randomised" in bad
+
+
+def test_headline_names_the_passing_pairs_or_says_none_pass():
+    good, bad = summarize_controls(_scores(0.1, 0.1)), summarize_controls(_scores(0.0, 0.1))
+    assert "none of the 2 explanation maps" in controls_headline({"a": bad, "b": bad})
+    line = controls_headline({"a": bad, "b": good})
+    assert "1 of the 2" in line and "*saliency* on b" in line and "on a." not in line and "on a," not in line
 
 
 def test_control_scores_over_folds_on_synthme(tmp_path, monkeypatch):

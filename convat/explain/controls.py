@@ -192,5 +192,21 @@ def describe_controls(summary: pd.DataFrame, model: str = "the model") -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CONTROLS", "control_scores", "describe_controls", "parameter_groups", "randomize_cascade",
-           "summarize_controls"]
+def controls_headline(summaries: dict[str, pd.DataFrame]) -> str:
+    """One sentence over several models' :func:`summarize_controls` tables: which (model, method) pairs pass
+    both sanity checks, or that none does -- the verdict a chapter shows before any picture."""
+    passed = [f"*{method}* on {model}" for model, summary in summaries.items()
+              for method in summary.index[summary["faithful"]]]
+    tried = sum(len(s) for s in summaries.values())
+    folds = max((int(s["folds"].max()) for s in summaries.values() if not s.empty), default=0)
+    if not passed:
+        return (f"**Sanity check: none of the {tried} explanation maps tried passes both controls** (a randomised "
+                f"network and a network trained on permuted labels, over {folds} LOSO folds). Read the pictures "
+                "below as pictures of the input, not as evidence of what the models learned.")
+    return (f"**Sanity check: {len(passed)} of the {tried} explanation maps tried pass both controls** over "
+            f"{folds} LOSO folds: {', '.join(passed)}. Only these may be read as showing where a trained model "
+            "looks; the others score as well on a randomised network or one trained on permuted labels.")
+
+
+__all__ = ["CONTROLS", "control_scores", "controls_headline", "describe_controls", "parameter_groups",
+           "randomize_cascade", "summarize_controls"]
