@@ -1,0 +1,64 @@
+"""Reference rows: majority, identity only, true AU set -- on hand-made tables where the answer is known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convat.experiments.references import (
+    au_features,
+    au_set_baseline,
+    identity_baseline,
+    majority_baseline,
+    reference_predictions,
+)
+from convat.loso import loso_splits, random_splits
+from convat.metrics import summarize
+
+
+def _table() -> pd.DataFrame:
+    # Three subjects; each subject always shows the same label (so identity is a perfect cue within a subject),
+    # and the AU set decides the label exactly.
+    rows = []
+    for subject, label, aus in (("a", "negative", "AU4"), ("b", "positive", "AU6+AU12"), ("c", "surprise", "AU1+AU2")):
+        for k in range(6):
+            rows.append({"dataset": "d", "subject": subject, "clip": f"{subject}{k}", "label": label, "aus": aus})
+    rows.append({"dataset": "d", "subject": "a", "clip": "a-extra", "label": "negative", "aus": "AU4"})
+    return pd.DataFrame(rows)
+
+
+def test_majority_predicts_the_training_majority_of_each_fold():
+    table = _table()
+    pred = majority_baseline(table)
+    # Holding out "a" leaves b and c tied at 6 clips: the tie goes to the first class in sorted order.
+    assert set(pred.loc[pred.subject == "a", "prediction"]) == {"positive"}
+    assert set(pred.loc[pred.subject == "b", "prediction"]) == {"negative"}  # a has 7 clips
+    assert len(pred) == len(table) and set(pred.columns) >= {"p_negative", "p_positive", "p_surprise", "fold"}
+
+
+def test_identity_equals_majority_under_loso_and_is_perfect_under_a_random_split():
+    table = _table()
+    loso = identity_baseline(table)
+    assert (loso["prediction"] == majority_baseline(table)["prediction"]).all()
+    random = identity_baseline(table, random_splits(table, k=3, seed=0))
+    assert (random["prediction"] == random["label"]).all()
+    assert summarize(random).loc["all", "UF1"] == 1.0
+
+
+def test_true_au_set_separates_classes_that_no_subject_shares():
+    table = _table()
+    features, names = au_features(table)
+    assert names == ["AU1", "AU12", "AU2", "AU4", "AU6"] and features.sum(axis=1).tolist()[:1] == [1.0]
+    pred = au_set_baseline(table, random_splits(table, k=3, seed=0))
+    assert (pred["prediction"] == pred["label"]).all()
+    # Under LOSO each class is one subject, so its AU set is never seen in training: the ceiling collapses.
+    assert summarize(au_set_baseline(table)).loc["all", "UF1"] < 1.0
+    with pytest.raises(ValueError, match="aus"):
+        au_set_baseline(table.drop(columns="aus"))
+
+
+def test_reference_predictions_lists_the_rows_the_data_allows():
+    table = _table()
+    x = np.random.default_rng(0).standard_normal((len(table), 3, 8, 8)).astype(np.float32)
+    refs = reference_predictions(x, table, loso_splits(table))
+    assert list(refs) == ["linear (logistic regression)", "true AU set (ceiling)", "identity only", "majority"]
+    assert list(reference_predictions(None, table.assign(aus=""))) == ["identity only", "majority"]
