@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from convat.commands import UsageError, float_in, int_at_least
 
@@ -60,6 +61,8 @@ def validate(args: argparse.Namespace):
         check_model_name(args.model)
     except ValueError as exc:
         raise UsageError("--model", args.model, str(exc).split(": ", 1)[-1]) from None
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", args.device):
+        raise UsageError("--device", args.device, "is not one of auto, cpu, cuda, cuda:N, mps")
     try:
         resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
