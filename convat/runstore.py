@@ -408,15 +408,14 @@ class RunStore:
     def valid_folds(self, expected: Mapping[str, list[str]]) -> dict[str, pd.DataFrame]:
         """The predictions of every fold of ``expected`` that is finished and intact.
 
-        A fold whose files fail a check is named in a warning, moved aside and left to be recomputed; a fold
-        file of no expected fold (e.g. from a deleted subject) is named in a warning and ignored.
+        A fold without a manifest never finished and is left to be recomputed. A fold whose files fail a check
+        is named in a warning, moved aside (``*.bad``) and left to be recomputed; a fold file of no expected fold
+        (e.g. from a deleted subject) is named in a warning and ignored.
         """
         done: dict[str, pd.DataFrame] = {}
         for fold, clips in expected.items():
-            present = [p for p in (self.fold_path(fold), self.manifest_path(fold), self.curve_path(fold))
-                       if p.exists()]
-            if not present:
-                continue
+            if not self.manifest_path(fold).exists():
+                continue  # never finished (the manifest is written last): trained again, its partial files replaced
             try:
                 done[fold] = self.read_fold(fold, clips)
             except RunStoreError as exc:
