@@ -52,5 +52,5 @@ def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1") -> Prepro
 
 def default_train(model: str = "convat_tiny", epochs: int = 30, device: str = "auto", seed: int = 0,
                   **overrides) -> TrainConfig:
-    """The training budget every chapter uses unless it studies training itself."""
-    return TrainConfig(model=model, epochs=epochs, lr=2e-3, device=device, seed=seed, **overrides)
+    """The training budget every chapter uses unless it studies training itself (``overrides`` may set ``lr``)."""
+    return TrainConfig(model=model, epochs=epochs, device=device, seed=seed, **{"lr": 2e-3, **overrides})

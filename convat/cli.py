@@ -2,6 +2,10 @@
 
 Each subcommand lives in its own module under :mod:`convat.commands` and exposes
 ``register(subparsers)``; modules are discovered here, so adding a command touches no shared file.
+
+User errors (a bad flag or value, a run folder holding another run, a dataset that cannot be read, ...) print
+one line naming what is at fault and exit with status 2; ``--debug`` (anywhere on the line) shows the traceback
+instead. Options must be spelled out: abbreviations such as ``--epoch`` for ``--epochs`` are refused.
 """
 
 from __future__ import annotations
@@ -12,22 +16,56 @@ import pkgutil
 import sys
 
 import convat.commands
+from convat.commands import UsageError
+
+
+class ConvatParser(argparse.ArgumentParser):
+    """An argument parser that refuses abbreviated options and reports a bad argument in one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ConvatParser(
         prog="convat",
         description="ConVAT micro-expression recognition: data, preprocessing, LOSO training, explanations.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (any position)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(convat.commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"convat.commands.{info.name}").register(sub)
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe a mistake in the command or its inputs (not a bug): shown in one line."""
+    from convat.data.readers import DatasetError
+    from convat.preprocess.face import FaceNotFoundError
+
+    return (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, DatasetError,
+            FaceNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = len(str(exc).strip().splitlines())
+        more = f" [{lines - 1} more lines with --debug]" if lines > 1 else ""
+        print(f"convat {args.command}: error: {first}{more}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +26,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from convat import runstore
 from convat.metrics import subject_key
-from convat.preprocess.cache import default_cache_dir
+from convat.runstore import RunStore, array_digest, default_cache_dir, json_digest
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
 Splits = dict[str, np.ndarray]
@@ -67,14 +67,6 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Per-channel scaling by the training set's RMS (zero stays zero: no motion remains no motion)."""
     rms = np.sqrt((train.astype(np.float64) ** 2).mean(axis=(0, 2, 3), keepdims=True)) + 1e-8
     return [(a / rms).astype(np.float32) for a in (train, *others)]
-
-
-def _fold_file(out_dir: Path, fold: str) -> Path:
-    return out_dir / "folds" / (fold.replace("/", "__") + ".csv")
-
-
-def _curve_file(out_dir: Path, fold: str) -> Path:
-    return out_dir / "curves" / (fold.replace("/", "__") + ".csv")
 
 
 def _stable_seed(*parts: object) -> int:
@@ -168,19 +160,12 @@ def run_fold(
     return out
 
 
-def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-
-
-def _run_and_save(x, table, fold, classes, config, mask, out, progress=False) -> pd.DataFrame:
-    """One fold, its curve written first and its predictions last: a predictions file means a finished fold."""
+def _run_and_save(x, table, fold, classes, config, mask, store: RunStore | None, progress=False) -> pd.DataFrame:
+    """One fold; with a store, its curve, predictions and manifest are written (the manifest last)."""
     curves: list = []
     part = run_fold(x, table, fold, classes, config, test_mask=mask, curves=curves, progress=progress)
-    if out is not None:
-        _atomic_csv(pd.DataFrame(curves), _curve_file(out, fold))
-        _atomic_csv(part, _fold_file(out, fold))
+    if store is not None:
+        store.write_fold(fold, part, pd.DataFrame(curves), RunStore.clip_ids(table, mask))
     return part
 
 
@@ -190,12 +175,44 @@ _WORKER: dict = {}
 
 def _worker_init(x, table, classes, config, out, threads) -> None:
     torch.set_num_threads(threads)
-    _WORKER.update(x=x, table=table, classes=classes, config=config, out=out)
+    _WORKER.update(x=x, table=table, classes=classes, config=config,
+                   store=RunStore(out) if out is not None else None)
 
 
 def _worker_fold(fold: str, mask: np.ndarray) -> tuple[str, pd.DataFrame]:
     w = _WORKER
-    return fold, _run_and_save(w["x"], w["table"], fold, w["classes"], w["config"], mask, w["out"])
+    return fold, _run_and_save(w["x"], w["table"], fold, w["classes"], w["config"], mask, w["store"])
+
+
+def check_model_name(name: str) -> None:
+    """Raise ``ValueError`` naming the model when timm does not know it (before any work is done)."""
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"unknown model {name!r}: not registered with timm (e.g. convat_tiny, convat_small, "
+                         "ststnet, offapexnet, vit_me_tiny, resnet_me)")
+
+
+def run_identity(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits,
+                 data: dict | None = None) -> dict:
+    """Everything that decides a run's predictions, as recorded in (and compared with) ``config.json``.
+
+    ``data`` adds what the table cannot tell (e.g. ``dataset``, ``profile`` and ``seed`` of the data);
+    the table's ``attrs["preprocess"]`` (every preprocessing parameter, see :func:`convat.preprocess.preprocess`)
+    and a digest of the input tensors cover the preprocessing, the fold masks cover the splits and
+    :func:`convat.runstore.code_fingerprint` the code.
+    """
+    clips = table[["dataset", "subject", "clip", "label"]].astype(str)
+    return {
+        "data": {**(data or {}), "clips": len(table), "datasets": sorted(clips["dataset"].unique()),
+                 "clip_list": json_digest(clips.to_numpy().tolist())},
+        "preprocess": dict(table.attrs.get("preprocess", {})),
+        "inputs": {"shape": list(x.shape), "dtype": str(x.dtype), "sha256": array_digest(x)},
+        "training": asdict(config),
+        "classes": sorted(table["label"].unique()),
+        "folds": {"names": list(splits), "masks": json_digest([np.flatnonzero(m).tolist() for m in splits.values()])},
+        "code": runstore.code_fingerprint(),
+    }
 
 
 def run_loso(
@@ -206,59 +223,65 @@ def run_loso(
     progress: bool = True,
     splits: Splits | None = None,
     parallel_folds: int = 1,
+    data: dict | None = None,
 ) -> pd.DataFrame:
     """Pooled predictions (one row per clip) over the folds of ``splits`` (default: LOSO).
 
-    With ``out_dir``, every finished fold is saved at once (``folds/<fold>.csv`` and its training curve
-    ``curves/<fold>.csv``), and a rerun resumes from the first missing fold; at the end the folder also
-    holds ``predictions.csv``, ``curves.csv`` and ``metrics.csv``. ``parallel_folds=N`` trains N folds at a
-    time in worker processes (CPU threads split between them); the predictions are those of a sequential run.
+    With ``out_dir``, the folder is a :class:`convat.runstore.RunStore`: its ``config.json`` records the run's
+    identity (:func:`run_identity`: data, preprocessing, inputs, training configuration, classes, folds, code);
+    a folder holding another run is refused before any work, naming the differing fields. Every finished fold
+    is saved at once (``folds/<fold>.csv``, its training curve ``curves/<fold>.csv`` and a manifest with their
+    checksums); a rerun checks the finished folds (a damaged one is named and recomputed) and trains the rest.
+    At the end the folder also holds ``predictions.csv``, ``curves.csv`` and ``metrics.csv``. A lock file
+    stops a second process from writing into the same folder.
+
+    ``parallel_folds=N`` trains N folds at a time in worker processes (CPU threads split between them).
+    *Identical* means: for a fixed number of threads per fold, the predictions (probabilities to the last bit)
+    do not depend on N or on interruptions. The number of threads itself can change the last bits of the
+    probabilities (about 1e-7: the order of floating-point sums in the CPU kernels depends on the thread
+    split), so runs with another thread count agree to about 1e-6, not bit for bit.
     Workers are *spawned* (fork is unsafe after CUDA or OpenMP use), so a script that uses it must call it under
     ``if __name__ == "__main__":``, as for any spawned multiprocessing; notebooks need nothing.
     """
     config = config or TrainConfig()
     if parallel_folds < 1:
         raise ValueError(f"parallel_folds must be >= 1, got {parallel_folds}")
+    check_model_name(config.model)
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        (out / "folds").mkdir(parents=True, exist_ok=True)
-        (out / "curves").mkdir(exist_ok=True)
-        _write_run_info(out, config, classes, list(splits), parallel_folds)
+    store = RunStore(out_dir) if out_dir is not None else None
     done: dict[str, pd.DataFrame] = {}
-    todo = {}
-    for fold, mask in splits.items():
-        path = _fold_file(out, fold) if out is not None else None
-        if path is not None and path.exists():
-            done[fold] = pd.read_csv(path, dtype={"subject": str, "clip": str})
-        else:
-            todo[fold] = mask
-    bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
-               unit="fold")
+    if store is not None:
+        store.open(run_identity(x, table, config, splits, data), _run_info(config, classes, parallel_folds))
     try:
-        if parallel_folds == 1 or len(todo) <= 1:
-            for fold, mask in todo.items():
-                done[fold] = _run_and_save(x, table, fold, classes, config, mask, out, progress=progress)
-                bar.update()
-        else:
-            _run_parallel(x, table, classes, config, todo, out, parallel_folds, done, bar)
-    finally:
-        bar.close()
-    predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
-    if out is not None:
-        _atomic_csv(predictions, out / "predictions.csv")
-        curves = load_curves(out, list(splits))
-        if curves is not None:
-            _atomic_csv(curves, out / "curves.csv")
-        from convat.metrics import summarize
+        if store is not None:
+            done = store.valid_folds({fold: RunStore.clip_ids(table, mask) for fold, mask in splits.items()})
+        todo = {fold: mask for fold, mask in splits.items() if fold not in done}
+        bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
+                   unit="fold")
+        try:
+            if parallel_folds == 1 or len(todo) <= 1:
+                for fold, mask in todo.items():
+                    done[fold] = _run_and_save(x, table, fold, classes, config, mask, store, progress=progress)
+                    bar.update()
+            else:
+                _run_parallel(x, table, classes, config, todo, store, parallel_folds, done, bar)
+        finally:
+            bar.close()
+        predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
+        if store is not None:
+            from convat.metrics import summarize
 
-        by = "dataset" if predictions["dataset"].nunique() > 1 else None
-        summarize(predictions, labels=classes, by=by).rename_axis("group").to_csv(out / "metrics.csv")
+            store.finalise(list(splits), done)
+            by = "dataset" if predictions["dataset"].nunique() > 1 else None
+            store.write_metrics(summarize(predictions, labels=classes, by=by).rename_axis("group"))
+    finally:
+        if store is not None:
+            store.close()
     return predictions
 
 
-def _run_parallel(x, table, classes, config, todo, out, workers, done, bar) -> None:
+def _run_parallel(x, table, classes, config, todo, store, workers, done, bar) -> None:
     """Folds in ``workers`` spawned processes; each writes its own fold files, so a crash loses nothing."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -266,6 +289,7 @@ def _run_parallel(x, table, classes, config, todo, out, workers, done, bar) -> N
     workers = min(workers, len(todo))
     threads = max(1, torch.get_num_threads() // workers)
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe after CUDA or OpenMP use in the parent
+    out = store.path if store is not None else None
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(x, table, classes, config, out, threads)) as pool:
         pending = {pool.submit(_worker_fold, fold, mask) for fold, mask in todo.items()}
@@ -283,26 +307,20 @@ def _run_parallel(x, table, classes, config, todo, out, workers, done, bar) -> N
 
 
 def load_curves(out_dir: str | Path, folds: list[str] | None = None) -> pd.DataFrame | None:
-    """Per-epoch training curves of a run folder (one row per fold and epoch), or ``None`` if there are none."""
-    out = Path(out_dir)
-    paths = [_curve_file(out, f) for f in folds] if folds is not None else sorted(
-        (out / "curves").glob("*.csv"))
-    parts = [pd.read_csv(p) for p in paths if p.exists()]
-    return pd.concat(parts, ignore_index=True) if parts else None
+    """Per-epoch training curves of a run folder (one row per fold and epoch), or ``None`` if there are none.
+
+    An unreadable curve file is an error naming it.
+    """
+    store = RunStore(out_dir)
+    if folds is None:
+        folds = [p.stem.replace("__", "/") for p in sorted((store.path / "curves").glob("*.csv"))]
+    return store.read_curves(folds)
 
 
-def source_fingerprint() -> str:
-    """Hash of the installed ``convat`` sources: cached runs never outlive a code change."""
-    root = Path(__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def run_key(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None) -> str:
-    """A key covering the inputs, the labels, the folds, the configuration and the package source."""
+def run_key(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
+            data: dict | None = None) -> str:
+    """A key covering the inputs, the labels, the folds, the configuration, ``data`` (when given: what names
+    the data, see :func:`run_identity`) and :func:`convat.runstore.code_fingerprint`."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(x).tobytes())
     digest.update(table[["dataset", "subject", "clip", "label"]].to_csv(index=False).encode())
@@ -310,7 +328,9 @@ def run_key(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Spl
         for name, mask in splits.items():
             digest.update(name.encode() + np.packbits(mask).tobytes())
     digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
-    digest.update(source_fingerprint().encode())
+    if data:
+        digest.update(json.dumps(data, sort_keys=True, default=str).encode())
+    digest.update(runstore.code_fingerprint().encode())
     return digest.hexdigest()[:24]
 
 
@@ -326,17 +346,19 @@ class LosoRun:
 
 def cached_run(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
-    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
+    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1, data: dict | None = None,
 ) -> LosoRun:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`, with its curves.
 
-    ``parallel_folds`` is not part of the key: it changes the speed, not the predictions.
+    ``parallel_folds`` is not part of the key: it changes the speed, not the predictions. The key covers the
+    inputs, labels, folds, configuration and :func:`convat.runstore.code_fingerprint`; the folder's
+    ``config.json`` records the full identity (see :func:`run_loso`).
     """
     config = config or TrainConfig()
     base = Path(root) if root is not None else default_cache_dir() / "runs"
-    out = base / f"{config.model}-{run_key(x, table, config, splits)}"
+    out = base / f"{config.model}-{run_key(x, table, config, splits, data)}"
     predictions = run_loso(x, table, config, out_dir=out, progress=progress, splits=splits,
-                           parallel_folds=parallel_folds)
+                           parallel_folds=parallel_folds, data=data)
     folds = list(splits) if splits is not None else fold_subjects(table)
     return LosoRun(predictions, load_curves(out, folds), out, config)
 
@@ -353,14 +375,13 @@ def cached_loso(
     return cached_run(x, table, config, progress, splits, root, parallel_folds).predictions
 
 
-def _write_run_info(out: Path, config: TrainConfig, classes: list[str], folds: list[str],
-                    parallel_folds: int = 1) -> None:
+def _run_info(config: TrainConfig, classes: list[str], parallel_folds: int = 1) -> dict:
+    """What ``config.json`` records beside the identity: seeds and the environment (informational only)."""
     from convat.training.loop import resolve_device
 
-    info = {
+    return {
         "config": asdict(config),
         "classes": classes,
-        "folds": folds,
         "seeds": {
             "training": config.seed,
             "note": "every fold seeds Python, NumPy and torch with the training seed before building its model; "
@@ -378,11 +399,3 @@ def _write_run_info(out: Path, config: TrainConfig, classes: list[str], folds: l
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         },
     }
-    path = out / "config.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous["config"] != json.loads(json.dumps(info["config"], default=str)) or previous["classes"] != classes:
-            raise ValueError(
-                f"{out} holds a run with another configuration ({path}); use a new folder or delete it"
-            )
-    path.write_text(json.dumps(info, indent=2, default=str))

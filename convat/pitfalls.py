@@ -38,7 +38,7 @@ from convat.loso import (
     subject_ids,
 )
 from convat.metrics import accuracy, macro_precision, subject_key, uar, uf1
-from convat.preprocess.cache import default_cache_dir
+from convat.runstore import default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
 # --------------------------------------------------------------------------------------------------------------

@@ -174,14 +174,14 @@ def test_random_splits_cover_every_clip_once_and_mix_subjects(data):
 def test_cached_run_is_reused_and_a_config_change_is_not(data, tmp_path, monkeypatch):
     from convat.loso import cached_loso, cached_run
 
-    monkeypatch.setattr("convat.loso.source_fingerprint", lambda: "fixed")  # others edit sources meanwhile
+    monkeypatch.setattr("convat.runstore.code_fingerprint", lambda *a: "fixed")  # others edit sources meanwhile
     x, table = data
     one = TrainConfig(epochs=1, batch_size=16)
     a = cached_run(x, table, one, progress=False, root=tmp_path)
     b = cached_loso(x, table, one, progress=False, root=tmp_path)
     pd.testing.assert_frame_equal(a.predictions, b)
     assert len(list(tmp_path.iterdir())) == 1 and len(a.curves) == len(fold_subjects(table))
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match="holds another run"):
         run_loso(x, table, TrainConfig(epochs=3), out_dir=a.path, progress=False)
     cached_loso(x, table, TrainConfig(epochs=1, batch_size=8), progress=False, root=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2

@@ -27,7 +27,7 @@ def traced(data, tmp_path_factory):
     x, table = data
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        patch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
         return pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), root
 
 
@@ -90,7 +90,7 @@ def test_selection_rules_on_a_hand_made_trace():
 def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
     x, table = data
     trace, root = traced
-    monkeypatch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+    monkeypatch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
     monkeypatch.setattr(pitfalls, "trace_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), trace)
 
@@ -98,7 +98,7 @@ def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
 def test_inner_validation_rule_reproduces_the_engines_inner_validation_run(data, trace):
     x, table = data
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        patch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
         engine = run_loso(x, table, replace(FAST, val_fraction=0.34), progress=False)
     ours = pitfalls.selected_predictions(trace, "inner-val")
     merged = engine.merge(ours, on=["dataset", "subject", "clip"], suffixes=("_engine", "_trace"))
@@ -115,7 +115,7 @@ def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, t
     assert pitfalls.subject_overlap(table, random_splits(table, 3, 0)) == 1.0
     config = TrainConfig(epochs=1, batch_size=16)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("convat.loso.source_fingerprint", lambda: "frozen")
+        patch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
         result = pitfalls.random_vs_loso(x, table, config, k=3, root=tmp_path)
         assert list(result.index) == ["LOSO", "random 3-fold"]
         assert result.loc["LOSO", "folds"] == subject_ids(table).nunique()

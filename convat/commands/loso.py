@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
+
+from convat.commands import UsageError, float_in, int_at_least
 
 DESCRIPTION = """\
 Leave-one-subject-out (LOSO) evaluation: for every subject, train a fresh model on all the other subjects and
-predict the held-out one. Each finished fold is written at once to OUT/folds/ (predictions) and OUT/curves/
-(training curve); interrupt it at any time and run the same command again: it resumes from the first missing
-fold, nothing lost, nothing repeated. At the end OUT holds config.json (configuration, seeds, environment),
-predictions.csv (one row per clip), curves.csv and metrics.csv, and the pooled UF1 / UAR / accuracy with
-bootstrap intervals over subjects are printed (per dataset for the composite).
+predict the held-out one. Each finished fold is written at once to OUT/folds/ (predictions, with a manifest of
+checksums) and OUT/curves/ (training curve); interrupt it at any time and run the same command again: it checks
+the finished folds and trains the missing ones, nothing lost, nothing repeated. OUT/config.json records what
+decides the predictions (data, preprocessing, inputs, training configuration, classes, folds, code
+fingerprint): the same folder with any other setting is refused, naming the fields that differ. At the end OUT
+also holds predictions.csv (one row per clip), curves.csv and metrics.csv, and the pooled UF1 / UAR / accuracy
+with bootstrap intervals over subjects are printed (per dataset for the composite).
 
 The held-out subject takes part in no decision: a fixed number of epochs by default, or, with
 --val-fraction, the best epoch on an inner validation split of whole *training* subjects.
+
+Every argument is checked before any work; a bad one is reported in one line (exit status 2).
 """
 
 EXAMPLES = """\
@@ -21,21 +28,48 @@ examples:
   convat loso                                    # ConVAT-Tiny on SynthME (quick profile), cached run folder
   convat loso --model ststnet --epochs 40        # a baseline through the same engine
   convat loso --profile composite --parallel-folds 2 --out runs/convat-composite
-  convat loso --dataset composite --data-root /data/megc --device cuda --val-fraction 0.15 --patience 5
+  convat loso --dataset megc2019 --data-root /data/megc --val-fraction 0.15 --patience 5   # the real composite
 """
 
 
-def _run(args: argparse.Namespace) -> int:
-    import time
+def _datasets() -> list[str]:
+    from convat.data.readers import DATASETS
 
-    from convat.book import default_preprocess, default_train, load_records
-    from convat.loso import cached_run, run_loso
-    from convat.metrics import results_table, subject_key
-    from convat.preprocess.pipeline import preprocess
+    return ["synthme", *DATASETS]
+
+
+def _profiles() -> list[str]:
+    from convat.data.synth import PROFILES
+
+    return sorted(PROFILES)
+
+
+def _flows() -> list[str]:
+    from convat.preprocess.flow import FLOW_METHODS
+
+    return sorted(FLOW_METHODS)
+
+
+def validate(args: argparse.Namespace):
+    """Check what argparse cannot (model known to timm, device available, the training configuration) and
+    return ``(preprocess config, training config)``; raises :class:`UsageError` naming the flag."""
+    from convat.book import default_preprocess, default_train
+    from convat.loso import check_model_name
     from convat.training.loop import resolve_device
 
-    records = load_records(args.dataset, args.profile, args.data_root, seed=args.seed)
-    x, table = preprocess(records, default_preprocess(args.img_size, args.flow), progress=not args.quiet)
+    try:
+        check_model_name(args.model)
+    except ValueError as exc:
+        raise UsageError("--model", args.model, str(exc).split(": ", 1)[-1]) from None
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", args.device):
+        raise UsageError("--device", args.device, "is not one of auto, cpu, cuda, cuda:N, mps")
+    try:
+        resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError("--device", args.device, f"cannot be used: {exc}") from None
+    if args.patience and not args.val_fraction:
+        raise UsageError("--patience", args.patience, "needs --val-fraction > 0 (early stopping is judged on the "
+                         "inner validation split)")
     overrides = dict(
         val_fraction=args.val_fraction, patience=args.patience, balanced_sampling=args.balanced_sampling,
         class_weighting=not args.no_class_weighting,
@@ -44,17 +78,46 @@ def _run(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.lr is not None:
         overrides["lr"] = args.lr
-    config = default_train(args.model, args.epochs, args.device, args.seed, **overrides)
+    return default_preprocess(args.img_size, args.flow), default_train(args.model, args.epochs, args.device,
+                                                                        args.seed, **overrides)
+
+
+def data_identity(args: argparse.Namespace) -> dict:
+    """What names the data beyond the clip list: dataset, and for SynthME its profile and generator seed."""
+    if args.dataset == "synthme":
+        return {"dataset": args.dataset, "profile": args.profile, "seed": args.seed}
+    return {"dataset": args.dataset}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import time
+    from dataclasses import asdict
+
+    from convat import runstore
+    from convat.book import load_records
+    from convat.loso import cached_run, run_loso
+    from convat.metrics import results_table, subject_key
+    from convat.preprocess.pipeline import preprocess
+    from convat.training.loop import resolve_device
+
+    prep, config = validate(args)
+    data = data_identity(args)
+    if args.out is not None:  # refuse another run's folder before preprocessing (the rest is checked later)
+        known = {"data": data, "preprocess": prep.params(), "training": asdict(config),
+                 "code": runstore.code_fingerprint()}
+        runstore.RunStore(args.out).check_identity(known, partial=True)
+    records = load_records(args.dataset, args.profile, args.data_root, seed=args.seed)
+    x, table = preprocess(records, prep, progress=not args.quiet)
     n_subjects = subject_key(table).nunique()
     print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds, "
           f"device {resolve_device(args.device)}, {args.parallel_folds} fold(s) at a time")
     start = time.perf_counter()
     if args.out is not None:
         predictions = run_loso(x, table, config, out_dir=args.out, progress=not args.quiet,
-                               parallel_folds=args.parallel_folds)
+                               parallel_folds=args.parallel_folds, data=data)
         out = args.out
     else:
-        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds)
+        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds, data=data)
         predictions, out = run.predictions, run.path
     print(f"done in {time.perf_counter() - start:.1f} s; run folder: {out}")
     by = "dataset" if predictions["dataset"].nunique() > 1 else None
@@ -70,25 +133,30 @@ def register(subparsers) -> None:
         description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="synthme",
-                      help="dataset name as accepted by convat.book.load_records (default: synthme)")
+    data.add_argument("--dataset", default="synthme", choices=_datasets(),
+                      help="synthme (built in) or a real dataset under --data-root (default: synthme)")
     data.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
-    data.add_argument("--profile", default="quick", help="SynthME profile: quick or composite (default: quick)")
-    data.add_argument("--img-size", type=int, default=64, help="model input size in pixels (default: 64)")
-    data.add_argument("--flow", default="tvl1", help="optical-flow method: tvl1, dis or farneback (default: tvl1)")
+    data.add_argument("--profile", default="quick", choices=_profiles(),
+                      help="SynthME profile (default: quick; ignored for real datasets)")
+    data.add_argument("--img-size", type=int_at_least(8), default=64, help="model input size in pixels (default: 64)")
+    data.add_argument("--flow", default="tvl1", choices=_flows(), help="optical-flow method (default: tvl1)")
     train = p.add_argument_group("training")
     train.add_argument("--model", default="convat_tiny",
                        help="timm model name: convat_tiny, convat_small, ststnet, offapexnet, vit_me_tiny, "
                             "resnet_me, ... (default: convat_tiny)")
-    train.add_argument("--epochs", type=int, default=30, help="epochs per fold (maximum with --val-fraction)")
-    train.add_argument("--batch-size", type=int, default=None, help="batch size (default: the book's)")
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the book's)")
-    train.add_argument("--seed", type=int, default=0, help="seed of data generation and training (default: 0)")
+    train.add_argument("--epochs", type=int_at_least(1), default=30,
+                       help="epochs per fold (maximum with --val-fraction; default: 30)")
+    train.add_argument("--batch-size", type=int_at_least(1), default=None, help="batch size (default: the book's)")
+    train.add_argument("--lr", type=float_in(0.0, None, low_open=True), default=None,
+                       help="peak learning rate (default: the book's)")
+    train.add_argument("--seed", type=int_at_least(0), default=0,
+                       help="seed of data generation and training (default: 0)")
     train.add_argument("--device", default="auto",
                        help="auto (CUDA with mixed precision if available, else CPU), cpu, cuda, cuda:N")
-    train.add_argument("--val-fraction", type=float, default=0.0,
-                       help="share of training subjects kept for model selection (default 0: fixed budget)")
-    train.add_argument("--patience", type=int, default=0,
+    train.add_argument("--val-fraction", type=float_in(0.0, 1.0), default=0.0,
+                       help="share of training subjects kept for model selection, in [0, 1) (default 0: fixed "
+                            "budget)")
+    train.add_argument("--patience", type=int_at_least(0), default=0,
                        help="early stopping after this many epochs without a better validation UF1 (0: off)")
     train.add_argument("--balanced-sampling", action="store_true", help="class-balanced batches")
     train.add_argument("--no-class-weighting", action="store_true",
@@ -97,8 +165,9 @@ def register(subparsers) -> None:
     run.add_argument("--out", default=None,
                      help="run folder; rerunning with the same folder resumes (default: a folder under "
                           "$CONVAT_CACHE/runs named by the inputs, configuration and code version)")
-    run.add_argument("--parallel-folds", type=int, default=1,
+    run.add_argument("--parallel-folds", type=int_at_least(1), default=1,
                      help="folds trained at once in worker processes (CPU threads are split between them)")
-    run.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates over subjects (default 2000)")
+    run.add_argument("--n-boot", type=int_at_least(1), default=2000,
+                     help="bootstrap replicates over subjects, >= 1 (default 2000)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from convat.commands import int_at_least
+
 
 def _run(args: argparse.Namespace) -> int:
     from convat.data.records import records_table
@@ -20,7 +22,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("synth", help="describe a SynthME dataset (clips per subject and class)")
-    p.add_argument("--profile", default="quick", help="SynthME profile: quick or composite (default: quick)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
-    p.add_argument("--label-scheme", default="megc3", help="megc3 (default) or five (CASME II-style)")
+    from convat.data.synth import LABEL_SCHEMES, PROFILES
+
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="SynthME profile (default: quick)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="generator seed (default: 0)")
+    p.add_argument("--label-scheme", default="megc3", choices=sorted(LABEL_SCHEMES),
+                   help="megc3 (default) or five (CASME II-style)")
     p.set_defaults(func=_run)

@@ -2,8 +2,8 @@
 
 Explanations of a subject's clips always come from the model trained **without** that subject: the same
 training set, input scaling and configuration as the LOSO fold in which the subject was tested. Trained
-weights are cached on disk under a key covering the inputs, labels, fold, configuration and the training
-sources, so a chapter rebuild does not retrain.
+weights are cached on disk under a key covering the inputs, labels, fold, configuration and the code that
+decides results (:func:`convat.runstore.code_fingerprint`), so a chapter rebuild does not retrain.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from convat import runstore
 from convat.data.records import ClipRecord
 from convat.loso import fold_inputs
-from convat.preprocess.cache import default_cache_dir
 from convat.preprocess.pipeline import PreprocessConfig, align_to_input, apex_index
 from convat.training.loop import TrainConfig, build_model, predict_proba, resolve_device, train_model
 
@@ -43,25 +43,15 @@ class FoldModel:
         return predict_proba(self.model, self.x_test).argmax(1)
 
 
-def _training_source() -> str:
-    """Hash of the sources that decide trained weights (models, training loop, fold engine); the explanation
-    code itself is left out, so editing it does not retrain."""
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted([*root.glob("models/*.py"), *root.glob("training/*.py"), root / "loso.py"]):
-        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
 def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None,
                   permute_labels: int | None = None) -> Path:
-    base = Path(root) if root is not None else default_cache_dir() / "explain_models"
+    base = Path(root) if root is not None else runstore.default_cache_dir() / "explain_models"
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(x).tobytes())
     digest.update(table[["dataset", "subject", "clip", "label"]].to_csv(index=False).encode())
     key = [fold, asdict(config)] + ([{"permute_labels": permute_labels}] if permute_labels is not None else [])
     digest.update(json.dumps(key, sort_keys=True, default=str).encode())
-    digest.update(_training_source().encode() + torch.__version__.encode())
+    digest.update(runstore.code_fingerprint().encode() + torch.__version__.encode())
     return base / f"{config.model}-{digest.hexdigest()[:24]}.pt"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from convat import runstore
 from convat.data.records import ClipRecord, records_table
 from convat.preprocess.apex import APEX_STRATEGIES, apex_index
 from convat.preprocess.cache import TensorCache, cache_key
@@ -30,8 +31,6 @@ from convat.preprocess.flow import compute_flow, flow_params
 from convat.preprocess.strain import optical_strain
 
 __all__ = ["PreprocessConfig", "align_to_input", "apex_index", "motion_sample", "motion_tensor", "preprocess"]
-
-PIPELINE_VERSION = "pre-2"
 
 _BOX_SOURCES = ("detected", "cropped", "full", "not-found")
 
@@ -66,8 +65,10 @@ class PreprocessConfig:
         flow_params(self.flow)  # names the accepted methods on a typo
 
     def params(self) -> dict:
-        """Everything logged with results and hashed into cache keys (incl. the flow method's parameters)."""
-        return {"version": PIPELINE_VERSION, **asdict(self), "flow_params": flow_params(self.flow)}
+        """Everything logged with results and hashed into cache keys: the parameters (incl. the flow method's)
+        and ``code``, a fingerprint of the preprocessing and frame-generating sources (no hand-bumped version)."""
+        return {"code": runstore.code_fingerprint(runstore.PREPROCESS_SOURCES), **asdict(self),
+                "flow_params": flow_params(self.flow)}
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -58,6 +58,13 @@ def find_dataset_dir(root: Path, dataset: str, candidates: tuple[str, ...],
                        f"Expected layout: {EXPECTED_LAYOUT[dataset]}")
 
 
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` once ``..`` and absolute parts are resolved (lexically, so a
+    data root that uses symbolic links keeps working)."""
+    path, root = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def rel(path: Path, base: Path) -> str:
     """``path`` relative to ``base`` (for short, exact messages)."""
     try:
@@ -260,7 +267,10 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
         folder = frames_dir / row.subject / row.clip
         folder_name = rel(folder, base)
         scan = None
-        if not folder.is_dir():
+        if not inside(folder, frames_dir):
+            flag("error", "path-outside-root", f"subject {row.subject!r} / clip {row.clip!r} names the folder "
+                 f"{os.path.normpath(folder)}, outside the frame folder {frames_dir}; not read")
+        elif not folder.is_dir():
             flag("error", "missing-clip-folder", f"clip folder {folder_name} does not exist", file=folder_name)
         else:
             scan = scan_frames(folder, pattern)

@@ -1,0 +1,553 @@
+"""Shared services for results on disk: the cache root, the code fingerprint and the run folder (``RunStore``).
+
+A leaf module: it imports no stage of the package (only the standard library, NumPy and pandas), so every
+stage and experiment can use it.
+
+* :func:`default_cache_dir` finds ``$CONVAT_CACHE`` (an empty value is an error, never the current folder).
+* :func:`code_fingerprint` hashes the sources that decide results (data, preprocessing, models, training, the
+  fold engine, metrics) and nothing else, so editing a plot, the site or a command does not retrain, while any
+  edit of a result-deciding module starts a new run.
+* :class:`RunStore` owns a run folder: its identity (``config.json``: everything that decides the predictions),
+  a lock naming the process that holds it, checked fold files, atomic writes and the final results.
+
+Atomic writes go to ``<name>.<pid>.tmp`` in the same folder and are renamed into place with :func:`os.replace`,
+so a reader sees the old file or the new one, never half of one; a temporary file left by a killed process is
+removed by the next run that opens the folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import socket
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+#: The parts of the package whose code decides results (paths relative to ``convat/``; folders recursively).
+RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "loso.py", "metrics.py")
+#: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
+#: (SynthME's generator and the readers' frame loading).
+PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth.py", "data/records.py")
+
+
+class RunStoreError(ValueError):
+    """A run folder that cannot be used as asked (another run's identity, an unreadable file, a lock)."""
+
+
+class RunLockedError(RunStoreError):
+    """Another live process holds the run folder."""
+
+
+def default_cache_dir() -> Path:
+    """``$CONVAT_CACHE`` if set, else ``~/.cache/convat``; an empty ``$CONVAT_CACHE`` is an error."""
+    value = os.environ.get("CONVAT_CACHE")
+    if value is None:
+        return Path.home() / ".cache" / "convat"
+    if not value.strip():
+        raise RunStoreError("CONVAT_CACHE is set but empty; unset it (default ~/.cache/convat) or give a folder")
+    return Path(value).expanduser()
+
+
+def _is_result_source(path: Path) -> bool:
+    """Plots only draw results, so they are left out of the fingerprint (as is every ``__pycache__``)."""
+    return "plots" not in path.stem and "__pycache__" not in path.parts
+
+
+def code_fingerprint(parts: Iterable[str] = RESULT_SOURCES) -> str:
+    """SHA-256 (first 16 hex digits) of the ``.py`` sources under ``parts`` of the package.
+
+    The default covers the modules that decide results; :data:`PREPROCESS_SOURCES` those that decide a cached
+    tensor. File names take part, so a moved module changes the fingerprint too.
+    """
+    files: set[Path] = set()
+    for part in parts:
+        path = PACKAGE_ROOT / part
+        if path.is_dir():
+            files.update(p for p in path.rglob("*.py") if _is_result_source(p.relative_to(PACKAGE_ROOT)))
+        elif path.exists():
+            files.add(path)
+        else:
+            raise FileNotFoundError(f"code_fingerprint: {path} does not exist")
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def array_digest(x: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
+    digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
+def json_digest(value: object) -> str:
+    """SHA-256 of a JSON-serialisable value (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace` (all or nothing)."""
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The CSV text of ``frame`` (no index) as bytes: what is written and what the checksum covers."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    return {prefix: value}
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def identity_differences(old: Mapping, new: Mapping, partial: bool = False) -> list[str]:
+    """The dotted fields in which two identities differ, each as ``field: old -> new``.
+
+    With ``partial``, only the fields of ``new`` are compared (a check before all of the identity is known).
+    """
+    a, b = _flatten(json.loads(json.dumps(old, default=str))), _flatten(json.loads(json.dumps(new, default=str)))
+    missing = "(absent)"
+    keys = set(b) if partial else set(a) | set(b)
+    return [f"{key}: {_short(a.get(key, missing))} -> {_short(b.get(key, missing))}"
+            for key in sorted(keys) if a.get(key, missing) != b.get(key, missing)]
+
+
+def fold_filename(fold: str) -> str:
+    """A fold name as a file stem (``dataset/subject`` -> ``dataset__subject``)."""
+    return fold.replace("/", "__")
+
+
+class RunStore:
+    """One run folder: identity, lock, checked fold files and the final results.
+
+    Layout: ``config.json`` (``identity`` = everything that decides the predictions, plus informational
+    ``environment`` and extras), ``folds/<fold>.csv`` (predictions), ``curves/<fold>.csv`` (training curve),
+    ``folds/<fold>.json`` (the fold's manifest: fold name, clip list digest, row count, SHA-256 of both CSV
+    files; written last, so it marks a finished fold), ``predictions.csv``, ``curves.csv``, ``metrics.csv``.
+
+    Use::
+
+        store = RunStore(out)
+        with store.open(identity, info):          # refuses another run's folder, before any work; locks it
+            done = store.valid_folds(expected)    # {fold: predictions} of the folds finished and intact
+            for fold in missing:
+                store.write_fold(fold, predictions, curve, expected[fold])
+            store.finalise(list(expected), metrics=...)
+
+    ``expected`` maps each fold to its sorted list of clip ids (see :meth:`clip_ids`). Several processes may
+    write disjoint folds of one run at once when each opens the store with its own ``lock_tag``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self._lock_path: Path | None = None
+
+    # -- files --------------------------------------------------------------------------------------------
+    def fold_path(self, fold: str) -> Path:
+        return self.path / "folds" / f"{fold_filename(fold)}.csv"
+
+    def curve_path(self, fold: str) -> Path:
+        return self.path / "curves" / f"{fold_filename(fold)}.csv"
+
+    def manifest_path(self, fold: str) -> Path:
+        return self.path / "folds" / f"{fold_filename(fold)}.json"
+
+    def has_folds(self) -> bool:
+        folder = self.path / "folds"
+        return folder.is_dir() and any(p.suffix in (".csv", ".json") for p in folder.iterdir())
+
+    # -- identity -----------------------------------------------------------------------------------------
+    def read_config(self) -> dict | None:
+        """The folder's ``config.json``, ``None`` when absent; an unreadable file is an error naming it."""
+        if not self.config_path.exists():
+            return None
+        try:
+            info = json.loads(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunStoreError(f"{self.config_path}: unreadable ({exc}); it identifies the run in "
+                                f"{self.path}: delete the folder or use a new one") from None
+        if not isinstance(info, dict):
+            raise RunStoreError(f"{self.config_path}: not a run description (a JSON object expected)")
+        return info
+
+    def check_identity(self, identity: Mapping, partial: bool = False) -> dict | None:
+        """Refuse a folder that holds another run (naming the differing fields); return the stored config.
+
+        A missing ``config.json`` beside existing fold files is an error too: those folds cannot be told apart
+        from another run's. ``partial=True`` compares only the fields given (e.g. before preprocessing, when
+        the input digest is not known yet).
+        """
+        info = self.read_config()
+        if info is None:
+            if self.has_folds():
+                raise RunStoreError(f"{self.config_path} is missing but {self.path / 'folds'} holds fold files: "
+                                    "they cannot be matched to this run; delete the folder or use a new one")
+            return None
+        old = info.get("identity")
+        if old is None:
+            raise RunStoreError(f"{self.config_path} was written by an older convat (no run identity); "
+                                "delete the folder or use a new one")
+        differences = identity_differences(old, identity, partial)
+        if differences:
+            raise RunStoreError(f"{self.path} holds another run; differing fields: {'; '.join(differences)}. "
+                                "Use a new folder (or delete this one)")
+        return info
+
+    def open(self, identity: Mapping, info: Mapping | None = None, lock_tag: str = "") -> RunStore:
+        """Check the identity, take the lock, clean stray temporary files, then write ``config.json``.
+
+        Nothing is written when the identity is refused or the folder is locked. ``config.json`` is only
+        (re)written when absent, so resuming keeps the original record. Use as a context manager (or call
+        :meth:`close`) to release the lock.
+        """
+        self.check_identity(identity)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.acquire(lock_tag)
+        try:
+            self.check_identity(identity)  # again under the lock: another process may have started meanwhile
+            self.clean_tmp()
+            (self.path / "folds").mkdir(exist_ok=True)
+            (self.path / "curves").mkdir(exist_ok=True)
+            if not self.config_path.exists():
+                record = {"identity": json.loads(json.dumps(identity, default=str)), **(info or {})}
+                atomic_write_text(self.config_path, json.dumps(record, indent=2, default=str))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- lock ---------------------------------------------------------------------------------------------
+    def acquire(self, tag: str = "") -> None:
+        """Create ``.lock`` (or ``.lock-<tag>``) naming this process; a lock of a dead process is taken over."""
+        path = self.path / (f".lock-{tag}" if tag else ".lock")
+        me = f"{os.getpid()} {socket.gethostname()}\n"
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder(path)
+                if holder is not None and holder[1] == socket.gethostname() and not pid_alive(holder[0]):
+                    warnings.warn(f"{path}: taking over the lock of process {holder[0]}, which no longer runs",
+                                  stacklevel=3)
+                    path.unlink(missing_ok=True)
+                    continue
+                who = f"process {holder[0]} on {holder[1]}" if holder else "an unknown process"
+                raise RunLockedError(f"{self.path} is in use by {who} (lock file {path}); wait for it to end, "
+                                     "or delete the lock file if that process is gone") from None
+            with os.fdopen(fd, "w") as handle:
+                handle.write(me)
+            self._lock_path = path
+            return
+        raise RunLockedError(f"{path}: could not take the lock")
+
+    @staticmethod
+    def _holder(path: Path) -> tuple[int, str] | None:
+        try:
+            pid, host = path.read_text().split()
+            return int(pid), host
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        """Release the lock (if this store holds one)."""
+        if self._lock_path is not None:
+            holder = self._holder(self._lock_path)
+            if holder is not None and holder[0] == os.getpid():
+                self._lock_path.unlink(missing_ok=True)
+            self._lock_path = None
+
+    def clean_tmp(self) -> list[Path]:
+        """Remove temporary files left by processes that no longer run; return them."""
+        removed = []
+        for tmp in self.path.rglob("*.tmp"):
+            parts = tmp.name.rsplit(".", 2)
+            pid = int(parts[-2]) if len(parts) == 3 and parts[-2].isdigit() else -1
+            if not pid_alive(pid) or pid == os.getpid():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        return removed
+
+    # -- folds --------------------------------------------------------------------------------------------
+    @staticmethod
+    def clip_ids(table: pd.DataFrame, mask: np.ndarray | None = None) -> list[str]:
+        """Sorted ``dataset/subject/clip`` ids of the rows of ``table`` selected by ``mask``."""
+        rows = table if mask is None else table.loc[np.asarray(mask, dtype=bool)]
+        return sorted((rows["dataset"].astype(str) + "/" + rows["subject"].astype(str) + "/"
+                       + rows["clip"].astype(str)).tolist())
+
+    def write_fold(self, fold: str, predictions: pd.DataFrame, curve: pd.DataFrame | None,
+                   clips: list[str]) -> None:
+        """Write a finished fold: curve, predictions, then the manifest that vouches for both."""
+        curve_blob = csv_bytes(curve) if curve is not None else None
+        pred_blob = csv_bytes(predictions)
+        if curve_blob is not None:
+            atomic_write_bytes(self.curve_path(fold), curve_blob)
+        atomic_write_bytes(self.fold_path(fold), pred_blob)
+        manifest = {
+            "fold": fold, "rows": len(predictions), "clips": json_digest(clips),
+            "sha256": hashlib.sha256(pred_blob).hexdigest(),
+            "curve_sha256": hashlib.sha256(curve_blob).hexdigest() if curve_blob is not None else None,
+        }
+        atomic_write_text(self.manifest_path(fold), json.dumps(manifest, indent=1))
+
+    def read_fold(self, fold: str, clips: list[str]) -> pd.DataFrame:
+        """A finished fold's predictions, checked; raise :class:`RunStoreError` naming the file and the fault.
+
+        Checks: the manifest names this fold and this clip list; the predictions file has the checksum the
+        manifest records (so a truncated, edited or copied file fails); its rows are exactly this fold's clips,
+        once each, with this fold's name; its probabilities are finite and sum to one; the curve file matches.
+        """
+        path, manifest_path = self.fold_path(fold), self.manifest_path(fold)
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise RunStoreError(f"{path}: no manifest {manifest_path.name} (the fold never finished)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunStoreError(f"{manifest_path}: unreadable ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise RunStoreError(f"{manifest_path}: not a fold manifest")
+        if manifest.get("fold") != fold:
+            raise RunStoreError(f"{manifest_path}: belongs to fold {manifest.get('fold')!r}, not {fold!r}")
+        if manifest.get("clips") != json_digest(clips):
+            raise RunStoreError(f"{manifest_path}: written for another clip list than fold {fold!r} has now")
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise RunStoreError(f"{path}: unreadable ({exc})") from None
+        if hashlib.sha256(blob).hexdigest() != manifest.get("sha256"):
+            raise RunStoreError(f"{path}: checksum differs from {manifest_path.name} (truncated, edited or copied)")
+        try:
+            frame = pd.read_csv(io.BytesIO(blob), dtype={"subject": str, "clip": str})
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise RunStoreError(f"{path}: not a predictions table ({exc})") from None
+        needed = {"dataset", "subject", "clip", "label", "prediction", "fold"}
+        if not needed <= set(frame.columns):
+            raise RunStoreError(f"{path}: missing columns {sorted(needed - set(frame.columns))}")
+        if self.clip_ids(frame) != clips:
+            raise RunStoreError(f"{path}: its rows are not exactly the clips of fold {fold!r} "
+                                f"({len(frame)} rows for {len(clips)} clips)")
+        if (frame["fold"].astype(str) != fold).any():
+            raise RunStoreError(f"{path}: rows of another fold than {fold!r}")
+        proba = frame[[c for c in frame.columns if c.startswith("p_")]].to_numpy(dtype=np.float64)
+        if proba.size == 0 or not np.isfinite(proba).all() or not np.allclose(proba.sum(1), 1.0, atol=1e-4):
+            raise RunStoreError(f"{path}: probabilities missing, not finite or not summing to one")
+        curve_sha = manifest.get("curve_sha256")
+        if curve_sha is not None:
+            try:
+                curve_blob = self.curve_path(fold).read_bytes()
+            except OSError as exc:
+                raise RunStoreError(f"{self.curve_path(fold)}: unreadable ({exc})") from None
+            if hashlib.sha256(curve_blob).hexdigest() != curve_sha:
+                raise RunStoreError(f"{self.curve_path(fold)}: checksum differs from {manifest_path.name}")
+        return frame
+
+    def discard_fold(self, fold: str) -> None:
+        """Move a fold's files aside (``*.bad``) so that it is recomputed and the evidence kept."""
+        for path in (self.manifest_path(fold), self.fold_path(fold), self.curve_path(fold)):
+            if path.exists():
+                os.replace(path, path.with_name(path.name + ".bad"))
+
+    def valid_folds(self, expected: Mapping[str, list[str]]) -> dict[str, pd.DataFrame]:
+        """The predictions of every fold of ``expected`` that is finished and intact.
+
+        A fold without a manifest never finished and is left to be recomputed. A fold whose files fail a check
+        is named in a warning, moved aside (``*.bad``) and left to be recomputed; a fold file of no expected fold
+        (e.g. from a deleted subject) is named in a warning and ignored.
+        """
+        done: dict[str, pd.DataFrame] = {}
+        for fold, clips in expected.items():
+            if not self.manifest_path(fold).exists():
+                continue  # never finished (the manifest is written last): trained again, its partial files replaced
+            try:
+                done[fold] = self.read_fold(fold, clips)
+            except RunStoreError as exc:
+                warnings.warn(f"{exc}; fold {fold!r} is recomputed", stacklevel=2)
+                self.discard_fold(fold)
+        known = {self.fold_path(f).name for f in expected}
+        stray = sorted(p.name for p in (self.path / "folds").glob("*.csv") if p.name not in known)
+        if stray:
+            warnings.warn(f"{self.path / 'folds'}: files of no fold of this run ignored: {', '.join(stray)}",
+                          stacklevel=2)
+        return done
+
+    def read_curves(self, folds: list[str]) -> pd.DataFrame | None:
+        """The curves of ``folds`` (those present) as one table; an unreadable file is an error naming it."""
+        parts = []
+        for fold in folds:
+            path = self.curve_path(fold)
+            if not path.exists():
+                continue
+            try:
+                parts.append(pd.read_csv(path))
+            except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise RunStoreError(f"{path}: not a training curve ({exc})") from None
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    def finalise(self, folds: list[str], done: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+        """When every fold is done, write ``predictions.csv`` and ``curves.csv`` (then call :meth:`write_metrics`).
+
+        Returns the pooled predictions in fold order, or ``None`` (nothing written) while folds are missing
+        (another task of the same run may still be writing them).
+        """
+        if any(f not in done for f in folds):
+            return None
+        predictions = pd.concat([done[f] for f in folds], ignore_index=True)
+        atomic_write_bytes(self.path / "predictions.csv", csv_bytes(predictions))
+        curves = self.read_curves(folds)
+        if curves is not None:
+            atomic_write_bytes(self.path / "curves.csv", csv_bytes(curves))
+        return predictions
+
+    def write_metrics(self, metrics: pd.DataFrame) -> None:
+        """``metrics.csv`` (with its index), atomically."""
+        buffer = io.StringIO()
+        metrics.to_csv(buffer)
+        atomic_write_text(self.path / "metrics.csv", buffer.getvalue())
+
+
+
+# -- the cache folder as a whole (``convat cache``) ---------------------------------------------------------
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def cache_entries(root: Path | None = None) -> list[tuple[str, Path, int, float]]:
+    """The cache's entries as ``(kind, path, bytes, last use)``: tensors, runs, explanation weights, set-aside
+    damaged files. Only what convat writes is listed, so a mistaken ``$CONVAT_CACHE`` is never swept."""
+    root = Path(root) if root is not None else default_cache_dir()
+    entries = []
+    if not root.is_dir():
+        return entries
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and len(folder.name) == 2 and all(c in "0123456789abcdef" for c in folder.name):
+            for path in folder.iterdir():
+                if path.name.endswith((".npz", ".npz.bad", ".tmp")):
+                    kind = "tensor" if path.suffix == ".npz" else "damaged" if path.suffix == ".bad" else "tmp"
+                    stat = path.stat()
+                    entries.append((kind, path, stat.st_size, stat.st_mtime))
+    for sub, kind in (("runs", "run"), ("explain_models", "weights")):
+        for path in sorted((root / sub).glob("*")) if (root / sub).is_dir() else []:
+            entries.append((kind, path, _size(path), path.stat().st_mtime))
+    return entries
+
+
+def cache_info(root: Path | None = None) -> dict[str, tuple[int, int]]:
+    """``{kind: (count, bytes)}`` of the cache's entries."""
+    info: dict[str, tuple[int, int]] = {}
+    for kind, _, size, _ in cache_entries(root):
+        count, total = info.get(kind, (0, 0))
+        info[kind] = (count + 1, total + size)
+    return info
+
+
+def _in_use(kind: str, path: Path) -> bool:
+    if kind == "run":
+        for lock in path.glob(".lock*"):
+            holder = RunStore._holder(lock)
+            if holder is not None and pid_alive(holder[0]):
+                return True
+    if kind == "tmp":
+        parts = path.name.rsplit(".", 2)
+        return len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))
+    return False
+
+
+def clear_cache(root: Path | None = None, max_size: int | None = None) -> tuple[int, int]:
+    """Remove cache entries (all, or the least recently used until the total is at most ``max_size`` bytes).
+
+    Entries in use (a run folder locked by a live process, a temporary file of a live process) are kept.
+    Returns ``(entries removed, bytes freed)``.
+    """
+    import shutil
+
+    if max_size is not None and max_size < 0:
+        raise ValueError(f"max_size must be >= 0, got {max_size}")
+    entries = sorted(cache_entries(root), key=lambda e: e[3])
+    total = sum(e[2] for e in entries)
+    removed = freed = 0
+    for kind, path, size, _ in entries:
+        if max_size is not None and total - freed <= max_size:
+            break
+        if _in_use(kind, path):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+        freed += size
+    return removed, freed
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GB``, ``100k`` or plain bytes -> bytes (powers of 1024)."""
+    units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    value = text.strip().upper().removesuffix("IB").removesuffix("B") if text.strip()[-1:].isalpha() else text.strip()
+    number, unit = (value[:-1], value[-1]) if value[-1:].isalpha() else (value, "")
+    try:
+        size = float(number)
+    except ValueError:
+        raise ValueError(f"size {text!r} is not a number with an optional unit K, M, G or T") from None
+    if unit not in units or size < 0:
+        raise ValueError(f"size {text!r} is not a non-negative number with an optional unit K, M, G or T")
+    return int(size * units[unit])

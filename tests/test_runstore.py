@@ -1,0 +1,314 @@
+"""Runs that cannot lie: run identity, checked fold files, the lock, stray temporary files (issue 16)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from convat import runstore
+from convat.data.synth import generate
+from convat.loso import fold_subjects, run_loso
+from convat.preprocess.pipeline import PreprocessConfig, preprocess
+from convat.runstore import RunLockedError, RunStore, RunStoreError
+from convat.training.loop import TrainConfig
+
+ONE = TrainConfig(epochs=1, batch_size=16)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_code(monkeypatch):
+    """Other engineers edit the sources while the suite runs; the code fingerprint is tested on its own below."""
+    monkeypatch.setattr(runstore, "code_fingerprint", lambda *a: "frozen")
+
+
+@pytest.fixture(scope="module")
+def data():
+    records = generate("quick", n_subjects=4, clips_per_subject=5)
+    return preprocess(records, PreprocessConfig(flow="dis", size=24), progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """A finished run folder (kept pristine; tests copy it)."""
+    x, table = data
+    out = tmp_path_factory.mktemp("reference")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runstore, "code_fingerprint", lambda *a: "frozen")
+        predictions = run_loso(x, table, ONE, out_dir=out, progress=False)
+    return predictions, out
+
+
+def _copy(reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference[1], out)
+    return out
+
+
+def _count_training(monkeypatch):
+    import convat.loso as loso
+
+    trained, real = [], loso.run_fold
+    monkeypatch.setattr(loso, "run_fold", lambda *a, **k: trained.append(a[2]) or real(*a, **k))
+    return trained
+
+
+# -- 1. one run identity -------------------------------------------------------------------------------------
+def test_identity_names_every_field_that_decides_predictions(data):
+    from convat.loso import loso_splits, run_identity
+
+    x, table = data
+    identity = run_identity(x, table, ONE, loso_splits(table), {"dataset": "synthme", "profile": "quick", "seed": 0})
+    assert set(identity) == {"data", "preprocess", "inputs", "training", "classes", "folds", "code"}
+    assert identity["preprocess"]["flow"] == "dis" and identity["preprocess"]["size"] == 24
+    assert identity["data"]["profile"] == "quick" and identity["training"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda x, t, c: (x, t, replace(c, epochs=2)), "training.epochs"),
+    (lambda x, t, c: (x, t, replace(c, lr=5e-3)), "training.lr"),
+    (lambda x, t, c: (x * 1.01, t, c), "inputs.sha256"),
+    (lambda x, t, c: (x[:-1], t.iloc[:-1], c), "data.clip_list"),
+])
+def test_another_run_into_the_same_folder_is_refused_naming_the_field(reference, data, tmp_path, monkeypatch,
+                                                                       change, field):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    before = (out / "config.json").read_bytes()
+    trained = _count_training(monkeypatch)
+    x2, t2, c2 = change(x, table, ONE)
+    t2.attrs = table.attrs
+    with pytest.raises(RunStoreError, match=field.replace(".", r"\.")):
+        run_loso(x2, t2, c2, out_dir=out, progress=False)
+    assert trained == [] and (out / "config.json").read_bytes() == before
+
+
+def test_a_code_change_is_a_different_run(reference, data, tmp_path, monkeypatch):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    monkeypatch.setattr(runstore, "code_fingerprint", lambda *a: "edited")
+    with pytest.raises(RunStoreError, match="code"):
+        run_loso(x, table, ONE, out_dir=out, progress=False)
+
+
+def test_deleted_or_unreadable_config_beside_folds_is_an_error_naming_it(reference, data, tmp_path, monkeypatch):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    trained = _count_training(monkeypatch)
+    (out / "config.json").unlink()
+    with pytest.raises(RunStoreError, match="config.json is missing"):
+        run_loso(x, table, replace(ONE, epochs=5), out_dir=out, progress=False)
+    assert not (out / "config.json").exists()
+    for garbage in (b"", b"{not json", b"[1, 2]"):
+        (out / "config.json").write_bytes(garbage)
+        with pytest.raises(RunStoreError, match="config.json"):
+            run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert trained == []
+
+
+def test_a_failed_start_writes_nothing(data, tmp_path):
+    x, table = data
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="nosuchmodel"):
+        run_loso(x, table, replace(ONE, model="nosuchmodel"), out_dir=out, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        run_loso(x, table, replace(ONE, batch_size=0), out_dir=out, progress=False)
+    assert not (out / "config.json").exists()
+
+
+def test_resume_keeps_finished_folds_and_the_original_config(reference, data, tmp_path, monkeypatch):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    first = fold_subjects(table)[0]
+    store = RunStore(out)
+    for path in (store.fold_path(first), store.manifest_path(first)):
+        path.unlink()
+    config_before = (out / "config.json").read_bytes()
+    trained = _count_training(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fold killed before its manifest is simply trained again
+        resumed = run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert trained == [first]
+    pd.testing.assert_frame_equal(resumed, reference[0])
+    assert (out / "config.json").read_bytes() == config_before
+    assert (out / "predictions.csv").read_bytes() == (reference[1] / "predictions.csv").read_bytes()
+
+
+# -- 2. checked fold files ------------------------------------------------------------------------------------
+def _truncate(path, other):
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2]))
+
+
+def _header_only(path, other):
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+
+
+def _copied_csv(path, other):
+    shutil.copy(other, path)
+
+
+def _copied_with_manifest(path, other):
+    shutil.copy(other, path)
+    shutil.copy(other.with_suffix(".json"), path.with_suffix(".json"))
+
+
+def _edited_probability(path, other):
+    frame = pd.read_csv(path, dtype={"subject": str, "clip": str})
+    column = [c for c in frame.columns if c.startswith("p_")][0]
+    frame.loc[0, column] = 0.999
+    frame.to_csv(path, index=False)
+
+
+def _nan(path, other):
+    frame = pd.read_csv(path, dtype={"subject": str, "clip": str})
+    column = [c for c in frame.columns if c.startswith("p_")][0]
+    frame.loc[0, column] = float("nan")
+    frame.to_csv(path, index=False)
+
+
+def _nan_with_fixed_checksum(path, other):
+    """A NaN written by someone who also updated the manifest's checksum: the content check still refuses it."""
+    import hashlib
+
+    _nan(path, other)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    manifest["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+
+
+def _zero_bytes(path, other):
+    path.write_bytes(b"")
+
+
+def _garbage(path, other):
+    path.write_bytes(b"\x00\xff garbage \n,,,\n")
+
+
+def _manifest_garbage(path, other):
+    path.with_suffix(".json").write_text("{")
+
+
+def _curve_truncated(path, other):
+    curve = path.parent.parent / "curves" / path.name
+    curve.write_text(curve.read_text()[:10])
+
+
+@pytest.mark.parametrize("damage", [_truncate, _header_only, _copied_csv, _copied_with_manifest,
+                                    _edited_probability, _nan, _nan_with_fixed_checksum, _zero_bytes, _garbage,
+                                    _manifest_garbage, _curve_truncated])
+def test_a_damaged_fold_file_is_named_and_recomputed(reference, data, tmp_path, monkeypatch, damage):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    folds = fold_subjects(table)
+    store = RunStore(out)
+    victim = store.fold_path(folds[1])
+    damage(victim, store.fold_path(folds[0]))
+    trained = _count_training(monkeypatch)
+    with pytest.warns(UserWarning, match=victim.stem) as caught:
+        resumed = run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert any("recomputed" in str(w.message) for w in caught)
+    assert trained == [folds[1]]
+    pd.testing.assert_frame_equal(resumed, reference[0])
+    assert (out / "predictions.csv").read_bytes() == (reference[1] / "predictions.csv").read_bytes()
+    assert list((out / "folds").glob("*.bad"))  # the evidence is kept aside
+
+
+def test_stray_temporary_files_of_dead_processes_are_removed(reference, data, tmp_path):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stray = [out / f"curves.csv.{dead.pid}.tmp", out / "folds" / f"x.csv.{dead.pid}.tmp"]
+    live = out / f"predictions.csv.{os.getppid()}.tmp"  # a live process's file is left alone
+    for path in [*stray, live]:
+        path.write_text("half")
+    run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert not any(p.exists() for p in stray) and live.exists()
+
+
+# -- 5. the lock ----------------------------------------------------------------------------------------------
+def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(reference, data, tmp_path):
+    x, table = data
+    out = _copy(reference, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        import socket
+
+        (out / ".lock").write_text(f"{holder.pid} {socket.gethostname()}\n")
+        with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+            run_loso(x, table, ONE, out_dir=out, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.warns(UserWarning, match=f"lock of process {holder.pid}"):  # dead now: taken over
+        run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert not (out / ".lock").exists()
+
+
+def test_the_lock_is_released_after_an_interrupted_run(data, tmp_path, monkeypatch):
+    import convat.loso as loso
+
+    x, table = data
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loso, "run_fold", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(x, table, ONE, out_dir=tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / ".lock").exists()
+
+
+# -- the fingerprint rule -------------------------------------------------------------------------------------
+def test_code_fingerprint_covers_result_code_only(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real function
+    from convat.runstore import PREPROCESS_SOURCES, code_fingerprint
+
+    package = tmp_path / "convat"
+    shutil.copytree(runstore.PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runstore, "PACKAGE_ROOT", package)
+    base, prep = code_fingerprint(), code_fingerprint(PREPROCESS_SOURCES)
+    for harmless in ("site/browser.py", "commands/loso.py", "book.py", "plots.py", "preprocess/plots.py"):
+        with open(package / harmless, "a") as f:
+            f.write("\n# edited\n")
+    assert code_fingerprint() == base and code_fingerprint(PREPROCESS_SOURCES) == prep
+    with open(package / "training" / "loop.py", "a") as f:
+        f.write("\n# edited\n")
+    assert code_fingerprint() != base and code_fingerprint(PREPROCESS_SOURCES) == prep
+    with open(package / "preprocess" / "strain.py", "a") as f:
+        f.write("\n# edited\n")
+    assert code_fingerprint(PREPROCESS_SOURCES) != prep
+
+
+def test_explain_weights_and_run_keys_use_the_one_fingerprint():
+    import inspect
+
+    import convat.explain.fold as fold
+    import convat.loso as loso
+
+    assert not hasattr(loso, "source_fingerprint")
+    assert "runstore.code_fingerprint()" in inspect.getsource(fold._weights_path)
+    assert "runstore.code_fingerprint()" in inspect.getsource(loso.run_key)
+
+
+def test_empty_convat_cache_is_an_error(monkeypatch):
+    monkeypatch.setenv("CONVAT_CACHE", "")
+    with pytest.raises(RunStoreError, match="CONVAT_CACHE"):
+        runstore.default_cache_dir()
+
+
+def test_identity_differences_are_listed_field_by_field():
+    old = {"training": {"epochs": 3, "lr": 0.002}, "preprocess": {"flow": "tvl1"}}
+    new = {"training": {"epochs": 5, "lr": 0.002}, "preprocess": {"flow": "dis"}}
+    assert runstore.identity_differences(old, new) == ["preprocess.flow: 'tvl1' -> 'dis'", "training.epochs: 3 -> 5"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert runstore.parse_size("1.5G") == int(1.5 * 1024**3) and runstore.parse_size("100") == 100
+    with pytest.raises(ValueError, match="size"):
+        runstore.parse_size("lots")
