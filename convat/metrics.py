@@ -6,7 +6,7 @@ of all leave-one-subject-out folds first and computes each score once, over the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -216,3 +216,98 @@ def best_model(table: pd.DataFrame, metric: str = "UF1") -> str:
         raise ValueError(f"unknown metric {metric!r}; available: {[c for c in table.columns if '_' not in c]}")
     overall = table.xs("all", level=1) if table.index.nlevels > 1 else table
     return str(overall[metric].idxmax())
+
+
+# --- over training seeds and data draws --------------------------------------------------------------------------
+
+def subject_confusions(predictions: pd.DataFrame, labels: Sequence, subjects: Sequence[str]) -> np.ndarray:
+    """One confusion matrix per subject, ``(S, K, K)`` in the order of ``subjects`` (``dataset/subject`` keys;
+    a subject without clips in ``predictions`` gets zeros). Summing rows of it gives any pooled confusion."""
+    labels = list(labels)
+    index = {c: i for i, c in enumerate(labels)}
+    where = {s: i for i, s in enumerate(subjects)}
+    keys = subject_key(predictions).map(where)
+    if keys.isna().any():
+        extra = sorted(set(subject_key(predictions)) - set(where))
+        raise ValueError(f"predictions hold subjects not in the list: {extra}")
+    out = np.zeros((len(subjects), len(labels), len(labels)), dtype=np.int64)
+    np.add.at(out, (keys.to_numpy(int), predictions["label"].map(index).to_numpy(int),
+                    predictions["prediction"].map(index).to_numpy(int)), 1)
+    return out
+
+
+def seed_summary(runs: Sequence[pd.DataFrame], labels: Sequence | None = None) -> dict[str, float]:
+    """Mean and standard deviation (ddof=1; 0 for one run) of pooled UF1 / UAR / accuracy over several runs of
+    one method (training seeds, data draws): ``{"UF1": ..., "UF1_sd": ..., ..., "runs": n}``."""
+    if not runs:
+        raise ValueError("seed_summary needs at least one run")
+    labels = labels if labels is not None else sorted(set().union(*(set(r["label"]) for r in runs)))
+    scores = pd.DataFrame([summarize(r, labels).loc["all", ["UF1", "UAR", "accuracy"]] for r in runs])
+    out: dict[str, float] = {"runs": float(len(runs))}
+    for metric in ("UF1", "UAR", "accuracy"):
+        out[metric] = float(scores[metric].mean())
+        out[f"{metric}_sd"] = float(scores[metric].std(ddof=1)) if len(runs) > 1 else 0.0
+    return out
+
+
+def paired_seed_test(
+    runs_a: Sequence[pd.DataFrame], runs_b: Sequence[pd.DataFrame], labels: Sequence | None = None,
+    metric: str = "UF1", n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+) -> dict[str, float]:
+    """Is method A better than method B, over subjects *and* training seeds? A hierarchical paired bootstrap.
+
+    ``runs_a`` / ``runs_b`` are pooled predictions of each method on the same clips, one per training seed (a
+    deterministic method has one run). Each replicate draws the subjects with replacement -- the same draw
+    for both methods, so the comparison is paired by subject -- and, independently for each method, its runs
+    with replacement; a method's score is the mean over its drawn runs of the pooled ``metric`` on the drawn
+    subjects. Returns the observed difference (mean over runs of A minus that of B), its ``level`` interval
+    and a two-sided bootstrap p-value (twice the smaller tail share of replicates on either side of zero).
+    Unlike a subject-only bootstrap of one trained model, the interval contains training variance.
+    """
+    if not runs_a or not runs_b:
+        raise ValueError("paired_seed_test needs at least one run per method")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    labels = labels if labels is not None else sorted(set().union(*(set(r["label"]) for r in [*runs_a, *runs_b])))
+    subjects = sorted(set(subject_key(runs_a[0])))
+    for r in [*runs_a, *runs_b]:
+        if set(subject_key(r)) != set(subjects) or len(r) != len(runs_a[0]):
+            raise ValueError("paired_seed_test: every run must cover the same clips of the same subjects")
+    conf_a = np.stack([subject_confusions(r, labels, subjects) for r in runs_a])  # (Ra, S, K, K)
+    conf_b = np.stack([subject_confusions(r, labels, subjects) for r in runs_b])
+
+    def score(conf: np.ndarray, weights: np.ndarray, picks: np.ndarray) -> np.ndarray:
+        # conf (R, S, K, K); weights (B, S) subject draw counts; picks (B, R') run indices -> (B,)
+        pooled = np.einsum("bs,rskl->brkl", weights, conf)  # (B, R, K, K)
+        per_run = scores_from_confusion(pooled)[metric]  # (B, R)
+        return np.take_along_axis(per_run, picks, axis=1).mean(axis=1)
+
+    observed = (score(conf_a, np.ones((1, len(subjects))), np.arange(len(runs_a))[None])
+                - score(conf_b, np.ones((1, len(subjects))), np.arange(len(runs_b))[None]))[0]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, n_boot, 250):  # chunks bound the memory of the (B, R, K, K) stack
+        b = min(250, n_boot - start)
+        draws = rng.integers(0, len(subjects), size=(b, len(subjects)))
+        weights = np.zeros((b, len(subjects)))
+        np.add.at(weights, (np.repeat(np.arange(b), len(subjects)), draws.ravel()), 1.0)
+        picks_a = rng.integers(0, len(runs_a), size=(b, len(runs_a)))
+        picks_b = rng.integers(0, len(runs_b), size=(b, len(runs_b)))
+        diffs.append(score(conf_a, weights, picks_a) - score(conf_b, weights, picks_b))
+    diffs = np.concatenate(diffs)
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    p = min(1.0, 2.0 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
+    return {"difference": float(observed), "low": float(low), "high": float(high), "p": p,
+            "runs_a": float(len(runs_a)), "runs_b": float(len(runs_b)), "subjects": float(len(subjects))}
+
+
+def seed_verdict(test: Mapping[str, float], name_a: str, name_b: str, metric: str = "UF1") -> str:
+    """One sentence from :func:`paired_seed_test`: which method is better, or that the data cannot tell."""
+    d, lo, hi = test["difference"], test["low"], test["high"]
+    span = f"{metric} difference {d:+.3f}, 95 % interval {lo:+.3f} to {hi:+.3f}, p = {test['p']:.3f}"
+    if lo > 0:
+        return f"{name_a} beats {name_b} over subjects and seeds ({span})."
+    if hi < 0:
+        return f"{name_b} beats {name_a} over subjects and seeds ({span})."
+    return f"{name_a} and {name_b} cannot be told apart over subjects and seeds ({span})."
