@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.convat-installed
 
-.PHONY: help env test lint book notebooks browser sitecheck bench clean
+.PHONY: help env test lint book notebooks browser sitecheck bench study clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ sitecheck: $(STAMP) browser  ## open every page of _build/html in headless Chrom
 
 bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmarks/results/
 	$(BIN)/python -m benchmarks.run
+
+study: $(STAMP)  ## the reference study (models x 3 seeds, composite, LOSO) into results/study; resumable
+	$(BIN)/convat study run --out results/study
 
 clean:  ## remove the rendered site (not the environment, not the tensor cache)
 	rm -rf _build

@@ -1,0 +1,114 @@
+"""``convat study``: the reference study (models x training seeds x data draws under LOSO) as a result bundle."""
+
+from __future__ import annotations
+
+import argparse
+
+from convat.commands import int_at_least
+
+DESCRIPTION = """\
+The reference study: every model, every training seed and every SynthME draw under leave-one-subject-out, with
+the linear reference on the same folds, written to a bundle folder (default results/study) that is committed to
+the repository. Each cell is a resumable LOSO run folder: interrupt the study at any point and run the same
+command again; it continues at the first missing fold. bundle.json records the spec, the code fingerprint, the
+commit, the machine, the date and each cell's wall and CPU time. `convat study show` prints mean +- SD over
+seeds per model and the paired verdicts (subjects x seeds bootstrap) against the reference model, and says
+whether the bundle is stale (the code that decides results changed since it was made).
+"""
+
+EXAMPLES = """\
+examples:
+  convat study run                                       # composite profile, 3 training seeds, all models
+  convat study run --train-seeds 0 1 2 3 4 --device cuda  # 5 seeds on a GPU
+  convat study run --profile quick --data-seeds 0 1 2 --out runs/study-quick   # quick: 3 draws
+  convat study show results/study
+"""
+
+
+def _spec(args: argparse.Namespace):
+    from convat.experiments.study import StudySpec
+
+    return StudySpec(dataset=args.dataset, profile=args.profile, data_seeds=tuple(args.data_seeds),
+                     train_seeds=tuple(args.train_seeds), models=tuple(args.models), linear=not args.no_linear,
+                     img_size=args.img_size, flow=args.flow, epochs=args.epochs)
+
+
+def _check_models(models: list[str]) -> None:
+    import timm
+
+    import convat.models  # noqa: F401  (registers the models)
+    from convat.commands import UsageError
+
+    known = set(timm.list_models())
+    for name in models:
+        if name not in known:
+            raise UsageError("--models", name, "is not a model timm knows (see convat.models)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import time
+
+    from convat.experiments.study import run_study
+
+    spec = _spec(args)
+    _check_models(list(spec.models))
+    start = time.perf_counter()
+    record = run_study(spec, args.out, data_root=args.data_root, device=args.device,
+                       parallel_folds=args.parallel_folds, progress=not args.quiet)
+    print(f"{len(record['cells'])} cells in {args.out} ({time.perf_counter() - start:.0f} s this time)")
+    return _show_folder(args.out, args.reference, args.n_boot)
+
+
+def _show_folder(out: str, reference: str, n_boot: int) -> int:
+    from convat.experiments.study import describe_study, load_study, study_comparisons, study_status, study_table
+
+    study = load_study(out)
+    for reason in study_status(study):
+        print(f"stale: {reason}")
+    table = study_table(study)
+    print(table.round(4).to_string())
+    if reference in table.index:
+        print(describe_study(table, study_comparisons(study, reference, n_boot=n_boot), reference))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    return _show_folder(args.out, args.reference, args.n_boot)
+
+
+def register(subparsers) -> None:
+    from convat.commands.loso import _datasets, _flows, _profiles
+    from convat.experiments.study import DEFAULT_MODELS
+
+    p = subparsers.add_parser("study", help="the reference study (models x seeds x draws) as a result bundle",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="run or resume every cell of the study",
+                         description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--dataset", default="synthme", choices=_datasets(),
+                     help="dataset (default: synthme)")
+    run.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
+    run.add_argument("--profile", default="composite", choices=_profiles(),
+                     help="SynthME profile (default: composite, 68 subjects, 442 clips)")
+    run.add_argument("--data-seeds", type=int_at_least(0), nargs="+", default=[0], help="SynthME draws (default: 0)")
+    run.add_argument("--train-seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2],
+                     help="training seeds of every deep model (default: 0 1 2)")
+    run.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="timm model names")
+    run.add_argument("--no-linear", action="store_true", help="leave out the linear reference")
+    run.add_argument("--img-size", type=int_at_least(8), default=64, help="model input size (default: 64)")
+    run.add_argument("--flow", default="tvl1", choices=_flows(),
+                     help="optical-flow method (default: tvl1)")
+    run.add_argument("--epochs", type=int_at_least(1), default=30, help="fixed budget per fold (default: 30)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--parallel-folds", type=int_at_least(1), default=1, help="folds trained at once")
+    run.add_argument("--out", default="results/study", help="bundle folder (default: results/study)")
+    run.add_argument("--reference", default="convat_tiny", help="model compared with the others (default: convat_tiny)")
+    run.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+    show = sub.add_parser("show", help="mean +- SD over seeds, paired verdicts and staleness of a bundle")
+    show.add_argument("out", nargs="?", default="results/study", help="bundle folder (default: results/study)")
+    show.add_argument("--reference", default="convat_tiny", help="model compared with the others")
+    show.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
+    show.set_defaults(func=_show)

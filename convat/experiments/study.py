@@ -1,0 +1,350 @@
+"""The reference study: every model x training seed x data draw under LOSO, as a committed result bundle.
+
+One command (``convat study run``, ``make study``) runs the grid of a :class:`StudySpec` into a bundle folder
+(default ``results/study/``). Every cell is an ordinary LOSO run folder of :func:`convat.loso.run_loso` (a
+:class:`convat.runstore.RunStore`: identity in ``config.json``, checked fold files, a lock), so a killed study
+resumes at its first missing fold, and a bundle committed half-way is continued by the next machine instead of
+restarted. The linear reference runs on the same folds in every draw. ``bundle.json`` records the spec, the
+code fingerprint, the commit, the machine, the date and each cell's wall and CPU time.
+
+:func:`load_study` reads a bundle back (predictions of every cell, curves, provenance); :func:`study_status`
+says whether the code that decides results has changed since (the bundle is then *stale*, and says why);
+:func:`study_table` and :func:`study_comparisons` give mean +- SD over seeds and the paired verdicts that the
+results chapter renders; :func:`reproduce_slice` recomputes a few folds of one cell from scratch, which the
+tests compare with the committed predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from convat import runstore
+
+BUNDLE_FILE = "bundle.json"
+LINEAR = "linear"
+DEFAULT_MODELS = ("convat_tiny", "ststnet", "offapexnet", "vit_me_tiny", "resnet_me")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The grid of a study and the recipe every cell shares (all recorded in ``bundle.json``)."""
+
+    dataset: str = "synthme"
+    profile: str = "composite"
+    data_seeds: tuple[int, ...] = (0,)
+    """SynthME draws (ignored for a real dataset, which has one)."""
+    train_seeds: tuple[int, ...] = (0, 1, 2)
+    models: tuple[str, ...] = DEFAULT_MODELS
+    linear: bool = True
+    """Also run the logistic-regression reference on the same folds (deterministic: one run per draw)."""
+    img_size: int = 64
+    flow: str = "tvl1"
+    epochs: int = 30
+    train_overrides: dict = field(default_factory=dict)
+    """Further :class:`convat.training.loop.TrainConfig` fields shared by every deep cell."""
+
+    def __post_init__(self) -> None:
+        if not self.train_seeds or not self.data_seeds:
+            raise ValueError("a study needs at least one training seed and one data seed")
+        if not self.models and not self.linear:
+            raise ValueError("a study needs at least one model (or the linear reference)")
+        for name, values in (("train_seeds", self.train_seeds), ("data_seeds", self.data_seeds)):
+            if len(set(values)) != len(values) or min(values) < 0:
+                raise ValueError(f"{name} must be distinct non-negative integers, got {list(values)}")
+
+    def draws(self) -> tuple[int, ...]:
+        return self.data_seeds if self.dataset == "synthme" else (0,)
+
+    def cells(self) -> list[tuple[int, str, int | None]]:
+        """``(data_seed, model, train_seed)`` of every cell; the linear reference has ``train_seed`` None."""
+        out: list[tuple[int, str, int | None]] = []
+        for draw in self.draws():
+            out += [(draw, model, seed) for model in self.models for seed in self.train_seeds]
+            if self.linear:
+                out.append((draw, LINEAR, None))
+        return out
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, value: dict) -> StudySpec:
+        value = dict(value)
+        for key in ("data_seeds", "train_seeds", "models"):
+            value[key] = tuple(value[key])
+        return cls(**value)
+
+
+def default_bundle() -> Path:
+    """The repository's committed bundle, ``results/study`` next to the ``convat`` package (a source checkout or
+    an editable install; an installed wheel has none)."""
+    return runstore.PACKAGE_ROOT.parent / "results" / "study"
+
+
+def provenance_lines(study: Study) -> list[str]:
+    """What made the bundle, for the page: commit, code fingerprint, machine, date, cells and their time."""
+    r = study.record
+    machine = r.get("machine", {})
+    wall = sum(c.get("wall_s", 0.0) for c in r["cells"].values())
+    cpu = sum(c.get("cpu_s", 0.0) for c in r["cells"].values())
+    return [
+        f"made by `convat study run` on {r.get('date', '?')}, commit `{r.get('commit', '?')[:12]}`, code "
+        f"fingerprint `{r.get('code', '?')}`",
+        f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
+        f"torch {machine.get('torch', '?')})",
+        f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU",
+    ]
+
+
+def cell_dir(out: Path, draw: int, model: str, seed: int | None) -> Path:
+    """``cells/d<draw>/<model>/s<seed>`` (the linear reference: ``cells/d<draw>/linear``)."""
+    base = Path(out) / "cells" / f"d{draw}" / model
+    return base if seed is None else base / f"s{seed}"
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=runstore.PACKAGE_ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+
+
+def _read_bundle(out: Path) -> dict | None:
+    path = Path(out) / BUNDLE_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise runstore.RunStoreError(f"{path}: unreadable study record ({err}); delete it to start over") from None
+
+
+def _write_bundle(out: Path, record: dict) -> None:
+    runstore.atomic_write_text(Path(out) / BUNDLE_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _inputs(spec: StudySpec, draw: int, data_root: str | Path | None):
+    from convat.book import default_preprocess, load_records
+    from convat.preprocess.pipeline import preprocess
+
+    records = load_records(spec.dataset, spec.profile, data_root, seed=draw)
+    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+    return x, table
+
+
+def _config(spec: StudySpec, model: str, seed: int, device: str):
+    from convat.book import default_train
+
+    return default_train(model, spec.epochs, device, seed, **spec.train_overrides)
+
+
+def run_study(
+    spec: StudySpec, out: str | Path = "results/study", data_root: str | Path | None = None, device: str = "auto",
+    parallel_folds: int = 1, progress: bool = True, cells: Sequence[tuple[int, str, int | None]] | None = None,
+) -> dict:
+    """Run (or resume) every cell of ``spec`` into the bundle folder ``out``; returns the bundle record.
+
+    A folder that holds another spec is refused, naming the differing fields. ``cells`` restricts the run to
+    some cells (e.g. one task of a sweep); the record keeps what every finished cell took.
+    """
+    from tqdm.auto import tqdm
+
+    from convat.data.synth_difficulty import linear_baseline
+    from convat.loso import run_loso
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _read_bundle(out)
+    if record is not None:
+        diffs = runstore.identity_differences(record["spec"], spec.to_json())
+        if diffs:
+            raise runstore.RunStoreError(f"{out} holds a study with another spec ({'; '.join(diffs)}); "
+                                         "use another folder")
+    else:
+        record = {"spec": spec.to_json(), "cells": {}}
+    todo = list(cells) if cells is not None else spec.cells()
+    unknown = [c for c in todo if c not in spec.cells()]
+    if unknown:
+        raise ValueError(f"cells {unknown} are not in the study's grid")
+    inputs: dict[int, tuple] = {}
+    bar = tqdm(todo, desc="study", unit="cell", disable=not progress)
+    for draw, model, seed in bar:
+        bar.set_postfix_str(f"d{draw} {model}" + ("" if seed is None else f" s{seed}"))
+        if draw not in inputs:
+            inputs = {draw: _inputs(spec, draw, data_root)}  # one draw in memory at a time
+        x, table = inputs[draw]
+        folder = cell_dir(out, draw, model, seed)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if model == LINEAR:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "predictions.csv").exists():
+                runstore.atomic_write_bytes(folder / "predictions.csv", runstore.csv_bytes(linear_baseline(x, table)))
+        else:
+            data = {"dataset": spec.dataset, "profile": spec.profile, "data_seed": draw}
+            run_loso(x, table, _config(spec, model, seed, device), out_dir=folder, progress=False,
+                     parallel_folds=parallel_folds, data=data)
+        key = folder.relative_to(out).as_posix()
+        previous = record["cells"].get(key, {})
+        took = {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)}
+        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed,
+                                # a resumed cell keeps the time of the run that trained it
+                                **(previous if previous.get("wall_s", 0) > took["wall_s"] else took)}
+        record.update(code=runstore.code_fingerprint(), commit=_git_commit(), machine=_machine(),
+                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        _write_bundle(out, record)
+    return record
+
+
+@dataclass(frozen=True)
+class Study:
+    """A bundle read back: every cell's pooled predictions (columns ``model``, ``data_seed``, ``train_seed``
+    added), the per-fold training curves of the deep cells, and ``bundle.json``."""
+
+    predictions: pd.DataFrame
+    curves: pd.DataFrame
+    record: dict
+    path: Path
+
+    @property
+    def spec(self) -> StudySpec:
+        return StudySpec.from_json(self.record["spec"])
+
+
+def load_study(out: str | Path = "results/study") -> Study:
+    """Read a bundle; a cell listed in ``bundle.json`` whose ``predictions.csv`` is missing is an error."""
+    out = Path(out)
+    record = _read_bundle(out)
+    if record is None:
+        raise FileNotFoundError(f"{out / BUNDLE_FILE} not found: run `convat study run --out {out}` first")
+    preds, curves = [], []
+    for key, cell in sorted(record["cells"].items()):
+        path = out / key / "predictions.csv"
+        if not path.exists():
+            raise runstore.RunStoreError(f"{path}: listed in {out / BUNDLE_FILE} but missing; rerun the study")
+        extra = {"model": cell["model"], "data_seed": cell["draw"],
+                 "train_seed": -1 if cell["train_seed"] is None else cell["train_seed"]}
+        preds.append(pd.read_csv(path, dtype={"subject": str, "clip": str}).assign(**extra))
+        if (out / key / "curves.csv").exists():
+            curves.append(pd.read_csv(out / key / "curves.csv").assign(**extra))
+    return Study(pd.concat(preds, ignore_index=True), pd.concat(curves, ignore_index=True) if curves
+                 else pd.DataFrame(), record, out)
+
+
+def study_status(study: Study) -> list[str]:
+    """Why the bundle no longer describes the current code (empty: it is current)."""
+    reasons = []
+    now = runstore.code_fingerprint()
+    if study.record.get("code") != now:
+        reasons.append(f"the code that decides results changed (bundle {study.record.get('code')}, now {now})")
+    missing = [c for c in study.spec.cells()
+               if cell_dir(study.path, *c).relative_to(study.path).as_posix() not in study.record["cells"]]
+    if missing:
+        reasons.append(f"{len(missing)} of {len(study.spec.cells())} cells not yet run")
+    return reasons
+
+
+def _runs(study: Study, model: str) -> list[pd.DataFrame]:
+    part = study.predictions[study.predictions["model"] == model]
+    return [g.drop(columns=["model", "data_seed", "train_seed"]) for _, g in
+            part.groupby(["data_seed", "train_seed"], sort=True)]
+
+
+def study_table(study: Study) -> pd.DataFrame:
+    """Per model: pooled UF1 / UAR / accuracy as mean +- SD over its runs (seeds x draws), the number of runs,
+    and the training fit (mean final training accuracy of the folds) where curves exist."""
+    from convat.metrics import seed_summary
+
+    labels = sorted(study.predictions["label"].unique())
+    rows = {}
+    for model in study.predictions["model"].unique():
+        row = seed_summary(_runs(study, model), labels)
+        if not study.curves.empty and model in set(study.curves["model"]):
+            c = study.curves[study.curves["model"] == model]
+            last = c.loc[c.groupby(["data_seed", "train_seed", "fold"])["epoch"].idxmax()]
+            row["train_accuracy"] = float(last["train_accuracy"].mean())
+        rows[model] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table.sort_values("UF1", ascending=False)
+
+
+def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """:func:`convat.metrics.paired_seed_test` of ``reference`` against every other model, per data draw
+    (SynthME draws are different datasets, so they are compared separately and never pooled)."""
+    from convat.metrics import paired_seed_test, seed_verdict
+
+    labels = sorted(study.predictions["label"].unique())
+    rows = []
+    for draw, part in study.predictions.groupby("data_seed", sort=True):
+        sub = Study(part, study.curves, study.record, study.path)
+        for other in part["model"].unique():
+            if other == reference:
+                continue
+            test = paired_seed_test(_runs(sub, reference), _runs(sub, other), labels, n_boot=n_boot, seed=seed)
+            rows.append({"data_seed": draw, "model": other, **test,
+                         "verdict": seed_verdict(test, reference, other)})
+    return pd.DataFrame(rows)
+
+
+def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[str], draw: int | None = None,
+                    data_root: str | Path | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Recompute ``folds`` of one deep cell from scratch; returns ``(recomputed, committed)`` predictions of
+    those folds, row for row, for the caller to compare."""
+    from convat.loso import loso_splits, run_loso
+
+    spec = study.spec
+    draw = spec.draws()[0] if draw is None else draw
+    x, table = _inputs(spec, draw, data_root)
+    splits = {f: m for f, m in loso_splits(table).items() if f in set(folds)}
+    missing = set(folds) - set(splits)
+    if missing:
+        raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
+    fresh = run_loso(x, table, _config(spec, model, train_seed, device), progress=False, splits=splits)
+    committed = study.predictions[(study.predictions["model"] == model) & (study.predictions["data_seed"] == draw)
+                                  & (study.predictions["train_seed"] == train_seed)
+                                  & study.predictions["fold"].isin(list(folds))]
+    committed = committed.drop(columns=["model", "data_seed", "train_seed"]).reset_index(drop=True)
+    return fresh.reset_index(drop=True), committed
+
+
+def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: str) -> str:
+    """Markdown sentences over :func:`study_table` and :func:`study_comparisons`, computed from the numbers."""
+    lines = []
+    top = table.index[0]
+    lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
+                 f"{table.loc[top, 'UF1_sd']:.3f}, {int(table.loc[top, 'runs'])} runs).")
+    if LINEAR in table.index and reference in table.index:
+        lin, ref = table.loc[LINEAR, "UF1"], table.loc[reference, "UF1"]
+        side = "above" if ref > lin else "below"
+        lines.append(f"{reference} averages {ref:.3f}, {side} the linear reference ({lin:.3f}).")
+    if "train_accuracy" in table.columns:
+        under = table[table["train_accuracy"] < 0.9].index.tolist()
+        if under:
+            lines.append("Training fit below 0.90 (the recipe under-trains these, so their held-out score says "
+                         f"little about the architecture): {', '.join(under)}.")
+    for _, row in comparisons.iterrows():
+        lines.append(f"- draw {int(row['data_seed'])}: {row['verdict']}")
+    return "\n".join(lines)
+
+
+__all__ = ["DEFAULT_MODELS", "LINEAR", "Study", "StudySpec", "cell_dir", "default_bundle", "describe_study",
+           "load_study", "provenance_lines",
+           "reproduce_slice", "run_study", "study_comparisons", "study_status", "study_table"]

@@ -1,0 +1,107 @@
+"""The reference study: a tiny grid runs, resumes, refuses another spec, reads back, and a slice reproduces."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convat import runstore
+from convat.experiments.study import (
+    LINEAR,
+    StudySpec,
+    cell_dir,
+    describe_study,
+    load_study,
+    provenance_lines,
+    reproduce_slice,
+    run_study,
+    study_comparisons,
+    study_status,
+    study_table,
+)
+
+SPEC = StudySpec(profile="quick", train_seeds=(0, 1), models=("ststnet",), img_size=16, flow="dis", epochs=1)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    run_study(SPEC, out, device="cpu", progress=False)
+    return out
+
+
+def test_cells_and_bundle_record(bundle):
+    assert SPEC.cells() == [(0, "ststnet", 0), (0, "ststnet", 1), (0, LINEAR, None)]
+    record = json.loads((bundle / "bundle.json").read_text())
+    assert set(record["cells"]) == {"cells/d0/ststnet/s0", "cells/d0/ststnet/s1", "cells/d0/linear"}
+    assert record["code"] == runstore.code_fingerprint()
+    assert {"platform", "cpus", "torch"} <= set(record["machine"]) and record["date"].endswith("Z")
+    assert all(c["wall_s"] >= 0 and c["cpu_s"] >= 0 for c in record["cells"].values())
+    assert (cell_dir(bundle, 0, "ststnet", 1) / "predictions.csv").exists()
+
+
+def test_load_table_and_comparisons(bundle):
+    study = load_study(bundle)
+    assert study_status(study) == []
+    lines = provenance_lines(study)
+    assert "3 of 3 cells" in lines[2] and study.record["code"] in lines[0]
+    assert len(study.predictions) == 3 * 100 and set(study.predictions["model"]) == {"ststnet", LINEAR}
+    table = study_table(study)
+    assert table.loc["ststnet", "runs"] == 2 and table.loc[LINEAR, "runs"] == 1
+    assert table.loc[LINEAR, "UF1_sd"] == 0.0 and 0 <= table.loc["ststnet", "train_accuracy"] <= 1
+    comparisons = study_comparisons(study, "ststnet", n_boot=100)
+    assert list(comparisons["model"]) == [LINEAR] and comparisons.loc[0, "low"] <= comparisons.loc[0, "high"]
+    text = describe_study(table, comparisons, "ststnet")
+    assert "linear reference" in text and "over subjects and seeds" in text
+
+
+def test_rerun_resumes_and_another_spec_is_refused(bundle):
+    fold_file = next((cell_dir(bundle, 0, "ststnet", 0) / "folds").glob("*.csv"))
+    fold_file.unlink()  # as if killed before this fold finished
+    before = load_study(bundle).predictions
+    with pytest.warns(UserWarning, match="recomputed"):
+        run_study(SPEC, bundle, device="cpu", progress=False)
+    after = load_study(bundle).predictions
+    pd.testing.assert_frame_equal(before, after)
+    with pytest.raises(runstore.RunStoreError, match="epochs"):
+        run_study(StudySpec(profile="quick", train_seeds=(0, 1), models=("ststnet",), img_size=16, flow="dis",
+                            epochs=2), bundle, device="cpu", progress=False)
+
+
+def test_stale_bundle_says_why(bundle):
+    study = load_study(bundle)
+    record = {**study.record, "code": "0" * 16}
+    stale = type(study)(study.predictions, study.curves, record, study.path)
+    assert any("code that decides results changed" in r for r in study_status(stale))
+
+
+def test_a_slice_reproduces_from_scratch(bundle):
+    study = load_study(bundle)
+    fresh, committed = reproduce_slice(study, "ststnet", 1, ["synthme/s02", "synthme/s07"])
+    assert len(fresh) == len(committed) > 0
+    assert (fresh["clip"] == committed["clip"]).all() and (fresh["prediction"] == committed["prediction"]).all()
+    probs = [c for c in fresh.columns if c.startswith("p_")]
+    np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-6)
+
+
+def test_spec_checks():
+    with pytest.raises(ValueError, match="train_seeds"):
+        StudySpec(train_seeds=(1, 1))
+    with pytest.raises(ValueError, match="at least one"):
+        StudySpec(train_seeds=())
+    assert StudySpec.from_json(SPEC.to_json()) == SPEC
+
+
+def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
+    from convat.cli import main
+
+    out = tmp_path / "bundle"
+    assert main(["study", "run", "--profile", "quick", "--models", "ststnet", "--train-seeds", "0", "--img-size",
+                 "16", "--flow", "dis", "--epochs", "1", "--out", str(out), "--reference", "ststnet",
+                 "--n-boot", "50", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "3 cells" not in text and "2 cells" in text and "ststnet" in text and "linear" in text
+    assert main(["study", "show", str(out), "--reference", "ststnet", "--n-boot", "50"]) == 0
+    assert main(["study", "run", "--models", "nosuchmodel", "--out", str(tmp_path / "x")]) == 2
+    assert "--models" in capsys.readouterr().err
