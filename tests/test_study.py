@@ -105,3 +105,20 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     assert main(["study", "show", str(out), "--reference", "ststnet", "--n-boot", "50"]) == 0
     assert main(["study", "run", "--models", "nosuchmodel", "--out", str(tmp_path / "x")]) == 2
     assert "--models" in capsys.readouterr().err
+
+
+def test_the_committed_bundle_reproduces_from_scratch():
+    """Two folds of the first training seed of the committed bundle, recomputed now, give the same predictions."""
+    from convat.experiments.study import default_bundle
+
+    if not (default_bundle() / "bundle.json").exists():
+        pytest.skip("no committed study bundle yet (make study)")
+    study = load_study(default_bundle())
+    if study_status(study):
+        pytest.skip(f"the committed bundle is stale: {study_status(study)}")
+    model = "convat_tiny" if "convat_tiny" in set(study.predictions["model"]) else study.spec.models[0]
+    folds = sorted(study.predictions["fold"].unique())[:2]
+    fresh, committed = reproduce_slice(study, model, study.spec.train_seeds[0], folds)
+    assert (fresh["prediction"] == committed["prediction"]).all()
+    probs = [c for c in fresh.columns if c.startswith("p_")]
+    np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-5)
