@@ -147,3 +147,13 @@ def test_empty_convat_cache_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("CONVAT_CACHE", "")
     err = _error_line(capsys, ["cache", "info"])
     assert "CONVAT_CACHE" in err
+
+
+def test_bootstrap_refuses_zero_replicates():
+    import pandas as pd
+
+    from convat.metrics import bootstrap_ci
+
+    frame = pd.DataFrame({"dataset": "d", "subject": ["a", "b"], "label": ["x", "y"], "prediction": ["x", "x"]})
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(frame, n_boot=0)
