@@ -135,3 +135,20 @@ def test_stray_cache_tmp_files_of_dead_processes_are_cleared(tmp_path):
     assert runstore.cache_info(tmp_path)["tmp"][0] == 1
     runstore.clear_cache(tmp_path)
     assert not stray.exists()
+
+
+def test_damaged_explanation_weights_are_named_and_retrained(tmp_path):
+    from convat.explain import fold_model
+    from convat.training.loop import TrainConfig
+
+    x, table = preprocess(generate("quick", n_subjects=3, clips_per_subject=4), CONFIG,
+                          cache=TensorCache(tmp_path / "tensors"), progress=False)
+    config = TrainConfig(epochs=1, batch_size=8)
+    fold = "synthme/" + sorted(table.subject.unique())[0]
+    first = fold_model(x, table, fold, config, root=tmp_path / "weights")
+    (path,) = (tmp_path / "weights").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=path.name):
+        again = fold_model(x, table, fold, config, root=tmp_path / "weights")
+    np.testing.assert_array_equal(first.predict(), again.predict())
+    assert path.exists() and path.with_name(path.name + ".bad").exists()
