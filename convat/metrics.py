@@ -158,6 +158,8 @@ def bootstrap_ci(
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1 (an interval needs replicates), got {n_boot}")
     labels = list(labels) if labels is not None else sorted(predictions["label"].unique())
     keys = subject_key(predictions)
     subjects = sorted(keys.unique())

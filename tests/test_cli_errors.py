@@ -2,6 +2,7 @@
 
 import json
 import shlex
+import shutil
 
 import pytest
 
@@ -15,18 +16,31 @@ from convat.data.synth import generate
 TINY = ["--epochs", "1", "--img-size", "16", "--flow", "dis", "--n-boot", "20", "--quiet"]
 
 
-@pytest.fixture
-def tiny_data(monkeypatch):
+def _tiny(patch, calls):
     """Every dataset becomes 4 SynthME subjects x 5 clips of the asked profile and seed (fast); calls recorded."""
-    calls = []
-
     def load(dataset="synthme", profile="quick", root=None, seed=0):
         calls.append((dataset, profile, root, seed))
         return generate(profile, seed=seed, n_subjects=4, clips_per_subject=5)
 
-    monkeypatch.setattr(convat.book, "load_records", load)
-    monkeypatch.setattr(runstore, "code_fingerprint", lambda *a: "frozen")  # others edit sources meanwhile
+    patch.setattr(convat.book, "load_records", load)
+    patch.setattr(runstore, "code_fingerprint", lambda *a: "frozen")  # others edit sources meanwhile
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    calls = []
+    _tiny(monkeypatch, calls)
     return calls
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished ``convat loso`` run folder with the TINY settings (tests copy it)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        _tiny(patch, [])
+        assert main(["loso", *TINY, "--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture
@@ -104,11 +118,10 @@ def test_lr_is_used(tiny_data, tmp_path, capsys):
     (["--epochs", "2"], "training.epochs"),
     (["--model", "ststnet"], "training.model"),
 ])
-def test_another_setting_into_the_same_out_folder_is_refused_before_preprocessing(tiny_data, tmp_path, capsys,
-                                                                                   monkeypatch, change, field):
+def test_another_setting_into_the_same_out_folder_is_refused_before_preprocessing(finished_run, tiny_data, tmp_path,
+                                                                                   capsys, monkeypatch, change, field):
     out = tmp_path / "run"
-    assert main(["loso", *TINY, "--out", str(out)]) == 0
-    capsys.readouterr()
+    shutil.copytree(finished_run, out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def refuse(*a, **k):
@@ -147,3 +160,28 @@ def test_empty_convat_cache_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("CONVAT_CACHE", "")
     err = _error_line(capsys, ["cache", "info"])
     assert "CONVAT_CACHE" in err
+
+
+def test_bootstrap_refuses_zero_replicates():
+    import pandas as pd
+
+    from convat.metrics import bootstrap_ci
+
+    frame = pd.DataFrame({"dataset": "d", "subject": ["a", "b"], "label": ["x", "y"], "prediction": ["x", "x"]})
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(frame, n_boot=0)
+
+
+def test_the_same_command_into_a_finished_folder_trains_nothing(finished_run, tiny_data, tmp_path, capsys,
+                                                               monkeypatch):
+    import convat.loso
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+
+    def refuse(*a, **k):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(convat.loso, "run_fold", refuse)
+    assert main(["loso", *TINY, "--out", str(out)]) == 0
+    assert (out / "predictions.csv").read_bytes() == (finished_run / "predictions.csv").read_bytes()

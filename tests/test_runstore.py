@@ -312,3 +312,64 @@ def test_identity_differences_are_listed_field_by_field():
         assert runstore.parse_size("1.5G") == int(1.5 * 1024**3) and runstore.parse_size("100") == 100
     with pytest.raises(ValueError, match="size"):
         runstore.parse_size("lots")
+
+
+# -- kill points ----------------------------------------------------------------------------------------------
+KILL_SCRIPT = '''
+import os, signal, sys
+import torch
+torch.set_num_threads(int(sys.argv[3]))
+from convat import runstore
+from convat.data.synth import generate
+from convat.loso import run_loso
+from convat.preprocess.pipeline import PreprocessConfig, preprocess
+from convat.training.loop import TrainConfig
+
+kill_at, calls, original = int(sys.argv[2]), [0], runstore.atomic_write_bytes
+
+def write(path, data):
+    calls[0] += 1
+    if calls[0] == kill_at:  # half a temporary file, then SIGKILL: no cleanup code runs
+        path.with_name(f"{path.name}.{os.getpid()}.tmp").write_bytes(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(path, data)
+
+runstore.atomic_write_bytes = write
+x, table = preprocess(generate("quick", n_subjects=4, clips_per_subject=5), PreprocessConfig(flow="dis", size=24),
+                      progress=False)
+runstore.code_fingerprint = lambda *a: "frozen"
+run_loso(x, table, TrainConfig(epochs=1, batch_size=16), out_dir=sys.argv[1], progress=False)
+'''
+
+
+def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(reference, data, tmp_path):
+    """Killed mid-fold (half a predictions file), between a fold's predictions and its manifest, and while the
+    final tables are written; each rerun resumes, and the folder ends as an uninterrupted run's."""
+    import signal
+
+    import torch
+
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(runstore.PACKAGE_ROOT.parent),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    threads = str(torch.get_num_threads())
+    # writes: config.json (first run only), per fold curve/predictions/manifest, then predictions.csv, curves.csv,
+    # metrics.csv. Kill points: fold 1's predictions half written; fold 4's manifest not yet written (folds 1-3
+    # done); curves.csv half written (predictions.csv done). The last rerun is in this process.
+    for kill_at in (3, 12, 5):
+        result = subprocess.run([sys.executable, str(script), str(out), str(kill_at), threads], env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+        assert list(out.rglob("*.tmp"))
+    x, table = data
+    run_loso(x, table, ONE, out_dir=out, progress=False)
+    names = ["predictions.csv", "curves.csv", "metrics.csv"]
+    names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "folds").iterdir()]
+    names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "curves").iterdir()]
+    for name in names:
+        assert (out / name).read_bytes() == (reference[1] / name).read_bytes(), name
+    assert not list(out.rglob("*.tmp")) and not (out / ".lock").exists()
+    assert json.loads((out / "config.json").read_text())["identity"] == \
+        json.loads((reference[1] / "config.json").read_text())["identity"]

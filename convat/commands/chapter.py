@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from convat.commands import int_at_least
+
 
 def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
     """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds."""
@@ -38,5 +40,5 @@ def register(subparsers) -> None:
     )
     p.add_argument("chapters", nargs="+", help="paths of chapters, e.g. book/05_loso.md")
     p.add_argument("--output", help="write the executed notebook (.ipynb) here (single chapter only)")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default: 1800)")
+    p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
     p.set_defaults(func=_run)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,6 +67,20 @@ def permuted_labels(y: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
     return y
 
 
+def _load_weights(path: Path, config: TrainConfig, n_classes: int, x: np.ndarray) -> torch.nn.Module | None:
+    """Cached weights (``weights_only``: no pickled code runs), or ``None`` when the file is damaged (then it is
+    named in a warning and moved aside, and the model is trained again)."""
+    model = build_model(config, n_classes, x.shape[1], x.shape[-1])
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+        warnings.warn(f"cached weights {path}: unreadable ({type(exc).__name__}); moved aside and trained again",
+                      stacklevel=3)
+        os.replace(path, path.with_name(path.name + ".bad"))
+        return None
+    return model.to(resolve_device(config.device))
+
+
 def fold_model(
     x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, cache: bool = True,
     root: str | Path | None = None, permute_labels: int | None = None,
@@ -84,17 +101,14 @@ def fold_model(
         inner = ~data.test & ~data.fit
         val = (val[0], y_train[inner])
     path = _weights_path(x, table, fold, config, Path(root) if root is not None else None, permute_labels)
-    if cache and path.exists():
-        model = build_model(config, len(classes), x.shape[1], x.shape[-1])
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        model = model.to(resolve_device(config.device))
-    else:
+    model = _load_weights(path, config, len(classes), x) if cache and path.exists() else None
+    if model is None:
         model = train_model(data.x_fit, y_train[data.fit], len(classes), config, val=val)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-            tmp.replace(path)
+            os.replace(tmp, path)
     model.eval()
     return FoldModel(model, fold, classes, np.flatnonzero(data.test), data.x_test, data.y[data.test])
 

@@ -63,8 +63,8 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 0, got {self.patience}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.lr >= 0:  # 0 is allowed (a frozen model, used to isolate the loss terms in tests)
+            raise ValueError(f"lr must be >= 0, got {self.lr}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
