@@ -86,7 +86,7 @@ def _distractors(height: int, width: int, rng: np.random.Generator) -> np.ndarra
     return frame
 
 
-def test_images(seed: int = 0) -> list[TestImage]:
+def evaluation_images(seed: int = 0) -> list[TestImage]:
     """The evaluation set (see the module docstring), deterministic for a ``seed``."""
     rng = np.random.default_rng(seed)
     out: list[TestImage] = []
@@ -149,7 +149,7 @@ def evaluate_detectors(detectors: list[str] | None = None, images: list[TestImag
     and ``repeats``, single-threaded as the pipeline runs it); ``per_image`` has the outcome, score and time.
     """
     detectors = detectors or available_detectors()
-    images = images if images is not None else test_images()
+    images = images if images is not None else evaluation_images()
     rows = []
     for name in detectors:
         detect(images[0].image, name)  # load models before timing
