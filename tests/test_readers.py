@@ -328,3 +328,24 @@ def test_blank_cell_says_blank_and_one_mistyped_number_is_one_error(tmp_path):
     assert len(report.errors) == 2 and set(rows.values()) == {1}
     typo = next(i for i in report.errors if i is not blank[0])
     assert typo.code == "onset-after-offset" and "consequences" in typo.message
+
+
+def test_five_class_protocols_run_loso_from_the_cli_with_their_own_labels(tmp_path, capsys, monkeypatch):
+    from convat.data.readers import PROTOCOLS, protocol_classes
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    root, _ = small_root(tmp_path / "data", only=("samm", "casme2"))
+    assert {"casme2_5class", "samm_5class"} <= set(PROTOCOLS)
+    assert load_records("samm_5class", root=root)[0].extra["scheme"] == "5class"
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="no face found"):  # the fixture's frames are noise, not faces
+        assert main(["loso", "--dataset", "samm_5class", "--data-root", str(root), "--epochs", "1", "--img-size",
+                     "16", "--flow", "dis", "--quiet", "--out", str(out), "--n-boot", "10"]) == 0
+    import pandas as pd
+
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert set(predictions.label) <= set(protocol_classes("samm_5class")) and len(set(predictions.label)) > 3
+    assert set(protocol_classes("casme2_5class")) == {"happiness", "surprise", "disgust", "repression", "others"}
+    assert "samm_5class" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="samm_5class"):
+        load_records("samm5", root=root)

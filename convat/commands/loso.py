@@ -21,7 +21,8 @@ examples:
   convat loso                                    # ConVAT-Tiny on SynthME (quick profile), cached run folder
   convat loso --model ststnet --epochs 40        # a baseline through the same engine
   convat loso --profile composite --parallel-folds 2 --out runs/convat-composite
-  convat loso --dataset composite --data-root /data/megc --device cuda --val-fraction 0.15 --patience 5
+  convat loso --dataset megc2019 --data-root /data/megc --device cuda --val-fraction 0.15 --patience 5
+  convat loso --dataset casme2_5class --data-root /data/megc   # CASME II 5-class (246 clips, 5 labels)
 """
 
 
@@ -70,8 +71,10 @@ def register(subparsers) -> None:
         description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
+    from convat.book import dataset_names
+
     data.add_argument("--dataset", default="synthme",
-                      help="dataset name as accepted by convat.book.load_records (default: synthme)")
+                      help=f"dataset or protocol: {', '.join(dataset_names())} (default: synthme)")
     data.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
     data.add_argument("--profile", default="quick", help="SynthME profile: quick or composite (default: quick)")
     data.add_argument("--img-size", type=int, default=64, help="model input size in pixels (default: 64)")
