@@ -9,7 +9,7 @@ import pytest
 from convat.data.records import ClipRecord, FrameSource
 from convat.preprocess.cache import TensorCache
 from convat.preprocess.detectors import as_uint8_rgb, detect_face, dlib_available, face_candidates, select_face
-from convat.preprocess.face import FaceNotFoundError, aligned_box, face_box
+from convat.preprocess.face import EYE_ROW, SIDE_PER_EYE_DISTANCE, FaceNotFoundError, aligned_box, face_box
 from convat.preprocess.face_eval import PHOTO_EYES, evaluate_detectors, evaluation_images, library_photo, outcome
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 
@@ -106,8 +106,8 @@ def test_the_landmark_frame_puts_the_eyes_where_it_says():
     box = aligned_box(landmarks, margin=0.1)
     left, right = box.to_crop(landmarks)
     assert left[1] == pytest.approx(right[1], abs=0.5)
-    assert left[1] == pytest.approx(0.26 * box.h, abs=1.0)
-    assert box.w == round(2.5 * np.hypot(60, 30))
+    assert left[1] == pytest.approx(EYE_ROW * box.h, abs=1.0)
+    assert box.w == round(SIDE_PER_EYE_DISTANCE * np.hypot(60, 30))
     # a face at the frame edge keeps its crop centred (borders replicated) instead of being pushed inside
     frame = np.zeros((240, 260, 3), np.uint8)
     assert box.x < 0 or box.x + box.w > frame.shape[1] or box.y < 0 or box.y + box.h > frame.shape[0]

@@ -39,8 +39,8 @@ MEDIAN_FRAMES = 5
 #: detector that needs no extra package), ``cropped``, ``full``, ``not-found``.
 BOX_SOURCES = ("detected", "cropped", "full", "not-found", "fallback")
 #: Landmark frame of an aligned crop: side in eye distances (before the margin) and the eye line's height.
-SIDE_PER_EYE_DISTANCE = 2.5
-EYE_ROW = 0.26
+SIDE_PER_EYE_DISTANCE = 2.8
+EYE_ROW = 0.3
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,12 @@ class FaceBox:
         """Frame-pixel points ``(N, 2)`` in crop pixels."""
         pts = np.asarray(points, dtype=np.float64)
         return pts @ self.matrix()[:, :2].T + self.matrix()[:, 2]
+
+    def corners(self) -> np.ndarray:
+        """The crop's four corners in frame pixels ``(4, 2)`` (clockwise from top-left), for drawing."""
+        inverse = cv2.invertAffineTransform(self.matrix())
+        square = np.array([[0, 0], [self.w, 0], [self.w, self.h], [0, self.h]], dtype=np.float64)
+        return square @ inverse[:, :2].T + inverse[:, 2]
 
     def as_tuple(self) -> tuple[int, int, int, int]:
         return self.x, self.y, self.w, self.h
