@@ -135,6 +135,11 @@ def _models_dir() -> Path | None:
     return path if (path / "shape_predictor_68_face_landmarks.dat").is_file() else None
 
 
+def available_detectors() -> list[str]:
+    """The detectors installed here (Haar always; dlib with the ``faces`` extra)."""
+    return (["dlib"] if dlib_available() else []) + ["haar"]
+
+
 def resolve_detector(name: str = "auto") -> str:
     """``auto`` → ``dlib`` when installed, else ``haar``; an explicit name is checked."""
     if name not in DETECTORS:

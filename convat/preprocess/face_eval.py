@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from convat.preprocess.detectors import Detection, detect_face, dlib_available
+from convat.preprocess.detectors import Detection, available_detectors, detect_face
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,6 @@ def outcome(image: TestImage, detection: Detection | None) -> str:
     inside = detection.x <= mid[0] <= detection.x + detection.w and detection.y <= mid[1] <= detection.y + detection.h
     plausible_size = 0.5 <= detection.w / (2.2 * distance) <= 2.0  # a frontal face box is ~2.2 eye distances
     return "found" if inside and plausible_size else "false positive"
-
-
-def available_detectors() -> list[str]:
-    """The detectors installed here (Haar always; dlib with the ``faces`` extra)."""
-    return (["dlib"] if dlib_available() else []) + ["haar"]
 
 
 def evaluate_detectors(detectors: list[str] | None = None, images: list[TestImage] | None = None,
