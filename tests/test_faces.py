@@ -163,3 +163,40 @@ def test_apex_input_modes_have_their_channels(tmp_path):
         assert x.shape == (1, channels, 16, 16) and np.isfinite(x).all()
     with pytest.raises(ValueError, match="apex_rgb"):
         PreprocessConfig(input="apex")
+
+
+@needs_dlib
+def test_registration_removes_a_head_shift_between_onset_and_apex(tmp_path):
+    import cv2
+
+    from convat.preprocess.pipeline import head_motion
+
+    photo = library_photo("grace_hopper")
+    shifted = cv2.warpAffine(photo, np.float64([[1, 0, 6], [0, 1, -4]]), photo.shape[1::-1],
+                             borderMode=cv2.BORDER_REPLICATE)
+    warp = head_motion(photo, shifted, "dlib")
+    centre = np.array([265.0, 230.0])  # between the eyes and the mouth: the apex face maps back onto the onset
+    assert warp is not None and np.allclose(warp[:, :2] @ centre + warp[:, 2] - centre, (-6, 4), atol=1.5)
+    record = ClipRecord(dataset="photos", subject="p1", clip="moved", label="x", onset=0, apex=1, offset=1,
+                        frames=_Pair(photo, shifted))
+    config = PreprocessConfig(flow="dis", size=32, face="detect")
+    x_raw, _ = preprocess([record], config, cache=TensorCache(tmp_path), progress=False)
+    x_reg, table = preprocess([record], replace(config, register=True), cache=TensorCache(tmp_path), progress=False)
+    assert table.registered[0]
+    assert np.abs(x_reg[0, :2]).mean() < 0.5 * np.abs(x_raw[0, :2]).mean()  # head motion mostly gone
+
+
+@dataclass(frozen=True)
+class _Pair(FrameSource):
+    first: np.ndarray
+    second: np.ndarray
+
+    def __len__(self):
+        return 2
+
+    def load(self, indices=None):
+        frames = [self.first, self.second]
+        return np.stack([frames[i] for i in (range(2) if indices is None else indices)])
+
+    def fingerprint(self):
+        return f"pair:{int(self.first.sum())}:{int(self.second.sum())}"

@@ -72,6 +72,10 @@ class PreprocessConfig:
     """Frames the clip's one crop comes from: ``onset`` or ``median`` (median landmarks over a few frames)."""
     align: bool = True
     """Crop on the landmark frame with the eyes levelled (needs landmarks); ``False``: square box, no rotation."""
+    register: bool = False
+    """Remove residual head motion: warp the apex frame onto the onset frame by the similarity transform of
+    their stable landmarks (nose bridge, eye corners) before cropping. Needs the landmark detector; clips
+    where it cannot find both faces are left unregistered (column ``registered`` of the table)."""
     input: str = "flow"
     """Model input channels: ``flow`` (u, v, strain), ``apex_grey``, ``apex_rgb``, ``flow+apex_grey`` or
     ``flow+apex_rgb`` (the apex face crop, beside or instead of the flow)."""
@@ -144,6 +148,23 @@ def apex_image(apex_crop: np.ndarray, size: int, rgb: bool) -> np.ndarray:
     return ((image.astype(np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1)
 
 
+#: Landmarks that an expression hardly moves (68-point layout): the nose bridge and the four eye corners.
+STABLE_LANDMARKS = (27, 28, 29, 30, 36, 39, 42, 45)
+
+
+def head_motion(onset_frame: np.ndarray, apex_frame: np.ndarray, detector: str = "auto") -> np.ndarray | None:
+    """The 2x3 similarity transform that maps the apex frame's stable landmarks onto the onset frame's
+    (:data:`STABLE_LANDMARKS`), or ``None`` when either frame has no face with 68 landmarks."""
+    from convat.preprocess.detectors import detect_face
+
+    found = [detect_face(frame, detector) for frame in (onset_frame, apex_frame)]
+    if any(f is None or f.landmarks is None or len(f.landmarks) != 68 for f in found):
+        return None
+    onset_pts, apex_pts = (f.landmarks[list(STABLE_LANDMARKS)].astype(np.float32) for f in found)
+    warp, _ = cv2.estimateAffinePartial2D(apex_pts, onset_pts, method=cv2.LMEDS)
+    return warp
+
+
 def motion_sample(record: ClipRecord, config: PreprocessConfig) -> dict[str, np.ndarray]:
     """The clip's input tensor ``x`` ``(C, S, S)`` (see ``config.input``) with the apex used and the face box
     (``box``, ``box_angle``, ``box_source``)."""
@@ -157,6 +178,13 @@ def motion_sample(record: ClipRecord, config: PreprocessConfig) -> dict[str, np.
         apex = apex_index(record, config.apex)
         onset_frame, apex_frame = record.frames.load([record.onset, apex])
         box = clip_face_box(record, config, onset_frame)
+    registered = False
+    if config.register and box.source == "detected":
+        warp = head_motion(onset_frame, apex_frame, config.face_detector)
+        if warp is not None:
+            apex_frame = cv2.warpAffine(apex_frame, warp, apex_frame.shape[1::-1], flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
+            registered = True
     onset_crop, apex_crop = box.crop(onset_frame), box.crop(apex_frame)
     parts = []
     if config.input.startswith("flow"):
@@ -168,6 +196,7 @@ def motion_sample(record: ClipRecord, config: PreprocessConfig) -> dict[str, np.
         "apex": np.int64(apex),
         "box": np.asarray(box.as_tuple(), dtype=np.int64),
         "box_angle": np.float64(box.angle),
+        "registered": np.bool_(registered),
         "box_source": np.int64(_BOX_SOURCES.index(box.source)),
     }
 
@@ -213,18 +242,19 @@ def preprocess(
     config = config or PreprocessConfig()
     cache = cache or TensorCache()
     params = config.params()
-    out, apexes, boxes, angles, sources = [], [], [], [], []
+    out, apexes, boxes, angles, sources, registered = [], [], [], [], [], []
     for record in tqdm(records, desc=f"preprocess ({config.flow})", disable=not progress, unit="clip"):
         key = cache_key(params, record.key, record.onset, record.apex, record.offset, record.frames.fingerprint(),
                         bool(record.extra.get("cropped", False)))  # decides whether the face is detected
         hit = cache.get(key)
-        if hit is None or "box_angle" not in hit:
+        if hit is None or "registered" not in hit:
             hit = motion_sample(record, config)
             cache.put(key, hit)
         out.append(hit["x"])
         apexes.append(int(hit["apex"]))
         boxes.append(tuple(int(v) for v in hit["box"]))
         angles.append(float(hit["box_angle"]))
+        registered.append(bool(hit["registered"]))
         sources.append(_BOX_SOURCES[int(hit["box_source"])])
     missing = [r.key for r, s in zip(records, sources, strict=True) if s == "not-found"]
     if missing and config.on_missing_face == "error":
@@ -236,6 +266,7 @@ def preprocess(
     table["face_source"] = sources
     table["face_box"] = boxes
     table["face_angle"] = angles
+    table["registered"] = registered
     table.attrs["preprocess"] = params
     table.attrs["face_counts"] = face_counts(sources)
     table.attrs["faces_not_found"] = missing
