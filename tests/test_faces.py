@@ -200,3 +200,13 @@ class _Pair(FrameSource):
 
     def fingerprint(self):
         return f"pair:{int(self.first.sum())}:{int(self.second.sum())}"
+
+
+def test_padded_synthme_clips_are_scored_against_the_known_face_region():
+    from convat.data.synth import generate
+    from convat.preprocess.face_eval import padded_clip_outcomes
+
+    records = generate("quick", n_subjects=1, clips_per_subject=3)
+    counts = padded_clip_outcomes(records, ["haar"])
+    assert counts.loc["haar"].sum() == 3 and list(counts.columns) == ["found", "false positive", "missing"]
+    assert counts.loc["haar", "found"] >= 1  # the cascade finds some drawn faces, at the right place

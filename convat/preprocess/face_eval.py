@@ -183,3 +183,26 @@ def evaluate_detectors(detectors: list[str] | None = None, images: list[TestImag
             "ms per frame": round(float(g.ms.median()), 1),
         }), include_groups=False)
     return summary, per_image
+
+
+def padded_clip_outcomes(records: list, detectors: list[str] | None = None, pad: int = 48,
+                         min_iou: float = 0.5) -> pd.DataFrame:
+    """Detection on the onset frames of cropped clips placed in a larger canvas (``as_uncropped``), where the
+    face is known to fill the original frame: per detector, clips ``found`` (the crop overlaps the true face
+    region with IoU >= ``min_iou``), ``false positive`` (a crop elsewhere) and ``missing``."""
+    from convat.preprocess.face import FaceBox, as_uncropped, box_iou, face_box
+
+    detectors = detectors or available_detectors()
+    rows = []
+    for record in records:
+        height, width = record.frames.load([record.onset])[0].shape[:2]
+        truth = FaceBox(pad, pad, width, height)
+        uncropped = as_uncropped(record, pad)
+        for name in detectors:
+            box = face_box(uncropped, "detect", detector=name)
+            result = "missing" if box.source == "not-found" else (
+                "found" if box_iou(box, truth) >= min_iou else "false positive")
+            rows.append({"detector": name, "clip": record.key, "outcome": result})
+    table = pd.DataFrame(rows)
+    counts = table.groupby("detector", sort=False).outcome.value_counts().unstack(fill_value=0)
+    return counts.reindex(columns=["found", "false positive", "missing"], fill_value=0)
