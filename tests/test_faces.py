@@ -210,3 +210,14 @@ def test_padded_synthme_clips_are_scored_against_the_known_face_region():
     counts = padded_clip_outcomes(records, ["haar"])
     assert counts.loc["haar"].sum() == 3 and list(counts.columns) == ["found", "false positive", "missing"]
     assert counts.loc["haar", "found"] >= 1  # the cascade finds some drawn faces, at the right place
+
+
+def test_float_frames_give_the_same_tensor_as_uint8_and_signed_frames_are_refused(tmp_path):
+    photo = library_photo("grace_hopper")
+    config = PreprocessConfig(flow="dis", size=16, face="full")
+    as_uint8, _ = preprocess([clip(photo, "u8")], config, cache=TensorCache(tmp_path), progress=False)
+    as_float, _ = preprocess([clip(photo.astype(np.float32) / 255, "f32")], config, cache=TensorCache(tmp_path),
+                             progress=False)
+    assert np.allclose(as_uint8, as_float)
+    with pytest.raises(TypeError, match="int16"):
+        preprocess([clip(photo.astype(np.int16), "i16")], config, cache=TensorCache(tmp_path), progress=False)

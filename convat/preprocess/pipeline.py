@@ -170,6 +170,8 @@ def motion_sample(record: ClipRecord, config: PreprocessConfig) -> dict[str, np.
     (``box``, ``box_angle``, ``box_source``)."""
     if config.apex == "motion":
         frames = record.frames.load()
+        if frames.dtype != np.uint8:  # float or 16-bit frames: converted, or refused naming the dtype
+            frames = np.stack([as_uint8_rgb(f) for f in frames])
         onset_frame = frames[record.onset]
         box = clip_face_box(record, config, onset_frame)
         apex = apex_index(record, "motion", frames, box)
@@ -177,6 +179,8 @@ def motion_sample(record: ClipRecord, config: PreprocessConfig) -> dict[str, np.
     else:
         apex = apex_index(record, config.apex)
         onset_frame, apex_frame = record.frames.load([record.onset, apex])
+        if onset_frame.dtype != np.uint8:
+            onset_frame, apex_frame = as_uint8_rgb(onset_frame), as_uint8_rgb(apex_frame)
         box = clip_face_box(record, config, onset_frame)
     registered = False
     if config.register and box.source == "detected":
