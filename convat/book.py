@@ -53,9 +53,10 @@ def load_records(dataset: str = "synthme", profile: str = "quick", root: str | P
     raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(map(repr, dataset_names()))}")
 
 
-def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1") -> PreprocessConfig:
-    """The preprocessing every chapter uses unless it studies preprocessing itself."""
-    return PreprocessConfig(flow=flow, size=size)
+def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1", input: str = "flow") -> PreprocessConfig:
+    """The preprocessing every chapter uses unless it studies preprocessing itself; ``input`` switches to the
+    apex face image (``apex_grey``, ``apex_rgb``) or flow and apex together, on the same clips and crops."""
+    return PreprocessConfig(flow=flow, size=size, input=input)
 
 
 def default_train(model: str = "convat_tiny", epochs: int = 30, device: str = "auto", seed: int = 0,
