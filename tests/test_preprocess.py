@@ -79,12 +79,14 @@ def test_clips_without_a_face_are_reported_by_name(clips, tmp_path):
 
 
 def test_align_to_input_applies_the_same_crop_and_resize_as_the_tensor(clips, tmp_path):
-    record = uncropped(clips[1])
+    # a clip whose drawn face the cascade finds, so the crop is a real detection, not the whole frame
+    original = next(c for c in clips[1:] if face_box(uncropped(c), "detect", detector="haar").source == "fallback")
+    record = uncropped(original)
     config = PreprocessConfig(flow="farneback", size=32, face="detect", face_detector="haar")
     x, table = preprocess([record], config, cache=TensorCache(tmp_path), progress=False)
     box = face_box(record, "detect", detector="haar")
-    assert table.face_box[0] == box.as_tuple()
-    true_flow = cv2.copyMakeBorder(clips[1].truth.flow, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0)
+    assert table.face_box[0] == box.as_tuple() and table.face_source[0] == "fallback"
+    true_flow = cv2.copyMakeBorder(original.truth.flow, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0)
     aligned = align_to_input(record, np.linalg.norm(true_flow, axis=-1), config)
     assert aligned.shape == (32, 32)
     measured = np.linalg.norm(x[0, :2], axis=0)
