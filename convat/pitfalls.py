@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from convat.data.errata import PROTOCOL_COUNTS
 from convat.loso import (
     Splits,
     cached_loso,
@@ -333,11 +334,13 @@ def metric_mixup(predictions: pd.DataFrame, by: str | None = "dataset",
 #: The paper's reported accuracies (percent, two decimals), one per dataset.
 PAPER_ACCURACIES = {"SMIC": 97.95, "CASME II": 97.65, "SAMM": 98.73}
 
-#: Clip counts of the usual evaluation sets of each dataset.
+#: Clip counts of the usual evaluation sets of each dataset (the protocol counts from
+#: :data:`convat.data.errata.PROTOCOL_COUNTS`: SAMM 5-class is 136 clips, its composite 3-class part 133).
 DATASET_SIZES = {
-    "SMIC": {"SMIC-HS, 3 classes": 164},
-    "CASME II": {"CASME II, all clips": 255, "CASME II, 5 classes": 246},
-    "SAMM": {"SAMM, all micro-expressions": 159, "SAMM, 5 classes": 133},
+    "SMIC": {"SMIC-HS, 3 classes": PROTOCOL_COUNTS[("smic", "megc3")]},
+    "CASME II": {"CASME II, all clips": 255, "CASME II, 5 classes": PROTOCOL_COUNTS[("casme2", "5class")]},
+    "SAMM": {"SAMM, all micro-expressions": 159, "SAMM, 5 classes": PROTOCOL_COUNTS[("samm", "5class")],
+             "SAMM, composite 3 classes": PROTOCOL_COUNTS[("samm", "megc3")]},
 }
 
 

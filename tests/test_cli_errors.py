@@ -143,7 +143,7 @@ def test_every_example_of_the_help_runs(tiny_data, tmp_path, monkeypatch, capsys
         argv = shlex.split(example)[1:]
         assert main([*argv, *TINY, "--parallel-folds", "1"]) == 0, example
     datasets = {call[0] for call in tiny_data}
-    assert datasets == {"synthme", "megc2019"} and ("megc2019", "quick", "/data/megc", 0) in tiny_data
+    assert datasets == {"synthme", "megc2019", "casme2_5class"} and ("megc2019", "quick", "/data/megc", 0) in tiny_data
     assert (tmp_path / "runs" / "convat-composite" / "predictions.csv").exists()
 
 

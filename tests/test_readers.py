@@ -197,17 +197,30 @@ def test_frame_folder_defects(tmp_path):
 
 
 def test_errata_have_reasons_and_apply_even_when_the_copy_is_fixed(tmp_path):
-    assert errata.ERRATA and all(e.reason and e.action in errata.ACTIONS for e in errata.ERRATA)
+    assert errata.ERRATA and all(e.reason and e.otherwise in errata.ACTIONS for e in errata.ERRATA)
 
     def fix(clips):
         for c in clips:
             if (c.subject, c.clip) == ("sub04", "EP12_01f"):
                 c.apex = c.frames[1]
     root, _ = small_root(tmp_path, fix, only=("casme2",))
-    records, report = read_dataset("casme2", root)
+    records, report = read_dataset("casme2", root, scheme="megc3")
     notes = [i for i in report.by_severity("erratum") if i.clip == "sub04/EP12_01f"]
-    assert len(notes) == 1 and "not found in this copy" in notes[0].message
+    assert len(notes) == 1 and "not found in this copy" in notes[0].message and "excluded" in notes[0].message
     assert "EP12_01f" not in {r.clip for r in records}
+
+
+def test_errata_are_protocol_specific(tmp_path):
+    root, _ = small_root(tmp_path, only=("casme2",))
+    five, report = read_dataset("casme2", root, scheme="5class")
+    kept = {r.clip: r for r in five if r.subject in ("sub04", "sub05")}
+    assert kept["EP12_01f"].apex is None and kept["EP09_05f"].apex is None  # kept, apex left to the strategy
+    assert all("kept with the apex unknown" in i.message for i in report.by_severity("erratum"))
+    megc3, _ = read_dataset("casme2", root, scheme="megc3")
+    assert not {"EP12_01f", "EP09_05f"} & {r.clip for r in megc3}
+    table = errata.errata_table()
+    assert list(table["action (megc3)"]) == ["exclude", "exclude"]
+    assert list(table["action (5class)"]) == ["apex-unknown", "apex-unknown"]
 
 
 def test_composite_on_an_incomplete_copy_names_missing_samples_and_label_changes(tmp_path):
@@ -265,7 +278,74 @@ def test_damage_produces_one_message_per_defect(tmp_path):
     done = damage(root)
     records, report = read_dataset("megc2019", root, strict=False)
     codes = Counter(i.code for i in report.errors)
-    assert codes["missing-frame"] == 1 and codes["duplicate-frame-number"] == 1 and codes["apex-outside"] == 1
+    # the deleted offset frame and the duplicated frame hit the same SAMM clip: one error per row, naming both
+    assert codes["missing-frame"] + codes["duplicate-frame-number"] == 1 and codes["apex-outside"] == 1
+    samm = next(i for i in report.errors if i.code in ("missing-frame", "duplicate-frame-number"))
+    assert "missing-frame" in samm.message or "duplicate-frame-number" in samm.message
     assert codes["label-mismatch"] == 1 and codes["missing-sample"] == 3 and len(done) == 5
     assert any(i.code == "unparsable-frame-name" and i.frame == "img_copy.jpg" for i in report.warnings)
     assert len(records) == 442 - 3  # the two SAMM defects hit the same clip
+
+
+def test_protocol_counts_on_the_official_emotion_counts(full_root):
+    """CASME II 5-class 246, SAMM 5-class 136, the composite 442 (the fixture has the official counts)."""
+    for (dataset, scheme), n in errata.PROTOCOL_COUNTS.items():
+        assert len(read_dataset(dataset, full_root, scheme=None if dataset == "megc2019" else scheme)[0]) == n
+    casme2, _ = read_dataset("casme2", full_root, scheme="5class")
+    assert len(casme2) == 246
+    assert Counter(r.label for r in casme2) == {"others": 99, "disgust": 63, "happiness": 32, "repression": 27,
+                                                "surprise": 25}
+    samm, _ = read_dataset("samm", full_root, scheme="5class")
+    assert len(samm) == 136
+    assert Counter(r.label for r in samm) == {"anger": 57, "happiness": 26, "other": 26, "surprise": 15,
+                                              "contempt": 12}
+    assert len(read_dataset("samm", full_root, scheme="megc3")[0]) == 133
+    assert len(read_dataset("casme2", full_root, scheme="megc3")[0]) == 145
+    assert len(read_dataset("megc2019", full_root)[0]) == 442
+
+
+def test_ambiguous_annotation_file_is_an_error_listing_the_candidates(tmp_path):
+    root, _ = small_root(tmp_path, only=("casme2",))
+    base = root / "CASME2"
+    shutil.copy(base / "CASME2-coding-20140508.xlsx", base / "CASME2-coding-20140508_old.xlsx")
+    records, report = read_dataset("casme2", root)  # the official name wins, with a note
+    assert any(i.code == "several-versions" and "official" in i.message for i in report.issues)
+    (base / "CASME2-coding-20140508.xlsx").rename(base / "CASME2-coding-2014.xlsx")
+    with pytest.raises(DatasetError, match=r"ambiguous.*CASME2-coding-2014.xlsx.*_old.xlsx"):
+        read_dataset("casme2", root)
+
+
+def test_blank_cell_says_blank_and_one_mistyped_number_is_one_error(tmp_path):
+    def damage_rows(clips):
+        casme = [c for c in clips if c.dataset == "casme2" and c.emotion == "happiness"]
+        casme[0].onset = None
+        casme[1].onset = casme[1].onset * 100  # a mistyped onset: after the offset, apex outside, not on disk
+    root, _ = small_root(tmp_path, damage_rows, only=("casme2",))
+    _, report = read_dataset("casme2", root, strict=False)
+    blank = [i for i in report.errors if "blank" in i.message]
+    assert len(blank) == 1 and "OnsetFrame is blank" in blank[0].message and "None" not in blank[0].message
+    rows = Counter(i.row for i in report.errors)
+    assert len(report.errors) == 2 and set(rows.values()) == {1}
+    typo = next(i for i in report.errors if i is not blank[0])
+    assert typo.code == "onset-after-offset" and "consequences" in typo.message
+
+
+def test_five_class_protocols_run_loso_from_the_cli_with_their_own_labels(tmp_path, capsys, monkeypatch):
+    from convat.data.readers import PROTOCOLS, protocol_classes
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    root, _ = small_root(tmp_path / "data", only=("samm", "casme2"))
+    assert {"casme2_5class", "samm_5class"} <= set(PROTOCOLS)
+    assert load_records("samm_5class", root=root)[0].extra["scheme"] == "5class"
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="no face found"):  # the fixture's frames are noise, not faces
+        assert main(["loso", "--dataset", "samm_5class", "--data-root", str(root), "--epochs", "1", "--img-size",
+                     "16", "--flow", "dis", "--quiet", "--out", str(out), "--n-boot", "10"]) == 0
+    import pandas as pd
+
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert set(predictions.label) <= set(protocol_classes("samm_5class")) and len(set(predictions.label)) > 3
+    assert set(protocol_classes("casme2_5class")) == {"happiness", "surprise", "disgust", "repression", "others"}
+    assert "samm_5class" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="samm_5class"):
+        load_records("samm5", root=root)

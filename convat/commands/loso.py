@@ -29,13 +29,14 @@ examples:
   convat loso --model ststnet --epochs 40        # a baseline through the same engine
   convat loso --profile composite --parallel-folds 2 --out runs/convat-composite
   convat loso --dataset megc2019 --data-root /data/megc --val-fraction 0.15 --patience 5   # the real composite
+  convat loso --dataset casme2_5class --data-root /data/megc   # CASME II 5-class (246 clips, 5 labels)
 """
 
 
 def _datasets() -> list[str]:
-    from convat.data.readers import DATASETS
+    from convat.book import dataset_names
 
-    return ["synthme", *DATASETS]
+    return dataset_names()
 
 
 def _profiles() -> list[str]:
@@ -134,7 +135,7 @@ def register(subparsers) -> None:
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default="synthme", choices=_datasets(),
-                      help="synthme (built in) or a real dataset under --data-root (default: synthme)")
+                      help="synthme (built in), a real dataset or a protocol under --data-root (default: synthme)")
     data.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
     data.add_argument("--profile", default="quick", choices=_profiles(),
                       help="SynthME profile (default: quick; ignored for real datasets)")

@@ -39,8 +39,32 @@ def colour_wheel(size: int = 65) -> np.ndarray:
 
 
 def draw_box(ax, box: FaceBox, colour: str = "lime", label: str | None = None) -> None:
-    ax.add_patch(plt.Rectangle((box.x, box.y), box.w, box.h, fill=False, edgecolor=colour, linewidth=1.5,
-                               label=label))
+    """The crop's outline on its frame (a rotated square for an aligned crop)."""
+    ax.add_patch(plt.Polygon(box.corners(), closed=True, fill=False, edgecolor=colour, linewidth=1.5, label=label))
+
+
+def plot_aligned_faces(images: dict[str, np.ndarray], boxes: dict[str, FaceBox]):
+    """Per image: the frame with the crop outline and the detector's landmarks; the aligned crop with the same
+    landmarks mapped into it and the fixed eye line (dashed) they were aligned to."""
+    from convat.preprocess.face import EYE_ROW
+
+    fig, axes = plt.subplots(1, 2 * len(images), figsize=(3.1 * 2 * len(images), 3.4), squeeze=False)
+    for i, (name, image) in enumerate(images.items()):
+        box, left, right = boxes[name], axes[0, 2 * i], axes[0, 2 * i + 1]
+        left.imshow(image)
+        draw_box(left, box)
+        crop = box.crop(image)
+        right.imshow(crop)
+        if box.landmarks is not None:
+            left.plot(*box.landmarks.T, ".", color="yellow", ms=2)
+            right.plot(*box.to_crop(box.landmarks).T, ".", color="yellow", ms=3)
+        right.axhline(EYE_ROW * box.h, color="cyan", ls="--", lw=0.8)
+        left.set_title(f"{name}: {box.source}, score {box.score:.2f}", fontsize=9)
+        right.set_title(f"aligned crop ({box.w} px, rotated {box.angle:+.1f} deg)", fontsize=9)
+        for ax in (left, right):
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
 
 
 def draw_arrows(ax, flow: np.ndarray, step: int = 8, colour: str = "k", scale: float | None = None) -> None:

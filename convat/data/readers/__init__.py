@@ -15,9 +15,15 @@ from convat.data.readers.report import DatasetError, Issue, ValidationReport
 from convat.data.records import ClipRecord
 
 DATASETS = ("casme2", "samm", "smic", "megc2019")
+#: Named protocols: a dataset read with one class scheme (each with its own label map, see
+#: :mod:`convat.data.readers.labels`). ``casme2`` and ``samm`` alone mean their default scheme (5-class).
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    "casme2_5class": ("casme2", "5class"), "casme2_megc3": ("casme2", "megc3"),
+    "samm_5class": ("samm", "5class"), "samm_megc3": ("samm", "megc3"),
+}
 
-__all__ = ["DATASETS", "EXPECTED_LAYOUT", "DatasetError", "Issue", "ValidationReport", "class_counts", "read_dataset",
-           "subject_counts"]
+__all__ = ["DATASETS", "EXPECTED_LAYOUT", "PROTOCOLS", "DatasetError", "Issue", "ValidationReport", "class_counts",
+           "protocol_classes", "read_dataset", "read_protocol", "subject_counts"]
 
 
 def read_dataset(name: str, root: str | Path | None = None, scheme: str | None = None, strict: bool = True,
@@ -43,6 +49,29 @@ def read_dataset(name: str, root: str | Path | None = None, scheme: str | None =
     if name not in readers:
         raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join(DATASETS)}")
     return readers[name](root, scheme=scheme, strict=strict, **options)
+
+
+def read_protocol(name: str, root: str | Path | None = None, strict: bool = True,
+                  **options) -> tuple[list[ClipRecord], ValidationReport]:
+    """Records of a dataset (``DATASETS``, default scheme) or of a named protocol (``PROTOCOLS``)."""
+    if name in PROTOCOLS:
+        dataset, scheme = PROTOCOLS[name]
+        return read_dataset(dataset, root, scheme=scheme, strict=strict, **options)
+    if name in DATASETS:
+        return read_dataset(name, root, strict=strict, **options)
+    raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join((*DATASETS, *PROTOCOLS))}")
+
+
+def protocol_classes(name: str) -> list[str]:
+    """The label map's classes of a dataset or named protocol, in the order LOSO indexes them (sorted)."""
+    from convat.data.readers.labels import DEFAULT_SCHEME, classes
+
+    dataset, scheme = PROTOCOLS.get(name, (name, DEFAULT_SCHEME.get(name)))
+    if dataset == "megc2019":
+        return classes("casme2", "megc3")
+    if dataset not in DEFAULT_SCHEME:
+        raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join((*DATASETS, *PROTOCOLS))}")
+    return classes(dataset, scheme)
 
 
 def class_counts(records: list[ClipRecord]):

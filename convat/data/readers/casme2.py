@@ -42,15 +42,29 @@ def _has_subjects(path: Path) -> bool:
     return path.is_dir() and any(p.is_dir() and re.fullmatch(r"sub\d+", p.name) for p in path.iterdir())
 
 
+#: The official coding file; with it present, other versions next to it are ignored (with a note).
+OFFICIAL_FILE = "CASME2-coding-20140508.xlsx"
+
+
 def coding_file(dataset_dir: Path, report: ValidationReport) -> Path:
-    """The coding spreadsheet; with several versions, the last by name (the newest date), reported as a note."""
+    """The coding spreadsheet, by an exact-name rule: :data:`OFFICIAL_FILE` when present, else the only
+    ``CASME2-coding*.xlsx``; several candidates without the official one are ambiguous and raise, listing them
+    (a name that sorts last is not necessarily the right version: ``..._old.xlsx`` sorts after the date)."""
     found = sorted(dataset_dir.glob("CASME2-coding*.xlsx"))
     if not found:
         raise DatasetError(f"casme2: no CASME2-coding-*.xlsx in {dataset_dir}")
+    official = dataset_dir / OFFICIAL_FILE
+    if official.is_file():
+        if len(found) > 1:
+            report.add("note", "several-versions", f"several coding files {[p.name for p in found]}; using the "
+                       f"official {OFFICIAL_FILE}", file=OFFICIAL_FILE)
+        return official
     if len(found) > 1:
-        report.add("note", "several-versions", f"several coding files {[p.name for p in found]}; using "
-                   f"{found[-1].name}", file=found[-1].name)
-    return found[-1]
+        raise DatasetError(f"casme2: ambiguous coding file in {dataset_dir}: {[p.name for p in found]}; keep one, "
+                           f"or name the official one {OFFICIAL_FILE}")
+    if found[0].name != OFFICIAL_FILE:
+        report.add("note", "version", f"{OFFICIAL_FILE} not found; reading {found[0].name}", file=found[0].name)
+    return found[0]
 
 
 def frames_folder(dataset_dir: Path, layout: str, report: ValidationReport) -> tuple[Path, str]:
@@ -81,7 +95,9 @@ def read_casme2(root: str | Path | None = None, scheme: str | None = None, layou
                 strict: bool = True) -> tuple[list[ClipRecord], ValidationReport]:
     """CASME II clip records under ``root`` (default ``$CONVAT_DATA``) and their validation report.
 
-    ``scheme``: ``5class`` (default; happiness, surprise, disgust, repression, others) or ``megc3``.
+    ``scheme``: ``5class`` (default; happiness, surprise, disgust, repression, others: 246 clips on the official
+    coding file, the two errata clips kept with their apex unknown) or ``megc3`` (145 clips: both errata clips
+    left out, as in the MEGC2019 composite); see :mod:`convat.data.errata`.
     ``strict``: raise :class:`DatasetError` when any row has an error; otherwise leave those clips out.
     """
     scheme = scheme or DEFAULT_SCHEME[DATASET]

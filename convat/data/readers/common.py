@@ -254,7 +254,8 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
                                      strict=True):
             values[name] = parse_frame_number(raw)
             if values[name] is None:
-                flag("error", "unparsable-annotation", f"{column} {raw!r} is not a frame number", frame=str(raw))
+                what = "is blank" if is_blank(raw) else f"{raw!r} is not a frame number"
+                flag("error", "unparsable-annotation", f"{column} {what}", frame="blank" if is_blank(raw) else str(raw))
         onset, apex, offset = values["onset"], values["apex"], values["offset"]
         if onset is not None and offset is not None and onset > offset:
             flag("error", "onset-after-offset", f"onset {onset} comes after offset {offset}", frame=onset)
@@ -292,17 +293,27 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
 
         entry = errata.lookup(dataset, row.subject, row.clip)
         errors = [i for i in local if i.severity == "error"]
+        apex_unknown = False
         if entry is not None:
             matched = [i for i in errors if i.code == entry.defect]
             what = matched[0].message if matched else f"defect {entry.defect!r} not found in this copy"
-            report.add("erratum", entry.defect, f"{what}; {entry.action}d by erratum: {entry.reason}",
+            action = entry.action_for(scheme)
+            done = "excluded" if action == "exclude" else "kept with the apex unknown"
+            report.add("erratum", entry.defect, f"{what}; {done} in the {scheme} scheme by erratum: {entry.reason}",
                        file=sheet_name, row=row.row, clip=clip_name, frame=matched[0].frame if matched else None)
-            for issue in errors:
-                if issue not in matched:
-                    issue.severity = "warning"
-                    issue.message += " (clip excluded by an erratum anyway)"
-            report.issues.extend(i for i in local if i not in matched)
-            continue
+            local = [i for i in local if i not in matched]
+            if action == "exclude":
+                for issue in local:
+                    if issue.severity == "error":
+                        issue.severity = "warning"
+                        issue.message += " (clip excluded by an erratum anyway)"
+                report.issues.extend(local)
+                continue
+            apex_unknown = True
+            # the apex is dropped: checks that involve it no longer apply
+            local = [i for i in local if not (i.code in ("apex-outside", "onset-equals-apex") or
+                                              (i.code == "missing-frame" and i.message.startswith("apex")))]
+        local = _one_error_per_row(local)
         if label is None:
             for issue in errors:
                 if issue.code != "unknown-emotion":
@@ -314,13 +325,29 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
         positions = {n: i for i, n in enumerate(scan.numbers)}
         records.append(ClipRecord(
             dataset=dataset, subject=row.subject, clip=row.clip, label=label,
-            onset=positions[onset], apex=positions[apex], offset=positions[offset],
+            onset=positions[onset], apex=None if apex_unknown else positions[apex], offset=positions[offset],
             frames=DiskFrames(tuple(scan.paths)), aus=row.aus, emotion=str(row.emotion).strip(),
             extra={"frame_numbers": tuple(scan.numbers), "annotation_file": sheet_name, "row": row.row,
                    "folder": folder_name, "scheme": scheme},
         ))
     report.n_records += len(records)
     return records
+
+
+def is_blank(value: object) -> bool:
+    """An empty spreadsheet cell (``None`` or only spaces)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _one_error_per_row(issues: list[Issue]) -> list[Issue]:
+    """Keep the first error of a row (the cause) and fold the errors that follow from it into its message, so
+    one mistyped number reads as one error, not three; warnings and notes are kept as they are."""
+    errors = [i for i in issues if i.severity == "error"]
+    if len(errors) <= 1:
+        return issues
+    first = errors[0]
+    first.message += "; consequences: " + "; ".join(f"{i.message} [{i.code}]" for i in errors[1:])
+    return [i for i in issues if i.severity != "error" or i is first]
 
 
 def finish(records: list[ClipRecord], report: ValidationReport, strict: bool):

@@ -7,7 +7,11 @@ mixed 4/5-digit padding; SMIC ``s1`` folders for the benchmark's ``s01``). Built
 list plus clips the composite leaves out (CASME II others/fear/sadness, SAMM Other, subjects that drop out),
 so reading the fixture must give back exactly the composite.
 
-The frame and emotion assignment is random (seeded): only the structure is realistic, not the content.
+The full fixture (all subjects) has the official emotion counts, so the protocol counts of the real files can
+be checked on it: CASME II 255 clips (happiness 32, surprise 25, disgust 63, repression 27, others 99, fear 2,
+sadness 7: 246 in 5-class), SAMM 159 micro-expressions (anger 57, contempt 12, disgust 9, fear 8,
+happiness 26, sadness 6, surprise 15, other 26: 136 in 5-class, 133 in the composite). Smaller fixtures assign
+negative emotions at random (seeded). Frames are random: only the structure is realistic, not the content.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ SAMM_FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
 SAMM_COLUMNS = ("Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
                 "Type", "Action Units", "Notes", "Estimated Emotion")
 SMIC_CODES = {"negative": "ne", "positive": "po", "surprise": "sur"}
+#: Official emotion counts of the clips that the composite does not list (CASME II, SAMM), and of the negative
+#: emotions that the composite merges (the errata clips of CASME II included: one disgust, one repression).
+OFFICIAL_LEFT_OUT = {"casme2": {"others": 99, "fear": 2, "sadness": 7}, "samm": {"Other": 26}}
+OFFICIAL_NEGATIVES = {"casme2": {"disgust": 62, "repression": 26},
+                      "samm": {"anger": 57, "contempt": 12, "disgust": 9, "fear": 8, "sadness": 6}}
 _AUS = {"happiness": "6+12", "surprise": "1+2", "disgust": "4+9", "repression": "14", "others": "4",
         "fear": "4+20", "sadness": "15", "anger": "4+7", "contempt": "R14", "other": "17"}
 
@@ -70,6 +79,9 @@ def composite_clips(seed: int = 0, subjects: int | None = None) -> list[FixtureC
     listed = composite_list()
     clips: list[FixtureClip] = []
     kept: dict[str, list[str]] = {}
+    official = subjects is None
+    negatives = {d: iter(rng.permutation([e for e, n in counts.items() for _ in range(n)]).tolist())
+                 for d, counts in OFFICIAL_NEGATIVES.items()}
     for dataset, part in listed.groupby("dataset", sort=False):
         order = list(dict.fromkeys(part.subject))
         kept[dataset] = order if subjects is None else order[:subjects]
@@ -78,6 +90,8 @@ def composite_clips(seed: int = 0, subjects: int | None = None) -> list[FixtureC
                 continue
             if dataset == "smic":
                 emotion = row.label
+            elif row.label == "negative" and official:
+                emotion = next(negatives[dataset])
             elif row.label == "negative":
                 negatives = _negatives(dataset)
                 weights = [0.7, 0.3] if dataset == "casme2" else [0.6, 0.13, 0.1, 0.1, 0.07]
@@ -88,8 +102,10 @@ def composite_clips(seed: int = 0, subjects: int | None = None) -> list[FixtureC
                 emotion = emotion.capitalize()
             clips.append(_annotated(dataset, row.subject, row.clip, emotion, rng))
     taken = {(c.dataset, c.clip) for c in clips}
+    if official:
+        clips += _official_left_out(rng, kept, taken)
     extra_subjects = {"casme2": ["sub10", "sub18"], "samm": ["025"]} if subjects is None else {}
-    left_out = {"casme2": ["others", "others", "fear", "sadness"], "samm": ["Other"]}
+    left_out = {"casme2": ["others", "others", "fear", "sadness"], "samm": ["Other"]} if not official else {}
     for dataset, emotions in left_out.items():
         for i, subject in enumerate(kept[dataset] + extra_subjects.get(dataset, [])):
             for j in range(1 if i % 3 else 2):
@@ -107,6 +123,23 @@ def composite_clips(seed: int = 0, subjects: int | None = None) -> list[FixtureC
         defect = _annotated("casme2", "sub05", "EP09_05f", "repression", rng)
         clips.append(replace(defect, apex=defect.onset))
     return clips
+
+
+def _official_left_out(rng: np.random.Generator, kept: dict[str, list[str]],
+                       taken: set[tuple[str, str]]) -> list[FixtureClip]:
+    """The clips the composite leaves out, in the official numbers; the dropped-out subjects (CASME II sub10,
+    sub18; SAMM 025) hold only such clips."""
+    out = []
+    extra = {"casme2": ["sub10", "sub18"], "samm": ["025"]}
+    for dataset, counts in OFFICIAL_LEFT_OUT.items():
+        subjects = extra[dataset] + kept[dataset]
+        emotions = [e for e, n in counts.items() for _ in range(n)]
+        for k, emotion in enumerate(emotions):
+            subject, j = subjects[k % len(subjects)], k // len(subjects)
+            name = f"EP{40 + j:02d}_{k % 7 + 1:02d}" if dataset == "casme2" else f"{subject}_9_{j + 1}"
+            assert (dataset, name) not in taken
+            out.append(_annotated(dataset, subject, name, emotion, rng))
+    return out
 
 
 def _frame_bytes(suffix: str, count: int = 4, size: int = 8) -> list[bytes]:

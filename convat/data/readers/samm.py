@@ -38,15 +38,22 @@ def _has_codes(path: Path) -> bool:
 
 
 def codes_file(dataset_dir: Path, report: ValidationReport) -> Path:
-    """``SAMM_Micro_FACS_Codes_v2.xlsx``, or another version of it with a note."""
+    """``SAMM_Micro_FACS_Codes_v2.xlsx`` when present (exact-name rule), else the only other
+    ``SAMM_Micro_FACS_Codes*.xlsx`` with a note; several others are ambiguous and raise, listing them."""
     exact = dataset_dir / FILE
-    if exact.is_file():
-        return exact
     found = sorted(dataset_dir.glob("SAMM_Micro_FACS_Codes*.xlsx"))
+    if exact.is_file():
+        if len(found) > 1:
+            report.add("note", "several-versions", f"several codes files {[p.name for p in found]}; using {FILE}",
+                       file=FILE)
+        return exact
     if not found:
         raise DatasetError(f"samm: no {FILE} in {dataset_dir}")
-    report.add("note", "version", f"{FILE} not found; reading {found[-1].name}", file=found[-1].name)
-    return found[-1]
+    if len(found) > 1:
+        raise DatasetError(f"samm: ambiguous codes file in {dataset_dir}: {[p.name for p in found]}; keep one, or "
+                           f"name the official one {FILE}")
+    report.add("note", "version", f"{FILE} not found; reading {found[0].name}", file=found[0].name)
+    return found[0]
 
 
 def parse_subject(value: object) -> str | None:
@@ -61,7 +68,8 @@ def read_samm(root: str | Path | None = None, scheme: str | None = None,
               strict: bool = True) -> tuple[list[ClipRecord], ValidationReport]:
     """SAMM clip records under ``root`` (default ``$CONVAT_DATA``) and their validation report.
 
-    ``scheme``: ``5class`` (default; anger, contempt, happiness, surprise, other) or ``megc3``.
+    ``scheme``: ``5class`` (default; anger, contempt, happiness, surprise, other: 136 of the 159
+    micro-expressions) or ``megc3`` (133: the composite's negative / positive / surprise).
     """
     scheme = scheme or DEFAULT_SCHEME[DATASET]
     mapping = scheme_mapping(DATASET, scheme)
