@@ -152,3 +152,29 @@ def test_no_chapter_uses_private_attributes_of_argparse():
         tree_text = chapter.read_text(encoding="utf-8")
         assert "._subparsers" not in tree_text and "._actions" not in tree_text, chapter.name
     ast.parse("x = 1")
+
+
+def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
+    import numpy as np
+    import pandas as pd
+
+    from convat.metrics import summarize
+    from convat.references import CHANCE, LINEAR, MAJORITY, majority_baseline, ranking_verdict, reference_runs
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"dataset": "d", "subject": np.repeat(["s1", "s2", "s3", "s4"], 6),
+                          "clip": [f"c{i}" for i in range(24)],
+                          "label": ["neg", "neg", "neg", "pos", "pos", "sur"] * 4})
+    x = rng.normal(size=(24, 3, 8, 8)).astype("float32")
+    x[table.label == "pos", 0] += 3.0  # a linearly readable class
+    runs = reference_runs(x, table, seed=0)
+    assert list(runs) == [LINEAR, MAJORITY, CHANCE]
+    for predictions in runs.values():
+        assert len(predictions) == 24 and {"fold", "prediction", "p_neg"} <= set(predictions.columns)
+    assert (majority_baseline(table).prediction == "neg").all()
+    assert summarize(runs[MAJORITY]).loc["all", "accuracy"] == 0.5
+    overall = pd.DataFrame({"UF1": [0.50, 0.58, 0.22], "UF1_low": [0.4, 0.5, 0.1], "UF1_high": [0.6, 0.7, 0.3]},
+                           index=["convat_tiny", LINEAR, MAJORITY])
+    assert "The linear reference wins" in ranking_verdict(overall, "convat_tiny")
+    overall.loc["convat_tiny", "UF1"] = 0.6
+    assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")
