@@ -178,3 +178,10 @@ def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
     assert "The linear reference wins" in ranking_verdict(overall, "convat_tiny")
     overall.loc["convat_tiny", "UF1"] = 0.6
     assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")
+
+
+def test_cell_timeout_matches_the_book_configuration():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["timeout"] == CELL_TIMEOUT_S

@@ -214,3 +214,16 @@ def test_browser_check_fails_on_missing_figures_and_cdn_mathjax(tmp_path):
     report = check_site(site, landing="index.html", chapter="book/01_a.html", book=book)
     text = "\n".join(report.problems)
     assert "figure #fig-one shows no image" in text and "MathJax requested from another host" in text
+
+
+def test_every_build_marks_every_chapter_outdated():
+    """Sphinx re-reads (so myst-nb re-executes) only outdated documents: the hook returns every notebook."""
+    from types import SimpleNamespace
+
+    from convat.site.sphinx_ext import _every_notebook
+
+    env = SimpleNamespace(found_docs={"book/index", "book/05_loso", "book/06_results", "book/new"},
+                          metadata={"book/index": {}, "book/05_loso": {"kernelspec": {}},
+                                    "book/06_results": {"kernelspec": {}}, "book/new": {"kernelspec": {}}})
+    app = SimpleNamespace(env=env)
+    assert _every_notebook(app, env, {"book/new"}, set(), set()) == ["book/05_loso", "book/06_results"]
