@@ -137,9 +137,9 @@ def param(name: str, default, environ: Mapping[str, str] | None = None):
 #: machine three times slower (a busy CI runner) still builds. The build log and the environment page compare
 #: the measured times with these.
 CHAPTER_BUDGETS_S: dict[str, float] = {
-    "01_paper": 20, "02_data": 45, "02b_real_datasets": 20, "03_preprocessing": 60, "04_model": 150,
-    "05_loso": 60, "06_results": 200, "07_explainability": 90, "08_pitfalls": 150, "09_real_data": 15,
-    "10_environment": 20,
+    "01_paper": 30, "02_data": 60, "02b_real_datasets": 30, "03_preprocessing": 60, "04_model": 150,
+    "05_loso": 60, "06_results": 200, "07_explainability": 90, "08_pitfalls": 150, "09_real_data": 30,
+    "10_environment": 30,
 }
 
 #: The cell timeout of the book build (``execute.timeout`` in ``_config.yml``).
