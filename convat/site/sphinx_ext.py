@@ -89,7 +89,10 @@ def run_box(app, docname: str, pathto) -> str:
         '<p class="admonition-title">Reproduce this page</p>'
         f"{links_html}<p>{what}</p><pre>{html.escape(command)}</pre>"
         f"<p>This page was built from commit <code>{html.escape(commit)}</code>. Each chapter's parameters cell "
-        "switches the dataset (<code>DATASET</code>, <code>DATA_ROOT</code>), the profile and the device.</p>"
+        "switches the dataset (<code>DATASET</code>, <code>DATA_ROOT</code>), the profile and the device; "
+        "<code>make book DATASET=casme2 DATA=/path</code> (or <code>CONVAT_DATASET</code>, "
+        "<code>CONVAT_DATA</code>, <code>CONVAT_PROFILE</code>) switches every chapter at once, and "
+        "<code>convat chapter CHAPTER -p NAME=VALUE</code> sets any parameter of one chapter.</p>"
         "</div>"
     )
 
