@@ -4,6 +4,24 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.convat-installed
 
+# One switch for the real data: `make book DATASET=casme2 DATA=/path/to/data [PROFILE=composite] [DEVICE=cuda]`
+# sets CONVAT_DATASET / CONVAT_DATA / CONVAT_PROFILE / CONVAT_DEVICE, which every chapter's parameters cell reads.
+ifdef DATASET
+export CONVAT_DATASET := $(DATASET)
+endif
+ifdef DATA
+export CONVAT_DATA := $(DATA)
+endif
+ifdef PROFILE
+export CONVAT_PROFILE := $(PROFILE)
+endif
+ifdef DEVICE
+export CONVAT_DEVICE := $(DEVICE)
+endif
+# Threads of the chapters' kernels, explicit: one kernel runs at a time, so it may use every core; passive
+# OpenMP waiting stops idle threads from spinning against other work on a busy machine.
+BOOK_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+
 .PHONY: help env test lint book notebooks browser sitecheck bench study clean
 
 help:  ## list the targets
@@ -23,8 +41,9 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check convat tests benchmarks
 
-book: $(STAMP)  ## execute every chapter on SynthME and render the site to _build/html (fails on any error)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
+book: $(STAMP)  ## execute every chapter (SynthME, or DATASET=... DATA=...) and render _build/html; fails on any error
+	OMP_NUM_THREADS=$(BOOK_THREADS) MKL_NUM_THREADS=$(BOOK_THREADS) OMP_WAIT_POLICY=PASSIVE \
+	  $(BIN)/jupyter-book build . --all --warningiserror --keep-going --path-output .
 
 notebooks: $(STAMP)  ## generate the Colab notebooks into _build/notebooks; check them and the site's
 	$(BIN)/convat site notebooks --out _build/notebooks \
@@ -35,7 +54,7 @@ browser:  ## install Debian's chromium for the browser check (needs root; does n
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 sitecheck: $(STAMP) browser  ## open every page of _build/html in headless Chromium; screenshots to _build/screenshots
-	$(BIN)/convat site check _build/html --screenshots _build/screenshots
+	$(BIN)/convat site check _build/html --screenshots _build/screenshots --book book
 
 bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmarks/results/
 	$(BIN)/python -m benchmarks.run

@@ -8,11 +8,44 @@ changing the parameters cell only.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convat.data.records import ClipRecord
 from convat.preprocess.pipeline import PreprocessConfig
 from convat.training.loop import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+def inline_figures() -> bool:
+    """Draw figures inline when running in a Jupyter kernel whose matplotlib backend would drop them.
+
+    A kernel started with ``MPLBACKEND=Agg`` (common on headless servers and in CI) renders no figure: the
+    notebook's outputs, and so the book's pages, silently lose every plot. Every chapter imports this module in
+    its parameters cell, and importing it calls this function, so the chapters show their figures under any
+    ``MPLBACKEND`` and on any Jupyter front end. Outside a kernel (scripts, tests) it does nothing. Returns
+    whether it switched the backend.
+    """
+    import sys
+
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    kernel = shell is not None and ("IPKernelApp" in getattr(shell, "config", {})
+                                    or any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__))
+    if not kernel:
+        return False
+    from convat.site.execution import INLINE_BACKEND
+
+    backend = os.environ.get("MPLBACKEND", "")
+    if "matplotlib" in sys.modules:
+        backend = sys.modules["matplotlib"].get_backend()
+    if not backend or "inline" in backend.lower():
+        return False
+    shell.run_line_magic("matplotlib", "inline")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    return True
+
 
 #: Input size of the book's runs in the quick profile (the paper's size is unknown; see the model chapter).
 QUICK_IMG_SIZE = 64
@@ -63,3 +96,121 @@ def default_train(model: str = "convat_tiny", epochs: int = 30, device: str = "a
                   **overrides) -> TrainConfig:
     """The training budget every chapter uses unless it studies training itself (``overrides`` may set ``lr``)."""
     return TrainConfig(model=model, epochs=epochs, device=device, seed=seed, **{"lr": 2e-3, **overrides})
+
+
+# --- one switch for the real data: environment variables drive every chapter's parameters cell ----------------
+
+#: The environment variable behind each chapter parameter that :func:`param` reads; any other parameter ``NAME``
+#: is read from ``CONVAT_NAME``.
+PARAM_ENV = {"DATASET": "CONVAT_DATASET", "PROFILE": "CONVAT_PROFILE", "DATA_ROOT": "CONVAT_DATA",
+             "DEVICE": "CONVAT_DEVICE"}
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def param_env(name: str) -> str:
+    """The environment variable that sets the chapter parameter ``name`` (``DATASET`` -> ``CONVAT_DATASET``)."""
+    return PARAM_ENV.get(name, f"CONVAT_{name}")
+
+
+def param(name: str, default, environ: Mapping[str, str] | None = None):
+    """A chapter parameter: the value of its environment variable (see :func:`param_env`), else ``default``.
+
+    This is what lets ``make book DATASET=casme2 DATA=/path`` (or ``export CONVAT_DATASET=casme2``) switch every
+    chapter at once without editing nine parameters cells. The text of the variable is converted to the type of
+    ``default`` (``int``, ``float``, ``bool``; ``None`` and ``str`` defaults take the text as is); an empty
+    variable counts as unset. Papermill and ``convat chapter -p NAME=VALUE`` inject their values after the
+    parameters cell, so they override both.
+    """
+    environ = os.environ if environ is None else environ
+    variable = param_env(name)
+    text = environ.get(variable, "")
+    if text == "":
+        return default
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return text.lower() in _TRUE
+        if isinstance(default, int | float):
+            return type(default)(text)
+    except ValueError:
+        raise ValueError(f"${variable}={text!r} is not a valid {type(default).__name__} for {name}") from None
+    return text
+
+
+# --- time budgets: how long each chapter may take, stated and checked against the build's measurement -----------
+
+#: Seconds each chapter may take in the quick profile on the reference machine (2 CPU cores, quiet), executed in
+#: book order with a fresh cache. Every budget is far below the 900 s cell timeout of ``_config.yml`` so that a
+#: machine three times slower (a busy CI runner) still builds. The build log and the environment page compare
+#: the measured times with these.
+CHAPTER_BUDGETS_S: dict[str, float] = {
+    "01_paper": 30, "02_data": 60, "02b_real_datasets": 30, "03_preprocessing": 60, "04_model": 150,
+    "05_loso": 60, "06_results": 200, "07_explainability": 90, "08_pitfalls": 150, "09_real_data": 30,
+    "10_environment": 30,
+}
+
+#: The cell timeout of the book build (``execute.timeout`` in ``_config.yml``).
+CELL_TIMEOUT_S = 900
+
+
+def budget_table(times: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Each chapter's budget, and (when ``times`` maps chapter names or ``book/<name>`` to seconds) the measured
+    time, its share of the budget and whether it is within it. Chapters without a budget are listed too."""
+    import pandas as pd
+
+    measured = {Path(k).name: float(v) for k, v in (times or {}).items()}
+    names = list(CHAPTER_BUDGETS_S) + [n for n in measured if n not in CHAPTER_BUDGETS_S]
+    rows = []
+    for name in names:
+        budget = CHAPTER_BUDGETS_S.get(name)
+        row = {"chapter": name, "budget (s)": budget}
+        if times is not None:
+            seconds = measured.get(name)
+            row["measured (s)"] = None if seconds is None else round(seconds, 1)
+            row["of budget"] = None if seconds is None or budget is None else f"{seconds / budget:.0%}"
+            row["within budget"] = None if seconds is None or budget is None else seconds <= budget
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("chapter")
+
+
+# --- which results a page served from the package's caches, and keyed on what ------------------------------------
+
+def served_from_cache(run, since: float) -> tuple[int, int]:
+    """``(folds served from the cache, folds in the run)`` of a finished :class:`convat.loso.LosoRun`.
+
+    A fold file written before ``since`` (a ``time.time()`` taken before the run was requested) was computed by
+    an earlier build or chapter and served from ``$CONVAT_CACHE``; the others were trained now.
+    """
+    files = sorted((Path(run.path) / "folds").glob("*.csv"))
+    return sum(f.stat().st_mtime < since for f in files), len(files)
+
+
+def cache_note(runs: Mapping[str, object], since: float) -> str:
+    """One Markdown paragraph saying, for each named run, whether this execution trained it or served it from
+    the cache, and the key the cache used (so a reader knows a cached number is the one this code computes)."""
+    parts = []
+    for name, run in runs.items():
+        cached, total = served_from_cache(run, since)
+        folder = Path(run.path).name
+        if cached == total and total:
+            how = f"served from the cache ({total} folds)"
+        elif cached == 0:
+            how = f"trained in this execution ({total} folds)"
+        else:
+            how = f"resumed: {cached} of {total} folds from the cache, {total - cached} trained now"
+        parts.append(f"{name}: {how}, run `{folder}`")
+    return ("LOSO runs on this page — " + "; ".join(parts) + ". A run's folder is named by a hash of the motion "
+            "maps, the labels, the folds, the training configuration and the source of the `convat` package "
+            "(`convat.loso.run_key`), so a cached run is the run this code would train; `$CONVAT_CACHE` is "
+            f"`{_cache_root()}`.")
+
+
+def _cache_root() -> str:
+    from convat.preprocess.cache import default_cache_dir
+
+    return str(default_cache_dir())
+
+
+inline_figures()

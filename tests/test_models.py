@@ -169,3 +169,24 @@ def test_grouped_cv_scores_a_candidate_on_whole_subjects(one_thread):
         grouped_cv(x, table, TrainConfig(model="ststnet", epochs=1), n_groups=5)
     with pytest.raises(ValueError, match="dev_seed"):
         dev_selection({}, dev_seed=0)
+
+
+def test_architecture_diagram_is_drawn_from_the_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import timm
+
+    from convat.models.diagram import architecture_table, plot_architecture
+
+    model = timm.create_model("convat_tiny", num_classes=3, img_size=32)
+    table = architecture_table(model, 32)
+    assert table.index[0] == "input" and table.index[-1] == "head"
+    assert table.loc["head", "output shape"] == "3" and table.loc["head", "module"] == "Linear 64→3"
+    blocks = [s for s in table.index if s.startswith("attention block")]
+    assert len(blocks) == len(model.blocks) and "heads" in table.loc[blocks[0], "module"]
+    assert table["params"].sum() <= sum(p.numel() for p in model.parameters())
+    wider = architecture_table(timm.create_model("convat_small", num_classes=5, img_size=32), 32)
+    assert wider.loc["head", "output shape"] == "5" and len(wider) > len(table)
+    fig = plot_architecture(model, 32)
+    assert len(fig.axes[0].patches) == len(table)

@@ -5,11 +5,17 @@ import pandas as pd
 import pytest
 
 from convat.experiments.references import (
+    AU_SET,
+    CHANCE,
+    IDENTITY,
+    LINEAR,
+    MAJORITY,
     au_features,
     au_set_baseline,
     identity_baseline,
     majority_baseline,
-    reference_predictions,
+    ranking_verdict,
+    reference_runs,
 )
 from convat.loso import loso_splits, random_splits
 from convat.metrics import summarize
@@ -56,9 +62,15 @@ def test_true_au_set_separates_classes_that_no_subject_shares():
         au_set_baseline(table.drop(columns="aus"))
 
 
-def test_reference_predictions_lists_the_rows_the_data_allows():
+def test_reference_runs_list_the_rows_the_data_allows():
     table = _table()
     x = np.random.default_rng(0).standard_normal((len(table), 3, 8, 8)).astype(np.float32)
-    refs = reference_predictions(x, table, loso_splits(table))
-    assert list(refs) == ["linear (logistic regression)", "true AU set (ceiling)", "identity only", "majority"]
-    assert list(reference_predictions(None, table.assign(aus=""))) == ["identity only", "majority"]
+    refs = reference_runs(x, table, loso_splits(table))
+    assert list(refs) == [LINEAR, AU_SET, IDENTITY, MAJORITY, CHANCE]
+    assert list(reference_runs(None, table.assign(aus=""))) == [IDENTITY, MAJORITY, CHANCE]
+
+
+def test_the_ceiling_never_wins_a_ranking():
+    overall = pd.DataFrame({"UF1": [0.5, 0.9, 0.3], "UF1_low": [0.4, 0.8, 0.2], "UF1_high": [0.6, 1.0, 0.4]},
+                           index=["convat_tiny", AU_SET, MAJORITY])
+    assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")

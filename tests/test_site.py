@@ -125,3 +125,105 @@ def test_browser_check_fails_on_a_broken_page(tmp_path):
     assert "broken image" in text and "missing file 'nowhere.html'" in text and "boom" in text
     assert not any(p.startswith("index.html") for p in report.problems)
     assert all(p.stat().st_size > 0 for p in report.screenshots)
+
+
+def test_figure_check_fails_on_a_figure_less_chapter_page(tmp_path):
+    """The build CI once published: captions everywhere, not one image (kernels ran with MPLBACKEND=Agg)."""
+    from convat.site.figures import declared_figures, figure_problems, page_figure_problems
+
+    book, site = tmp_path / "book", tmp_path / "html"
+    book.mkdir()
+    (site / "book").mkdir(parents=True)
+    (book / "01_a.md").write_text(
+        "# A\n\n```{code-cell} ipython3\n:tags: [hide-input]\n:mystnb:\n:  figure:\n:    caption: Two lines\n"
+        ":      of caption.\n:    name: fig-one\nplot()\n```\n\n"
+        "```{figure} ../x.png\n:name: fig-two\n\nA figure.\n```\n")
+    assert declared_figures(book / "01_a.md") == ["fig-one", "fig-two"]
+    with_images = ('<main><figure id="fig-one"><div><img src="a.png"></div><figcaption>Two</figcaption></figure>'
+                   '<figure id="fig-two"><img src="x.png"><figcaption>A</figcaption></figure></main>')
+    without = with_images.replace('<img src="a.png">', "")
+    assert page_figure_problems(with_images, ["fig-one", "fig-two"]) == []
+    problems = page_figure_problems(without, ["fig-one", "fig-two"])
+    assert problems[0] == "figure #fig-one shows no image" and "declares 2 figures" in problems[1]
+    (site / "book" / "01_a.html").write_text(without)
+    assert figure_problems(site, book)[0] == "book/01_a.html: figure #fig-one shows no image"
+    (site / "book" / "01_a.html").write_text(with_images)
+    assert figure_problems(site, book) == []
+    (site / "book" / "01_a.html").unlink()
+    assert "missing" in figure_problems(site, book)[0]
+
+
+def test_every_figure_of_the_book_is_declared_with_a_name():
+    from convat.site.figures import declared_figures
+
+    figures = [n for c in _chapters() for n in declared_figures(c)]
+    assert len(figures) >= 17 and all(figures), "every figure needs a name: the site check looks it up by id"
+
+
+def test_images_get_their_figure_caption_as_alt_text():
+    from docutils import nodes
+
+    from convat.site.sphinx_ext import add_alt_text
+
+    section = nodes.section("", nodes.title("", "Training curves"))
+    figure = nodes.figure("", nodes.image(uri="a.png"), nodes.caption("", "Training loss per\nepoch."))
+    loose = nodes.image(uri="b.png")
+    given = nodes.image(uri="c.png", alt="Already described")
+    section += [figure, loose, given]
+    doc = nodes.document(None, None)
+    doc += section
+    assert add_alt_text(doc) == 2
+    images = list(doc.findall(nodes.image))
+    assert images[0]["alt"] == "Training loss per epoch."
+    assert images[1]["alt"] == "Figure computed in the section \u201cTraining curves\u201d"
+    assert images[2]["alt"] == "Already described"
+
+
+def test_mathjax_is_served_with_the_site():
+    from convat.site.sphinx_ext import mathjax_source
+
+    path = CONFIG["sphinx"]["config"]["mathjax_path"]
+    assert "://" not in path and not path.startswith("/"), "MathJax must not come from a CDN"
+    source = mathjax_source()
+    assert source is not None, "sphinx-mathjax-offline (a book dependency) is not installed"
+    assert (source / path.removeprefix("mathjax/")).is_file()
+
+
+def test_licences_for_the_code_and_the_book():
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
+    assert "CC BY 4.0" in CONFIG["copyright"] or "CC BY 4.0" in str(CONFIG.get("html", {}))
+    assert "creativecommons.org/licenses/by/4.0" in (ROOT / "book" / "index.md").read_text()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                    reason="Debian's chromium is not installed (make browser)")
+def test_browser_check_fails_on_missing_figures_and_cdn_mathjax(tmp_path):
+    pytest.importorskip("playwright")
+    from convat.site.browser import check_site
+
+    book, site = tmp_path / "book", tmp_path / "html"
+    book.mkdir()
+    (site / "book").mkdir(parents=True)
+    (book / "01_a.md").write_text("```{code-cell} ipython3\n:mystnb:\n:  figure:\n:    caption: C\n"
+                                  ":    name: fig-one\nplot()\n```\n")
+    (site / "index.html").write_text('<html><body><a href="book/01_a.html">a</a></body></html>')
+    (site / "book" / "01_a.html").write_text(
+        '<html><head><script src="https://cdn.example.org/mathjax/tex-chtml.js"></script></head><body>'
+        '<figure id="fig-one"><figcaption>C</figcaption></figure></body></html>')
+    report = check_site(site, landing="index.html", chapter="book/01_a.html", book=book)
+    text = "\n".join(report.problems)
+    assert "figure #fig-one shows no image" in text and "MathJax requested from another host" in text
+
+
+def test_every_build_marks_every_chapter_outdated():
+    """Sphinx re-reads (so myst-nb re-executes) only outdated documents: the hook returns every notebook."""
+    from types import SimpleNamespace
+
+    from convat.site.sphinx_ext import _every_notebook
+
+    env = SimpleNamespace(found_docs={"book/index", "book/05_loso", "book/06_results", "book/new"},
+                          metadata={"book/index": {}, "book/05_loso": {"kernelspec": {}},
+                                    "book/06_results": {"kernelspec": {}}, "book/new": {"kernelspec": {}}})
+    app = SimpleNamespace(env=env)
+    assert _every_notebook(app, env, {"book/new"}, set(), set()) == ["book/05_loso", "book/06_results"]

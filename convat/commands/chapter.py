@@ -3,22 +3,82 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from convat.commands import int_at_least
 
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
 
-def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800) -> float:
-    """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds."""
+
+def parse_parameter(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> ``(NAME, value)``: a Python literal (``5``, ``None``, ``[1, 2]``) or else the text."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ValueError(f"-p {text!r}: expected NAME=VALUE, e.g. -p DATASET=casme2")
+    try:
+        return name, ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name, value.strip()
+
+
+def _assigned_names(source: str) -> set[str]:
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def inject_parameters(notebook, parameters: Mapping[str, object], path: Path | str = "chapter") -> None:
+    """Insert a cell that sets ``parameters`` right after the cell tagged ``parameters`` (as papermill does).
+
+    Every name must be assigned in that cell, so a misspelt parameter fails here instead of being ignored.
+    """
+    import nbformat
+
+    if not parameters:
+        return
+    index = next((i for i, c in enumerate(notebook.cells)
+                  if c.cell_type == "code" and PARAMETERS_TAG in c.metadata.get("tags", [])), None)
+    if index is None:
+        raise ValueError(f"{path}: no cell tagged {PARAMETERS_TAG!r}, so -p cannot set parameters")
+    known = _assigned_names(notebook.cells[index].source)
+    for name in parameters:
+        if name not in known:
+            raise ValueError(f"{path}: -p {name}: not a parameter of this chapter; its parameters are "
+                             + ", ".join(sorted(known)))
+    source = "# Parameters set on the command line (convat chapter -p)\n" + "".join(
+        f"{name} = {value!r}\n" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
+    if notebook.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
+        cell.pop("id", None)
+    notebook.cells.insert(index + 1, cell)
+
+
+def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
+                    parameters: Mapping[str, object] | None = None) -> float:
+    """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds.
+
+    ``parameters`` override the chapter's parameters cell. The kernel draws figures inline whatever
+    ``MPLBACKEND`` says (see :mod:`convat.site.execution`).
+    """
     import jupytext
     import nbformat
     from nbclient import NotebookClient
 
+    from convat.site.execution import kernel_environment
+
     notebook = jupytext.read(path)
+    inject_parameters(notebook, parameters or {}, path)
     start = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=kernel_environment(os.environ))
     seconds = time.perf_counter() - start
     if output is not None:
         nbformat.write(notebook, output)
@@ -26,8 +86,13 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800)
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        parameters = dict(parse_parameter(p) for p in args.parameter)
+    except ValueError as exc:
+        raise SystemExit(f"convat chapter: {exc}") from None
     for chapter in args.chapters:
-        seconds = execute_chapter(Path(chapter), Path(args.output) if args.output else None, args.timeout)
+        seconds = execute_chapter(Path(chapter), Path(args.output) if args.output else None, args.timeout,
+                                  parameters)
         print(f"{chapter}: executed in {seconds:.1f} s")
     return 0
 
@@ -36,9 +101,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "chapter", help="execute book chapters (MyST notebooks) in a fresh kernel and print their run time",
         description="Execute each chapter top to bottom in a fresh kernel; the first failing cell fails the "
-        "command with its traceback. Useful to check one chapter without building the whole book.",
+        "command with its traceback. Useful to check one chapter without building the whole book. The "
+        "environment variables CONVAT_DATASET, CONVAT_PROFILE, CONVAT_DATA and CONVAT_DEVICE set the matching "
+        "parameters of every chapter; -p overrides any parameter of the chapter's parameters cell.",
     )
     p.add_argument("chapters", nargs="+", help="paths of chapters, e.g. book/05_loso.md")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter of the chapter's parameters cell, e.g. -p DATASET=casme2 -p EPOCHS=5 "
+                   "(a Python literal, else text); repeatable")
     p.add_argument("--output", help="write the executed notebook (.ipynb) here (single chapter only)")
     p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
     p.set_defaults(func=_run)

@@ -36,7 +36,7 @@ def _check(args: argparse.Namespace) -> int:
     from convat.site.browser import check_site
 
     report = check_site(Path(args.site), Path(args.screenshots) if args.screenshots else None,
-                        executable=args.browser)
+                        executable=args.browser, book=Path(args.book) if args.book else None)
     for p in report.problems:
         print(f"FAIL {p}", file=sys.stderr)
     if report.external_requests:
@@ -45,6 +45,16 @@ def _check(args: argparse.Namespace) -> int:
         print(f"screenshot: {s}")
     print(f"{report.pages} pages checked in Chromium; {len(report.problems)} problems")
     return 1 if report.problems else 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from convat.site.figures import figure_problems
+
+    problems = figure_problems(Path(args.site), Path(args.book))
+    for p in problems:
+        print(f"FAIL {p}", file=sys.stderr)
+    print(f"figures of the chapters in {args.book} checked in {args.site}; {len(problems)} problems")
+    return 1 if problems else 0
 
 
 def register(subparsers) -> None:
@@ -65,4 +75,11 @@ def register(subparsers) -> None:
     ck.add_argument("site", nargs="?", default="_build/html", help="the rendered site (default: _build/html)")
     ck.add_argument("--screenshots", default="_build/screenshots", help="folder for screenshots ('' for none)")
     ck.add_argument("--browser", default="/usr/bin/chromium", help="Chromium executable (default: Debian's)")
+    ck.add_argument("--book", default="book", help="folder of the chapters: each chapter page must show the "
+                    "figures its chapter declares ('' to skip; default: book)")
     ck.set_defaults(func=_check)
+    fg = sub.add_parser("figures", help="without a browser: fail when a chapter page shows fewer figures than its "
+                        "chapter declares (e.g. a build whose kernels ran with MPLBACKEND=Agg)")
+    fg.add_argument("site", nargs="?", default="_build/html", help="the rendered site (default: _build/html)")
+    fg.add_argument("--book", default="book", help="folder of the chapters (default: book)")
+    fg.set_defaults(func=_figures)

@@ -1,21 +1,23 @@
-"""Reference rows for every results table: what no model, a subject, or the true action units give.
+"""Reference rows for every ranking of models: what a model must beat before its score means anything, and
+what bounds it from above.
 
-A deep model's UF1 means little on its own. Beside it, a results table needs the scores of classifiers that
-bracket it, computed on the same folds with the same output columns as :func:`convat.loso.run_loso` (so
-:func:`convat.metrics.summarize` applies to each):
+All of them are computed on the same folds as the models and return predictions in the layout of
+:func:`convat.loso.run_loso` (one row per clip with ``dataset``, ``subject``, ``clip``, ``label``,
+``prediction``, ``fold`` and ``p_<class>``), so the metrics apply unchanged:
 
-``majority``
-    Always the most frequent training class: the floor any model must clear.
-``identity only``
-    Knows nothing but *who* the subject is: predicts the subject's most frequent label in the training folds,
-    or the training majority for a subject it has never seen. Under LOSO the held-out subject is never seen,
-    so it equals ``majority``; under a random split it shows what subject identity alone is worth (the leak
-    that a subject-blind split rewards).
-``true AU set``
-    A class-balanced logistic regression on the multi-hot set of action units each clip was coded with (the
-    true AUs on SynthME; the coders' AUs on real data): the ceiling of a classifier that saw the facial
-    actions perfectly. A model below it loses information between the face and the label; SynthME's classes
-    share AUs, so even this ceiling is below 1.
+* the **linear reference**: a class-balanced logistic regression on the same motion maps
+  (:func:`convat.data.synth_difficulty.linear_baseline`); a deep model that does not beat it has learnt nothing
+  a linear read-out of the input could not;
+* the **majority class** of each fold's training subjects, answered for every test clip: the accuracy a
+  model gets for free on imbalanced data (its UF1 shows why the field reports macro scores);
+* **uniform chance**: a label drawn uniformly at random for every clip, from a fixed seed;
+* **identity only**: knows nothing but *who* the subject is -- the subject's most frequent label in the
+  training folds, or the training majority for a subject it has never seen. Under LOSO the held-out subject is
+  never seen, so it equals the majority row; under a random split it shows what subject identity alone is worth
+  (the leak that a subject-blind split rewards);
+* the **true AU set** (a ceiling, not a floor): a class-balanced logistic regression on the multi-hot set of
+  action units each clip was coded with (SynthME's true AUs; the coders' AUs on real data) -- what a classifier
+  that saw the facial actions perfectly would reach. SynthME's classes share AUs, so even this is below 1.
 """
 
 from __future__ import annotations
@@ -25,16 +27,56 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from convat.data.synth_difficulty import linear_baseline
 from convat.loso import Splits, loso_splits
 
+LINEAR = "logistic regression (linear reference)"
+MAJORITY = "majority class (reference)"
+CHANCE = "uniform chance (reference)"
+IDENTITY = "identity only (reference)"
+AU_SET = "true AU set (ceiling)"
+#: Rows a model must beat (floors); :data:`CEILING_ROWS` bound it from above and never "win" a ranking.
+REFERENCE_ROWS = (LINEAR, MAJORITY, CHANCE, IDENTITY)
+CEILING_ROWS = (AU_SET,)
 
-def _frame(table: pd.DataFrame, test: np.ndarray, proba: np.ndarray, classes: list[str], fold: str) -> pd.DataFrame:
+
+def _predictions(table: pd.DataFrame, test: np.ndarray, classes: list[str], proba: np.ndarray,
+                 fold: str) -> pd.DataFrame:
     out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
     out["prediction"] = [classes[i] for i in proba.argmax(1)]
     out["fold"] = fold
     for k, name in enumerate(classes):
         out[f"p_{name}"] = proba[:, k]
     return out
+
+
+def majority_baseline(table: pd.DataFrame, splits: Splits | None = None) -> pd.DataFrame:
+    """Every test clip gets the most frequent label of its fold's training clips (ties: first in sorted order)."""
+    splits = splits if splits is not None else loso_splits(table)
+    classes = sorted(table["label"].unique())
+    labels = table["label"].to_numpy()
+    parts = []
+    for fold, mask in splits.items():
+        test = np.asarray(mask, dtype=bool)
+        counts = pd.Series(labels[~test]).value_counts()
+        majority = sorted(counts[counts == counts.max()].index)[0]
+        proba = np.zeros((int(test.sum()), len(classes)))
+        proba[:, classes.index(majority)] = 1.0
+        parts.append(_predictions(table, test, classes, proba, fold))
+    return pd.concat(parts, ignore_index=True)
+
+
+def chance_baseline(table: pd.DataFrame, splits: Splits | None = None, seed: int = 0) -> pd.DataFrame:
+    """Every test clip gets a label drawn uniformly at random (reproducible from ``seed``)."""
+    splits = splits if splits is not None else loso_splits(table)
+    classes = sorted(table["label"].unique())
+    rng = np.random.default_rng(seed)
+    parts = []
+    for fold, mask in splits.items():
+        test = np.asarray(mask, dtype=bool)
+        proba = np.eye(len(classes))[rng.integers(len(classes), size=int(test.sum()))]
+        parts.append(_predictions(table, test, classes, proba, fold))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _over_folds(table: pd.DataFrame, splits: Splits | None,
@@ -44,7 +86,7 @@ def _over_folds(table: pd.DataFrame, splits: Splits | None,
     parts = []
     for fold, mask in splits.items():
         test = np.asarray(mask, dtype=bool)
-        parts.append(_frame(table, test, fit_predict(~test, test, classes), classes, fold))
+        parts.append(_predictions(table, test, classes, fit_predict(~test, test, classes), fold))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -57,16 +99,7 @@ def _one_hot(labels: list[str], classes: list[str]) -> np.ndarray:
 def _majority(labels: pd.Series, classes: list[str]) -> str:
     """The most frequent label; ties go to the first class in sorted order (deterministic)."""
     counts = labels.value_counts()
-    best = counts.max()
-    return next(c for c in classes if counts.get(c, 0) == best)
-
-
-def majority_baseline(table: pd.DataFrame, splits: Splits | None = None) -> pd.DataFrame:
-    """Pooled predictions of "always the training majority class" over the folds (default LOSO)."""
-    def fit_predict(train, test, classes):
-        return _one_hot([_majority(table.loc[train, "label"], classes)] * int(test.sum()), classes)
-
-    return _over_folds(table, splits, fit_predict)
+    return next(c for c in classes if counts.get(c, 0) == counts.max())
 
 
 def identity_baseline(table: pd.DataFrame, splits: Splits | None = None) -> pd.DataFrame:
@@ -98,6 +131,11 @@ def au_features(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return features, names
 
 
+def has_aus(table: pd.DataFrame) -> bool:
+    """Whether the clips carry coded AUs (the true-AU-set ceiling can be computed)."""
+    return "aus" in table.columns and bool(table["aus"].fillna("").astype(str).str.len().gt(0).any())
+
+
 def au_set_baseline(table: pd.DataFrame, splits: Splits | None = None, c: float = 10.0) -> pd.DataFrame:
     """Pooled predictions of a class-balanced logistic regression on each clip's true AU set."""
     from sklearn.linear_model import LogisticRegression
@@ -114,21 +152,39 @@ def au_set_baseline(table: pd.DataFrame, splits: Splits | None = None, c: float 
     return _over_folds(table, splits, fit_predict)
 
 
-def reference_predictions(x: np.ndarray | None, table: pd.DataFrame, splits: Splits | None = None,
-                          linear: bool = True) -> dict[str, pd.DataFrame]:
-    """Every reference row that the data allows, by row name, on the same folds: ``linear (logistic
-    regression)`` on the motion maps ``x`` (when given and ``linear``), ``true AU set`` (when the clips have
-    coded AUs), ``identity only`` and ``majority``."""
-    from convat.data.synth_difficulty import linear_baseline
-
+def reference_runs(x: np.ndarray | None, table: pd.DataFrame, splits: Splits | None = None,
+                   seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Every reference row the data allows, by display name, on the folds of ``splits`` (default LOSO): the
+    linear reference (when ``x`` is given), the true-AU-set ceiling (when the clips have coded AUs), identity
+    only, majority and chance."""
     out: dict[str, pd.DataFrame] = {}
-    if x is not None and linear:
-        out["linear (logistic regression)"] = linear_baseline(x, table, splits)
-    if "aus" in table.columns and table["aus"].fillna("").str.len().gt(0).any():
-        out["true AU set (ceiling)"] = au_set_baseline(table, splits)
-    out["identity only"] = identity_baseline(table, splits)
-    out["majority"] = majority_baseline(table, splits)
+    if x is not None:
+        out[LINEAR] = linear_baseline(x, table, splits)
+    if has_aus(table):
+        out[AU_SET] = au_set_baseline(table, splits)
+    out[IDENTITY] = identity_baseline(table, splits)
+    out[MAJORITY] = majority_baseline(table, splits)
+    out[CHANCE] = chance_baseline(table, splits, seed)
     return out
 
 
-__all__ = ["au_features", "au_set_baseline", "identity_baseline", "majority_baseline", "reference_predictions"]
+def ranking_verdict(overall: pd.DataFrame, ours: str, metric: str = "UF1") -> str:
+    """One Markdown sentence on who wins a ranking (rows: models and references, columns: ``metric`` and its
+    ``_low`` / ``_high`` interval), said plainly when a reference row beats every network."""
+    overall = overall.drop(index=[r for r in CEILING_ROWS if r in overall.index])
+    winner = str(overall[metric].idxmax())
+    o, w = overall.loc[ours], overall.loc[winner]
+    networks = [m for m in overall.index if m not in REFERENCE_ROWS]
+    interval = f"{o[metric]:.3f} ({o[f'{metric}_low']:.3f}–{o[f'{metric}_high']:.3f})"
+    if winner == ours:
+        return f"**{ours} has the highest pooled {metric}** ({interval}) of the {len(overall)} rows."
+    if winner == LINEAR:
+        best_net = str(overall.loc[networks, metric].idxmax()) if networks else ours
+        return (f"**The linear reference wins**: a logistic regression on the same motion maps reaches a pooled "
+                f"{metric} of {w[metric]:.3f}, above every network trained here (best: {best_net}, "
+                f"{overall.loc[best_net, metric]:.3f}; {ours}: {interval}). On this data and budget, the networks "
+                "have not learnt more than a linear read-out of the input.")
+    if winner in REFERENCE_ROWS:
+        return (f"**A trivial reference wins**: {winner} reaches a pooled {metric} of {w[metric]:.3f}, against "
+                f"{interval} for {ours}; no model here has learnt the task.")
+    return f"**A baseline wins: {winner}** reaches a pooled {metric} of {w[metric]:.3f}, against {interval} for {ours}."

@@ -3,8 +3,11 @@
 The site in ``_build/html`` is served on localhost; every HTML page is opened and the check fails on console
 errors, uncaught page errors, failed same-site requests, images that did not load and links inside the site
 that point to a missing page or a missing anchor. Requests to other hosts are answered with an empty
-response (CI has no network) and listed, never counted as failures. Screenshots of the landing page and of
-one chapter are saved for a person to look at.
+response (CI has no network) and listed, never counted as failures, except a request for MathJax, which the
+site must serve itself (offline classrooms); a page with formulas fails when MathJax did not typeset them.
+Given the chapters' folder, every chapter page must also show the figures its chapter declares
+(:mod:`convat.site.figures`). Screenshots of the landing page and of one chapter are saved for a person to
+look at.
 
 Chromium is Debian's ``chromium`` package (``make browser`` installs it), driven through the ``playwright``
 Python package with ``executable_path``; playwright's own browser download is never used.
@@ -80,8 +83,11 @@ def _pages(site: Path) -> list[Path]:
 
 def check_site(site: Path, screenshot_dir: Path | None = None, landing: str = "book/index.html",
                chapter: str = "book/05_loso.html",
-               executable: str = CHROMIUM, timeout_ms: int = 30_000) -> SiteReport:
-    """Serve ``site`` on localhost, open every page in headless Chromium, and return the findings."""
+               executable: str = CHROMIUM, timeout_ms: int = 30_000, book: Path | None = None) -> SiteReport:
+    """Serve ``site`` on localhost, open every page in headless Chromium, and return the findings.
+
+    ``book``: the folder of the chapters; each chapter page is then checked for the figures it declares.
+    """
     from playwright.sync_api import sync_playwright
 
     site = site.resolve()
@@ -103,6 +109,9 @@ def check_site(site: Path, screenshot_dir: Path | None = None, landing: str = "b
                     r.continue_()
                 else:
                     report.external_requests.add(urlparse(r.request.url).netloc)
+                    if "mathjax" in r.request.url.lower():
+                        report.problems.append(f"MathJax requested from another host: {r.request.url} (the site "
+                                               "must serve it; see mathjax_path in _config.yml)")
                     r.fulfill(status=200, body="", content_type="text/plain")
 
             context.route("**/*", route)
@@ -124,6 +133,10 @@ def check_site(site: Path, screenshot_dir: Path | None = None, landing: str = "b
             browser.close()
     finally:
         server.shutdown()
+    if book is not None:
+        from convat.site.figures import figure_problems
+
+        report.problems.extend(figure_problems(site, Path(book)))
     return report
 
 
@@ -150,6 +163,11 @@ def _check_page(context, origin: str, site: Path, path: Path, timeout_ms: int) -
         "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
         ".map(i => i.getAttribute('src'))")
     problems.extend(f"broken image {src}" for src in broken)
+    if page.evaluate("() => document.querySelector('.math') !== null"):
+        try:
+            page.wait_for_selector("mjx-container", state="attached", timeout=10_000)
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; the finding is what matters
+            problems.append("formulas are not typeset (MathJax did not load from the site)")
     hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
     for href in sorted(set(hrefs)):
         if not href.startswith(origin):

@@ -3,8 +3,14 @@
 * every chapter page gets a "Run this page" box: an *Open in Colab* link, a download link of the generated
   notebook and the exact command that re-executes the chapter on the reader's machine;
 * after a successful build, the runnable notebooks are generated from the chapters into ``_notebooks/`` of the
-  site (see :mod:`convat.site.notebooks`), and each chapter's execution time is written to the build log and
-  to ``_static/chapter_times.json``.
+  site (see :mod:`convat.site.notebooks`), and each chapter's execution time is written to the build log, next
+  to its budget (:data:`convat.book.CHAPTER_BUDGETS_S`), and to ``_static/chapter_times.json``;
+* the chapters' kernels start with matplotlib's inline backend whatever ``MPLBACKEND`` the build inherited
+  (:mod:`convat.site.execution`), so no figure is silently dropped;
+* every image without alt text gets its figure's caption (or, outside a figure, the section it illustrates) as
+  alt text, instead of the browser's fallback, the file name;
+* MathJax is served from the site's ``_static/mathjax`` (copied from the ``sphinx-mathjax-offline`` package,
+  with ``mathjax_path: mathjax/tex-chtml.js`` in ``_config.yml``), so formulas render in an offline classroom.
 
 Where Colab finds the notebooks: the repository URL (``repository.url`` in ``_config.yml``) and the branch
 the site is published from (``convat_site_branch``, default ``gh-pages``, the branch ``ghp-import`` writes).
@@ -13,13 +19,18 @@ the site is published from (``convat_site_branch``, default ``gh-pages``, the br
 from __future__ import annotations
 
 import html
+import importlib
 import json
+import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+from docutils import nodes
 from sphinx.util import logging
 
 from convat.site.environment import git_commit
+from convat.site.execution import kernel_environment
 from convat.site.notebooks import write_notebooks
 
 logger = logging.getLogger(__name__)
@@ -78,7 +89,10 @@ def run_box(app, docname: str, pathto) -> str:
         '<p class="admonition-title">Reproduce this page</p>'
         f"{links_html}<p>{what}</p><pre>{html.escape(command)}</pre>"
         f"<p>This page was built from commit <code>{html.escape(commit)}</code>. Each chapter's parameters cell "
-        "switches the dataset (<code>DATASET</code>, <code>DATA_ROOT</code>), the profile and the device.</p>"
+        "switches the dataset (<code>DATASET</code>, <code>DATA_ROOT</code>), the profile and the device; "
+        "<code>make book DATASET=casme2 DATA=/path</code> (or <code>CONVAT_DATASET</code>, "
+        "<code>CONVAT_DATA</code>, <code>CONVAT_PROFILE</code>) switches every chapter at once, and "
+        "<code>convat chapter CHAPTER -p NAME=VALUE</code> sets any parameter of one chapter.</p>"
         "</div>"
     )
 
@@ -97,6 +111,16 @@ def _dedupe_scripts(context) -> None:
             seen.add(key)
             scripts.append(script)
     files[:] = scripts  # in place: the builder renders (and other handlers extend) this very list
+
+
+def _every_notebook(app, env, added, changed, removed) -> list[str]:
+    """Mark every executable chapter outdated, so that every build re-reads, hence re-executes, all of them.
+
+    Sphinx re-reads only the sources changed since the last build: without this, a second ``make book``
+    executed nothing and showed the previous build's outputs and times. Results the package caches itself
+    (tensors, LOSO runs) are still served from ``$CONVAT_CACHE``, and the pages say so.
+    """
+    return sorted(d for d in env.found_docs if d not in added and _is_notebook(app, d))
 
 
 def _on_page_context(app, pagename, templatename, context, doctree) -> None:
@@ -119,6 +143,72 @@ def chapter_times(app) -> dict[str, float]:
     return times
 
 
+def alt_text(image: nodes.image) -> str | None:
+    """Alt text for an image that has none: its figure's caption, else the title of its section."""
+    parent = image.parent
+    while parent is not None and not isinstance(parent, nodes.figure | nodes.section | nodes.document):
+        parent = parent.parent
+    if isinstance(parent, nodes.figure):
+        caption = next(iter(parent.findall(nodes.caption)), None)
+        if caption is not None and caption.astext().strip():
+            return " ".join(caption.astext().split())
+    while parent is not None and not isinstance(parent, nodes.section):
+        parent = parent.parent
+    if parent is not None:
+        title = next(iter(parent.findall(nodes.title)), None)
+        if title is not None:
+            return f"Figure computed in the section \u201c{' '.join(title.astext().split())}\u201d"
+    return None
+
+
+def add_alt_text(doctree: nodes.Node) -> int:
+    """Give every image without alt text one from :func:`alt_text`; returns how many were given."""
+    count = 0
+    for image in doctree.findall(nodes.image):
+        if image.get("alt", "").strip() and image.get("alt") != image.get("uri"):
+            continue
+        text = alt_text(image)
+        if text:
+            image["alt"] = text
+            count += 1
+    return count
+
+
+def _on_doctree_resolved(app, doctree, docname) -> None:
+    add_alt_text(doctree)
+
+
+#: Where ``sphinx-mathjax-offline`` keeps MathJax 3 inside its installed package.
+MATHJAX_PACKAGE = "sphinx-mathjax-offline"
+_MATHJAX_BUNDLES = ("tex-chtml-full.js", "tex-chtml-full-speech.js", "tex-mml-chtml.js", "tex-mml-svg.js",
+                    "tex-svg.js", "tex-svg-full.js", "mml-chtml.js", "mml-svg.js", "node-main.js")
+
+
+def mathjax_source() -> Path | None:
+    """The MathJax folder shipped by the ``sphinx-mathjax-offline`` package, or None when it is not installed."""
+    try:
+        module = importlib.import_module(MATHJAX_PACKAGE)
+    except ImportError:
+        return None
+    folder = Path(module.__file__).parent / "static" / "mathjax"
+    return folder if (folder / "tex-chtml.js").is_file() else None
+
+
+def _copy_mathjax(app) -> None:
+    path = app.config.mathjax_path or ""
+    if "://" in path or path.startswith("/"):
+        return  # a CDN or an absolute location was configured on purpose
+    source = mathjax_source()
+    if source is None:
+        logger.warning(f"convat: MathJax is not installed ({MATHJAX_PACKAGE}); formulas would need a CDN. "
+                       "Install the book's dependencies: pip install -e '.[book]'")
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    if not (target / "tex-chtml.js").is_file():
+        shutil.copytree(source, target, dirs_exist_ok=True,
+                        ignore=lambda folder, names: [n for n in names if n in _MATHJAX_BUNDLES])
+
+
 def _on_build_finished(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -130,10 +220,17 @@ def _on_build_finished(app, exception) -> None:
     logger.info(f"convat: wrote {len(written)} Colab notebooks to {outdir / NOTEBOOK_DIR}")
     times = chapter_times(app)
     if times:
+        from convat.book import CHAPTER_BUDGETS_S
+
         width = max(len(d) for d in times)
-        lines = [f"  {d:<{width}}  {s:7.1f} s" for d, s in times.items()]
+        lines = []
+        for d, s in times.items():
+            budget = CHAPTER_BUDGETS_S.get(Path(d).name)
+            verdict = "" if budget is None else f"  budget {budget:5.0f} s  " + (
+                f"{s / budget:4.0%}" if s <= budget else f"OVER BUDGET ({s / budget:.0%})")
+            lines.append(f"  {d:<{width}}  {s:7.1f} s{verdict}")
         lines.append(f"  {'total':<{width}}  {sum(times.values()):7.1f} s")
-        logger.info("convat: chapter execution times\n" + "\n".join(lines))
+        logger.info("convat: chapter execution times (this build executed every chapter)\n" + "\n".join(lines))
         (outdir / "_static").mkdir(exist_ok=True)
         (outdir / "_static" / "chapter_times.json").write_text(json.dumps(times, indent=1) + "\n")
 
@@ -147,13 +244,18 @@ def _on_builder_inited(app) -> None:
     app.add_css_file("convat-site.css")
     if not app.config.convat_build_commit:
         app.config.convat_build_commit = git_commit(Path(app.srcdir))
+    _copy_mathjax(app)
 
 
 def setup(app):
+    # The kernels that execute the chapters inherit this process's environment: draw figures inline in them.
+    os.environ.update(kernel_environment(os.environ))
     app.add_config_value("convat_site_branch", "gh-pages", "html")
     app.add_config_value("convat_build_commit", "", "html")
     app.connect("builder-inited", _on_builder_inited)
     app.connect("html-page-context", _on_page_context)
     app.connect("html-page-context", lambda app, *args: _dedupe_scripts(args[2]), priority=900)
     app.connect("build-finished", _on_build_finished)
+    app.connect("doctree-resolved", _on_doctree_resolved)
+    app.connect("env-get-outdated", _every_notebook)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,195 @@
+"""The chapters' shared switches: parameters from the environment, `convat chapter -p`, figures whatever
+MPLBACKEND says, time budgets and the cache note."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from convat.book import CELL_TIMEOUT_S, CHAPTER_BUDGETS_S, budget_table, cache_note, param, served_from_cache
+from convat.commands.chapter import inject_parameters, parse_parameter
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = [p for p in sorted((ROOT / "book").glob("*.md")) if "kernelspec:" in p.read_text(encoding="utf-8")]
+
+
+def test_param_reads_the_environment_with_the_default_type():
+    env = {"CONVAT_DATASET": "casme2", "CONVAT_DATA": "/data", "CONVAT_EPOCHS": "5", "CONVAT_PROFILE": "",
+           "CONVAT_FLAG": "no", "CONVAT_RATE": "0.5"}
+    assert param("DATASET", "synthme", env) == "casme2"
+    assert param("DATA_ROOT", None, env) == "/data"
+    assert param("PROFILE", "quick", env) == "quick"  # empty counts as unset
+    assert param("EPOCHS", 30, env) == 5 and param("RATE", 1.0, env) == 0.5
+    assert param("FLAG", True, env) is False
+    assert param("DEVICE", "auto", {}) == "auto"
+    with pytest.raises(ValueError, match=r"\$CONVAT_EPOCHS='many' is not a valid int for EPOCHS"):
+        param("EPOCHS", 30, {"CONVAT_EPOCHS": "many"})
+
+
+def _parameters_cell(chapter: Path) -> str:
+    import jupytext
+
+    cells = [c for c in jupytext.read(chapter).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{chapter.name}: expected one cell tagged 'parameters'"
+    return cells[0].source
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_parameters_cell_takes_the_switches_from_the_environment(chapter, monkeypatch):
+    """CONVAT_DATASET / CONVAT_PROFILE / CONVAT_DATA switch every chapter that has data parameters."""
+    source = _parameters_cell(chapter) if "tags: [parameters]" in chapter.read_text() else None
+    if source is None:
+        pytest.skip("no parameters cell (not a data chapter)")
+    monkeypatch.setenv("CONVAT_DATASET", "casme2")
+    monkeypatch.setenv("CONVAT_PROFILE", "composite")
+    monkeypatch.setenv("CONVAT_DATA", "/data/me")
+    scope: dict = {}
+    exec(compile(source, chapter.name, "exec"), scope)
+    if chapter.stem != "02_data":  # chapter 2 describes SynthME itself
+        assert scope["DATASET"] == "casme2"
+    assert scope["PROFILE"] == "composite" and scope["DATA_ROOT"] == "/data/me"
+
+
+def test_cli_parameters_are_injected_after_the_parameters_cell():
+    import jupytext
+
+    assert parse_parameter("DATASET=casme2") == ("DATASET", "casme2")
+    assert parse_parameter("EPOCHS=5") == ("EPOCHS", 5) and parse_parameter("DATA_ROOT=None") == ("DATA_ROOT", None)
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_parameter("casme2")
+    notebook = jupytext.read(ROOT / "book" / "05_loso.md")
+    index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+    inject_parameters(notebook, {"DATASET": "casme2", "EPOCHS": 5}, "05_loso.md")
+    cell = notebook.cells[index + 1]
+    assert "injected-parameters" in cell.metadata["tags"]
+    scope: dict = {}
+    exec(compile(notebook.cells[index].source + "\n" + cell.source, "cells", "exec"), scope)
+    assert scope["DATASET"] == "casme2" and scope["EPOCHS"] == 5
+    with pytest.raises(ValueError, match="-p DATSET: not a parameter of this chapter"):
+        inject_parameters(notebook, {"DATSET": "casme2"}, "05_loso.md")
+
+
+def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, monkeypatch):
+    """A kernel started with MPLBACKEND=Agg still yields image outputs; -p reaches the notebook."""
+    import nbformat
+
+    from convat.commands.chapter import execute_chapter
+
+    chapter = tmp_path / "plot.md"
+    chapter.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "```{code-cell} ipython3\n:tags: [parameters]\n\nTITLE = 'default'\n```\n\n"
+        "```{code-cell} ipython3\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.title(TITLE)\n"
+        "print(TITLE)\n```\n")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "plot.ipynb"
+    execute_chapter(chapter, out, timeout=120, parameters={"TITLE": "set"})
+    outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the figure was dropped"
+    assert any("set" in o.get("text", "") for o in outputs)
+
+
+def test_importing_the_book_module_in_an_agg_kernel_restores_inline_figures():
+    """The kernel-side guard: a plain kernel with MPLBACKEND=Agg plus `import convat.book` draws figures."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import convat.book\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])")]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute(env=env)
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[0].outputs)
+
+
+def test_budgets_cover_every_chapter_far_from_the_cell_timeout():
+    assert {c.stem for c in CHAPTERS} <= set(CHAPTER_BUDGETS_S)
+    assert max(CHAPTER_BUDGETS_S.values()) * 3 <= CELL_TIMEOUT_S
+    table = budget_table({"book/02_data": CHAPTER_BUDGETS_S["02_data"] + 1, "book/05_loso": 10.0})
+    assert table.loc["02_data", "within budget"] == False  # noqa: E712 - numpy bool
+    assert table.loc["05_loso", "within budget"] == True  # noqa: E712
+    assert table.loc["05_loso", "of budget"] == f"{10 / CHAPTER_BUDGETS_S['05_loso']:.0%}"
+
+
+def test_cache_note_tells_served_from_trained_folds(tmp_path):
+    class Run:
+        path = tmp_path / "convat_tiny-abc"
+
+    (Run.path / "folds").mkdir(parents=True)
+    (Run.path / "folds" / "a.csv").write_text("x")
+    old = time.time() - 100
+    os.utime(Run.path / "folds" / "a.csv", (old, old))
+    since = time.time() - 10
+    (Run.path / "folds" / "b.csv").write_text("x")
+    assert served_from_cache(Run, since) == (1, 2)
+    assert "resumed: 1 of 2 folds from the cache" in cache_note({"convat_tiny": Run}, since)
+    assert "served from the cache (2 folds)" in cache_note({"m": Run}, time.time() + 1)
+    assert "trained in this execution (2 folds)" in cache_note({"m": Run}, old - 1)
+
+
+MAX_CODE_LINE = 88
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_code_fits_the_page(chapter):
+    """Code cells wrap at ~88 characters, the width the site shows without a scroll bar."""
+    text = chapter.read_text(encoding="utf-8")
+    long = []
+    for block in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if not line.startswith(":") and len(line) > MAX_CODE_LINE:
+                long.append(line)
+    assert not long, f"{chapter.name}: {len(long)} code lines over {MAX_CODE_LINE} characters, e.g. {long[0]!r}"
+
+
+def test_no_chapter_uses_private_attributes_of_argparse():
+    for chapter in CHAPTERS:
+        tree_text = chapter.read_text(encoding="utf-8")
+        assert "._subparsers" not in tree_text and "._actions" not in tree_text, chapter.name
+    ast.parse("x = 1")
+
+
+def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
+    import numpy as np
+    import pandas as pd
+
+    from convat.experiments.references import (
+        CHANCE,
+        IDENTITY,
+        LINEAR,
+        MAJORITY,
+        majority_baseline,
+        ranking_verdict,
+        reference_runs,
+    )
+    from convat.metrics import summarize
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"dataset": "d", "subject": np.repeat(["s1", "s2", "s3", "s4"], 6),
+                          "clip": [f"c{i}" for i in range(24)],
+                          "label": ["neg", "neg", "neg", "pos", "pos", "sur"] * 4})
+    x = rng.normal(size=(24, 3, 8, 8)).astype("float32")
+    x[table.label == "pos", 0] += 3.0  # a linearly readable class
+    runs = reference_runs(x, table, seed=0)
+    assert list(runs) == [LINEAR, IDENTITY, MAJORITY, CHANCE]  # no coded AUs here: no ceiling row
+    for predictions in runs.values():
+        assert len(predictions) == 24 and {"fold", "prediction", "p_neg"} <= set(predictions.columns)
+    assert (majority_baseline(table).prediction == "neg").all()
+    assert summarize(runs[MAJORITY]).loc["all", "accuracy"] == 0.5
+    overall = pd.DataFrame({"UF1": [0.50, 0.58, 0.22], "UF1_low": [0.4, 0.5, 0.1], "UF1_high": [0.6, 0.7, 0.3]},
+                           index=["convat_tiny", LINEAR, MAJORITY])
+    assert "The linear reference wins" in ranking_verdict(overall, "convat_tiny")
+    overall.loc["convat_tiny", "UF1"] = 0.6
+    assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")
+
+
+def test_cell_timeout_matches_the_book_configuration():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["timeout"] == CELL_TIMEOUT_S
