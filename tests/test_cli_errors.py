@@ -90,6 +90,12 @@ def test_each_bad_flag_is_one_line_naming_flag_and_value_before_any_work(capsys,
     assert not (tmp_path / "run").exists()
 
 
+def test_out_that_is_a_file_is_refused(capsys, no_preprocessing, tmp_path):
+    (tmp_path / "file").write_text("x")
+    err = _error_line(capsys, ["loso", "--out", str(tmp_path / "file")])
+    assert "--out" in err and "file" in err
+
+
 def test_abbreviations_are_refused_everywhere(capsys):
     err = _error_line(capsys, ["synth", "--prof", "quick"])
     assert "--prof" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 from convat.commands import UsageError, float_in, int_at_least
@@ -68,6 +69,8 @@ def validate(args: argparse.Namespace):
         resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
         raise UsageError("--device", args.device, f"cannot be used: {exc}") from None
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError("--out", args.out, "is a file, not a run folder")
     if args.patience and not args.val_fraction:
         raise UsageError("--patience", args.patience, "needs --val-fraction > 0 (early stopping is judged on the "
                          "inner validation split)")
