@@ -184,18 +184,44 @@ def _run_and_save(x, table, fold, classes, config, mask, out, progress=False) ->
     return part
 
 
-# Worker-process state for parallel folds: the arrays are sent once per worker, not once per fold.
-_WORKER: dict = {}
+def _pool_fold(shared, table, fold, classes, config, mask, out) -> tuple[str, pd.DataFrame]:
+    """One fold in a pool worker: ``x`` arrives as a memory-mapped shared array, not a pickled copy."""
+    return fold, _run_and_save(shared.load(), table, fold, classes, config, mask, out)
 
 
-def _worker_init(x, table, classes, config, out, threads) -> None:
-    torch.set_num_threads(threads)
-    _WORKER.update(x=x, table=table, classes=classes, config=config, out=out)
+STRATEGIES = ("auto", "sequential", "pool", "batched")
+"""How :func:`run_loso` executes its folds; ``auto``: batched on CUDA, the worker pool with
+``parallel_folds > 1`` on the CPU, else sequential."""
 
 
-def _worker_fold(fold: str, mask: np.ndarray) -> tuple[str, pd.DataFrame]:
-    w = _WORKER
-    return fold, _run_and_save(w["x"], w["table"], fold, w["classes"], w["config"], mask, w["out"])
+def resolve_strategy(strategy: str, config: TrainConfig, parallel_folds: int) -> str:
+    """The concrete strategy (``sequential``, ``pool`` or ``batched``) for ``strategy`` (``auto`` resolved)."""
+    from convat.training.loop import resolve_device
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if strategy != "auto":
+        return strategy
+    if resolve_device(config.device).type == "cuda" and _batched_supported(config):
+        return "batched"
+    return "pool" if parallel_folds > 1 else "sequential"
+
+
+def _batched_supported(config: TrainConfig) -> bool:
+    try:
+        from convat.training.batched import supports
+    except ImportError:
+        return False
+    return supports(config)
+
+
+def task_folds(folds: list[str], task_index: int, num_tasks: int) -> list[str]:
+    """The share of ``folds`` that task ``task_index`` of ``num_tasks`` trains (every ``num_tasks``-th fold
+    from ``task_index``, so shares are balanced and disjoint and together cover every fold)."""
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise ValueError(f"task index must be in [0, {num_tasks}) with num_tasks >= 1, got {task_index} of "
+                         f"{num_tasks}")
+    return list(folds)[task_index::num_tasks]
 
 
 def run_loso(
@@ -206,6 +232,8 @@ def run_loso(
     progress: bool = True,
     splits: Splits | None = None,
     parallel_folds: int = 1,
+    strategy: str = "auto",
+    folds: list[str] | None = None,
 ) -> pd.DataFrame:
     """Pooled predictions (one row per clip) over the folds of ``splits`` (default: LOSO).
 
@@ -215,6 +243,13 @@ def run_loso(
     time in worker processes (CPU threads split between them); the predictions are those of a sequential run.
     Workers are *spawned* (fork is unsafe after CUDA or OpenMP use), so a script that uses it must call it under
     ``if __name__ == "__main__":``, as for any spawned multiprocessing; notebooks need nothing.
+
+    ``strategy`` (see :data:`STRATEGIES`) chooses how the folds run: ``sequential`` in this process, ``pool``
+    in the reusable worker pool of :mod:`convat.pool` (``parallel_folds`` workers), ``batched`` all folds as
+    one batched model (:mod:`convat.training.batched`, for GPUs). ``folds`` restricts this call to training
+    those folds (a task of a split run, see :func:`task_folds`): it trains only its missing share, and the
+    pooled files are written by whichever call finds every fold's file present; it then returns the
+    predictions of the folds present so far.
     """
     config = config or TrainConfig()
     if parallel_folds < 1:
@@ -226,18 +261,35 @@ def run_loso(
         (out / "folds").mkdir(parents=True, exist_ok=True)
         (out / "curves").mkdir(exist_ok=True)
         _write_run_info(out, config, classes, list(splits), parallel_folds)
+    mine = set(splits) if folds is None else set(folds)
+    unknown = sorted(mine - set(splits))
+    if unknown:
+        raise ValueError(f"folds {unknown} are not folds of this run; folds are {list(splits)}")
+    if folds is not None and out is None:
+        raise ValueError("training a subset of the folds needs out_dir (the tasks merge through the run folder)")
     done: dict[str, pd.DataFrame] = {}
     todo = {}
     for fold, mask in splits.items():
         path = _fold_file(out, fold) if out is not None else None
         if path is not None and path.exists():
             done[fold] = pd.read_csv(path, dtype={"subject": str, "clip": str})
-        else:
+        elif fold in mine:
             todo[fold] = mask
+    strategy = resolve_strategy(strategy, config, parallel_folds)
     bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
                unit="fold")
     try:
-        if parallel_folds == 1 or len(todo) <= 1:
+        if strategy == "batched" and todo:
+            from convat.training.batched import run_batched
+
+            for fold, part in run_batched(x, table, classes, config, todo).items():
+                if out is not None:
+                    _atomic_csv(part.attrs.pop("curve"), _curve_file(out, fold))
+                    _atomic_csv(part, _fold_file(out, fold))
+                part.attrs.pop("curve", None)
+                done[fold] = part
+                bar.update()
+        elif strategy == "sequential" or parallel_folds == 1 or len(todo) <= 1:
             for fold, mask in todo.items():
                 done[fold] = _run_and_save(x, table, fold, classes, config, mask, out, progress=progress)
                 bar.update()
@@ -245,6 +297,9 @@ def run_loso(
             _run_parallel(x, table, classes, config, todo, out, parallel_folds, done, bar)
     finally:
         bar.close()
+    if any(fold not in done for fold in splits):  # a task of a split run: the others are not finished yet
+        present = [done[fold] for fold in splits if fold in done]
+        return pd.concat(present, ignore_index=True) if present else pd.DataFrame()
     predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
     if out is not None:
         _atomic_csv(predictions, out / "predictions.csv")
@@ -259,27 +314,28 @@ def run_loso(
 
 
 def _run_parallel(x, table, classes, config, todo, out, workers, done, bar) -> None:
-    """Folds in ``workers`` spawned processes; each writes its own fold files, so a crash loses nothing."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Folds in the reusable worker pool (:mod:`convat.pool`); each writes its own fold files, so a crash
+    loses nothing. ``x`` is written once to a memory-mapped file the workers share."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from convat.pool import share_array, worker_pool
 
     workers = min(workers, len(todo))
-    threads = max(1, torch.get_num_threads() // workers)
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe after CUDA or OpenMP use in the parent
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(x, table, classes, config, out, threads)) as pool:
-        pending = {pool.submit(_worker_fold, fold, mask) for fold, mask in todo.items()}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    fold, part = future.result()
-                    done[fold] = part
-                    bar.update()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    pool = worker_pool(workers)
+    shared = share_array(x)
+    pending = {pool.submit(_pool_fold, shared, table, fold, classes, config, mask, out)
+               for fold, mask in todo.items()}
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                fold, part = future.result()
+                done[fold] = part
+                bar.update()
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
 
 
 def load_curves(out_dir: str | Path, folds: list[str] | None = None) -> pd.DataFrame | None:
