@@ -383,30 +383,33 @@ class LosoRun:
 def cached_run(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
     splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
+    strategy: str = "auto", folds: list[str] | None = None,
 ) -> LosoRun:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`, with its curves.
 
-    ``parallel_folds`` is not part of the key: it changes the speed, not the predictions.
+    ``parallel_folds``, ``strategy`` and ``folds`` (a task's share of a split run) are not part of the key:
+    they change the speed, not the predictions.
     """
     config = config or TrainConfig()
     base = Path(root) if root is not None else default_cache_dir() / "runs"
     out = base / f"{config.model}-{run_key(x, table, config, splits)}"
     predictions = run_loso(x, table, config, out_dir=out, progress=progress, splits=splits,
-                           parallel_folds=parallel_folds)
-    folds = list(splits) if splits is not None else fold_subjects(table)
-    return LosoRun(predictions, load_curves(out, folds), out, config)
+                           parallel_folds=parallel_folds, strategy=strategy, folds=folds)
+    all_folds = list(splits) if splits is not None else fold_subjects(table)
+    return LosoRun(predictions, load_curves(out, all_folds), out, config)
 
 
 def cached_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
     splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
+    strategy: str = "auto",
 ) -> pd.DataFrame:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`.
 
     Chapters that need the same run (the LOSO and results chapters, say) train it once per build; a changed
     input, configuration or package source starts a new run; an interrupted run resumes.
     """
-    return cached_run(x, table, config, progress, splits, root, parallel_folds).predictions
+    return cached_run(x, table, config, progress, splits, root, parallel_folds, strategy).predictions
 
 
 def _write_run_info(out: Path, config: TrainConfig, classes: list[str], folds: list[str],

@@ -80,3 +80,17 @@ def test_strategy_resolution():
     assert resolve_strategy("batched", cpu, 1) == "batched"
     with pytest.raises(ValueError, match="unknown strategy"):
         resolve_strategy("fast", cpu, 1)
+
+
+def test_cli_loso_has_the_speed_flags_and_sweep_is_a_command():
+    from convat.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["loso", "--strategy", "batched", "--task-index", "1", "--num-tasks", "4",
+                              "--threads", "1", "--workers", "2", "--folds", "synthme/s01,synthme/s02"])
+    assert (args.strategy, args.task_index, args.num_tasks, args.threads, args.workers) == ("batched", 1, 4, 1, 2)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["loso", "--strategy", "fastest"])
+    args = parser.parse_args(["sweep", "--models", "a", "b", "--seeds", "0", "1", "--out", "x",
+                              "--backend", "submitit", "--cluster", "debug"])
+    assert args.models == ["a", "b"] and args.seeds == [0, 1] and args.cluster == "debug"

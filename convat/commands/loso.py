@@ -22,6 +22,9 @@ examples:
   convat loso --model ststnet --epochs 40        # a baseline through the same engine
   convat loso --profile composite --parallel-folds 2 --out runs/convat-composite
   convat loso --dataset composite --data-root /data/megc --device cuda --val-fraction 0.15 --patience 5
+  convat loso --profile composite --device cuda --strategy batched   # all folds as one model on a GPU
+  convat loso --profile composite --out runs/c --task-index 0 --num-tasks 4   # one of 4 tasks (any order;
+                                                 # the task that finds every fold present writes the results)
 """
 
 
@@ -29,13 +32,19 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     from convat.book import default_preprocess, default_train, load_records
-    from convat.loso import cached_run, run_loso
+    from convat.loso import cached_run, fold_subjects, run_loso, task_folds
     from convat.metrics import results_table, subject_key
     from convat.preprocess.pipeline import preprocess
+    from convat.runtime import configure_threads
     from convat.training.loop import resolve_device
 
+    if args.threads is not None:
+        configure_threads(args.threads)
+    if (args.task_index is None) != (args.num_tasks is None):
+        raise SystemExit("convat loso: --task-index and --num-tasks go together")
     records = load_records(args.dataset, args.profile, args.data_root, seed=args.seed)
-    x, table = preprocess(records, default_preprocess(args.img_size, args.flow), progress=not args.quiet)
+    x, table = preprocess(records, default_preprocess(args.img_size, args.flow), progress=not args.quiet,
+                          workers=args.workers)
     overrides = dict(
         val_fraction=args.val_fraction, patience=args.patience, balanced_sampling=args.balanced_sampling,
         class_weighting=not args.no_class_weighting,
@@ -46,17 +55,35 @@ def _run(args: argparse.Namespace) -> int:
         overrides["lr"] = args.lr
     config = default_train(args.model, args.epochs, args.device, args.seed, **overrides)
     n_subjects = subject_key(table).nunique()
-    print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds, "
-          f"device {resolve_device(args.device)}, {args.parallel_folds} fold(s) at a time")
+    folds = None
+    if args.folds is not None:
+        folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+        unknown = sorted(set(folds) - set(fold_subjects(table)))
+        if unknown:
+            raise SystemExit(f"convat loso: --folds names {unknown}, not folds of this run (e.g. "
+                             f"{fold_subjects(table)[0]!r})")
+    if args.num_tasks is not None:
+        try:
+            folds = task_folds(folds or fold_subjects(table), args.task_index, args.num_tasks)
+        except ValueError as err:
+            raise SystemExit(f"convat loso: --task-index/--num-tasks: {err}") from None
+    print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds"
+          f"{'' if folds is None else f' ({len(folds)} of them in this task)'}, device "
+          f"{resolve_device(args.device)}, strategy {args.strategy}, {args.parallel_folds} fold(s) at a time")
     start = time.perf_counter()
     if args.out is not None:
         predictions = run_loso(x, table, config, out_dir=args.out, progress=not args.quiet,
-                               parallel_folds=args.parallel_folds)
+                               parallel_folds=args.parallel_folds, strategy=args.strategy, folds=folds)
         out = args.out
     else:
-        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds)
+        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds,
+                         strategy=args.strategy, folds=folds)
         predictions, out = run.predictions, run.path
     print(f"done in {time.perf_counter() - start:.1f} s; run folder: {out}")
+    present = predictions["fold"].nunique() if len(predictions) else 0
+    if present < n_subjects:
+        print(f"{present} of {n_subjects} folds present: scores are written by the task that completes the run")
+        return 0
     by = "dataset" if predictions["dataset"].nunique() > 1 else None
     scores = results_table({args.model: predictions}, by=by, n_boot=args.n_boot, seed=args.seed)
     cols = [c for c in scores.columns if not c.endswith("fold_avg")]
@@ -99,6 +126,20 @@ def register(subparsers) -> None:
                           "$CONVAT_CACHE/runs named by the inputs, configuration and code version)")
     run.add_argument("--parallel-folds", type=int, default=1,
                      help="folds trained at once in worker processes (CPU threads are split between them)")
+    run.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
+                     help="how folds run: sequential, pool (--parallel-folds worker processes), batched (all "
+                          "folds as one model, for GPUs); auto: batched on CUDA, else pool/sequential")
+    run.add_argument("--folds", default=None,
+                     help="comma-separated folds (dataset/subject) to train in this call; the others are left "
+                          "to other calls on the same run folder")
+    run.add_argument("--task-index", type=int, default=None,
+                     help="with --num-tasks: train only this task's share of the folds (0-based; e.g. "
+                          "$SLURM_ARRAY_TASK_ID); tasks are idempotent and merge through the run folder")
+    run.add_argument("--num-tasks", type=int, default=None, help="number of tasks the folds are split into")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads of this process (default: $CONVAT_THREADS, else all cores)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes for preprocessing the clips missing from the cache (default 1)")
     run.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates over subjects (default 2000)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
