@@ -65,3 +65,17 @@ def median(values: list[float]) -> float:
 def without(env: dict[str, str], *names: str) -> dict:
     """A copy of ``env`` with ``names`` removed (used to restore a library's own default)."""
     return {k: v for k, v in env.items() if k not in names}
+
+
+def cpu_seconds_tree() -> float:
+    """CPU seconds (user + system) of this process and its live descendants (pool workers included)."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
