@@ -171,7 +171,7 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
             ids_d = ids.to(device)
             xb = xs[ids_d[:, None], rows]
             if config.hflip:
-                mirrored = torch.stack([_mirror(g.clone()) for g in xb])
+                mirrored = _mirror(xb.flatten(0, 1)).view_as(xb)  # flip copies, so xb is untouched
                 xb = torch.where(flips[:, :, None, None, None], mirrored, xb)
             yb = ys[ids_d[:, None], rows]
             whole = len(ids) == n_folds
