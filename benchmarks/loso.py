@@ -116,8 +116,6 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 2, workers: int = 2,
         targets.append(target("composite LOSO with 2 busy background processes, x its time without",
                               same["slowdown_vs_no_busy"], LOAD_FACTOR_TARGET, "x",
                               f"{best['strategy']}, medians of {repeats} interleaved repeats"))
-    targets.append(target("composite LOSO on one GPU, batched", None, 0.5, "min",
-                          "not measured here: run `python -m benchmarks.gpu` on a CUDA machine"))
     return {"rows": rows, "total_folds": total_folds, "full_epochs": FULL_EPOCHS,
             "extrapolation": f"x {total_folds}/{n_folds} folds x {FULL_EPOCHS}/{epochs} epochs",
             "load_average_end": load_average(), "targets": targets}
