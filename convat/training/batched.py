@@ -122,7 +122,6 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
     params = {k: v.detach() for k, v in params.items()}
     exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
     exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
-    steps_done = torch.zeros(n_folds, dtype=torch.float64)
     n_max = max(len(f.x_fit) for f in folds)
     xs = torch.zeros((n_folds, n_max, *x.shape[1:]), dtype=torch.float32)
     ys = torch.zeros((n_folds, n_max), dtype=torch.long)
@@ -146,74 +145,76 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
         return loss, (loss.detach(), (logits.detach().argmax(1) == yb).sum())
 
     step_fn = vmap(grad(loss_of, has_aux=True), in_dims=(0, 0, 0, 0, 0), randomness="different")
-    totals = torch.zeros(n_folds, dtype=torch.float64, device=device)
-    correct = torch.zeros(n_folds, dtype=torch.long, device=device)
-    curves: list[list[dict]] = [[] for _ in folds]
     total_steps = max(config.epochs * f.steps_per_epoch for f in folds)
     wd, eps, beta2 = config.weight_decay, 1e-8, 0.999
+    # The whole plan (every step's sample rows, flips, active folds and per-fold AdamW coefficients) is drawn
+    # on the host from each fold's generator, in the order a sequential fold draws it, and sent to the device
+    # before training starts: the training loop itself copies nothing and never waits for the device.
+    plan = []
+    active = torch.zeros((total_steps, n_folds), dtype=torch.bool)
+    lr = torch.zeros((total_steps, n_folds), dtype=torch.float64)
+    b1 = torch.full((total_steps, n_folds), 0.9, dtype=torch.float64)
     for t in range(total_steps):
-        groups: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+        groups: dict[int, list[tuple[int, torch.Tensor, torch.Tensor, int]]] = {}
         for i, f in enumerate(folds):
             if t >= config.epochs * f.steps_per_epoch:
                 continue
-            j = t % f.steps_per_epoch
+            epoch, j = divmod(t, f.steps_per_epoch)
             if j == 0:
                 f.order = _epoch_order(f.y_fit, num_classes, config.balanced_sampling, f.gen)
             idx = f.order[j * config.batch_size : (j + 1) * config.batch_size]
             flip = torch.rand(len(idx), generator=f.gen) < 0.5 if config.hflip else torch.zeros(len(idx), dtype=bool)
-            groups.setdefault(len(idx), []).append((i, idx, flip))
+            groups.setdefault(len(idx), []).append((i, idx, flip, epoch))
+            active[t, i] = True
+            lr[t, i] = f.lrs[t]
+            b1[t, i] = f.betas1[t]
+        plan.append([(torch.tensor([m[0] for m in ms]).to(device), torch.stack([m[1] for m in ms]).to(device),
+                      torch.stack([m[2] for m in ms]).to(device), torch.tensor([m[3] for m in ms]).to(device),
+                      len(ms) == n_folds) for ms in groups.values()])
+    step = active.double().cumsum(0).clamp(min=1)
+    bc1 = (1 - b1 ** step).to(device)
+    bc2_sqrt = (1 - beta2 ** step).sqrt().to(device)
+    lr_d, b1_d, active_d = lr.to(device), b1.to(device), active.to(device)
+    totals = torch.zeros((n_folds, config.epochs), dtype=torch.float64, device=device)
+    correct = torch.zeros((n_folds, config.epochs), dtype=torch.long, device=device)
+    for t in range(total_steps):
         grads = {k: torch.zeros_like(v) for k, v in params.items()}
-        active = torch.zeros(n_folds, dtype=torch.bool)
-        for members in groups.values():
-            ids = torch.tensor([m[0] for m in members])
-            rows = torch.stack([m[1] for m in members]).to(device)
-            flips = torch.stack([m[2] for m in members]).to(device)
-            ids_d = ids.to(device)
-            xb = xs[ids_d[:, None], rows]
+        for ids, rows, flips, epochs_of, whole in plan[t]:
+            xb = xs[ids[:, None], rows]
             if config.hflip:
                 mirrored = _mirror(xb.flatten(0, 1)).view_as(xb)  # flip copies, so xb is untouched
                 xb = torch.where(flips[:, :, None, None, None], mirrored, xb)
-            yb = ys[ids_d[:, None], rows]
-            whole = len(ids) == n_folds
-            p_g = params if whole else {k: v[ids_d] for k, v in params.items()}
-            b_g = buffers if whole else {k: v[ids_d] for k, v in buffers.items()}
+            yb = ys[ids[:, None], rows]
+            p_g = params if whole else {k: v[ids] for k, v in params.items()}
+            b_g = buffers if whole else {k: v[ids] for k, v in buffers.items()}
             with _autocast(device, amp_dtype):
-                g, (loss, hits) = step_fn(p_g, b_g, xb, yb, weights[ids_d])
+                g, (loss, hits) = step_fn(p_g, b_g, xb, yb, weights[ids])
             if not whole:
                 for k in buffers:  # BatchNorm running statistics updated in the copies: write them back
-                    buffers[k][ids_d] = b_g[k]
+                    buffers[k][ids] = b_g[k]
             for k in grads:
-                grads[k][ids_d] = g[k]
-            totals[ids_d] += loss.double() * rows.shape[1]
-            correct[ids_d] += hits
-            active[ids] = True
+                grads[k][ids] = g[k]
+            totals[ids, epochs_of] += loss.double() * rows.shape[1]
+            correct[ids, epochs_of] += hits
         # AdamW on the stacked parameters, per fold: lr and beta1 from its own schedule, masked when finished
-        steps_done += active.double()
-        lr = torch.tensor([f.lrs[t] if active[i] else 0.0 for i, f in enumerate(folds)], dtype=torch.float64)
-        b1 = torch.tensor([f.betas1[min(t, len(f.betas1) - 1)] for f in folds], dtype=torch.float64)
-        step = steps_done.clamp(min=1)
-        bc1 = 1 - b1 ** step
-        bc2_sqrt = (1 - beta2 ** step).sqrt()
-        mask = active.to(device)
         for k, p in params.items():
             shape = (n_folds,) + (1,) * (p.ndim - 1)
-            m_ = mask.view(shape)
-            lr_k = lr.to(device, p.dtype).view(shape)
-            b1_k = b1.to(device, p.dtype).view(shape)
+            m_ = active_d[t].view(shape)
+            lr_k = lr_d[t].to(p.dtype).view(shape)
+            b1_k = b1_d[t].to(p.dtype).view(shape)
             new_avg = exp_avg[k] + (grads[k] - exp_avg[k]) * (1 - b1_k)
             new_sq = exp_avg_sq[k] * beta2 + grads[k] * grads[k] * (1 - beta2)
-            denom = new_sq.sqrt() / bc2_sqrt.to(device, p.dtype).view(shape) + eps
-            new_p = p * (1 - lr_k * wd) - (lr_k / bc1.to(device, p.dtype).view(shape)) * new_avg / denom
+            denom = new_sq.sqrt() / bc2_sqrt[t].to(p.dtype).view(shape) + eps
+            new_p = p * (1 - lr_k * wd) - (lr_k / bc1[t].to(p.dtype).view(shape)) * new_avg / denom
             params[k] = torch.where(m_, new_p, p)
             exp_avg[k] = torch.where(m_, new_avg, exp_avg[k])
             exp_avg_sq[k] = torch.where(m_, new_sq, exp_avg_sq[k])
-        for i, f in enumerate(folds):  # epoch ends: one curve row (one host synchronisation per epoch)
-            if active[i] and (t + 1) % f.steps_per_epoch == 0:
-                n = len(f.y_fit)
-                curves[i].append({"epoch": (t + 1) // f.steps_per_epoch, "loss": float(totals[i]) / n,
-                                  "train_accuracy": int(correct[i]) / n, "lr": f.lrs[t + 1]})
-                totals[i] = 0
-                correct[i] = 0
+    totals_h, correct_h = totals.cpu(), correct.cpu()  # the one synchronisation of the training
+    curves: list[list[dict]] = []
+    for i, f in enumerate(folds):
+        n = len(f.y_fit)
+        curves.append([{"epoch": e + 1, "loss": float(totals_h[i, e]) / n, "train_accuracy": int(correct_h[i, e]) / n,
+                        "lr": f.lrs[(e + 1) * f.steps_per_epoch]} for e in range(config.epochs)])
     results = {}
     for i, f in enumerate(folds):
         model = models[i]

@@ -204,12 +204,17 @@ def train_model(
         # loss and accuracy are summed on the device: no host synchronisation inside the epoch
         total = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
-        order_d = order.to(device)
-        for start in range(0, len(order), config.batch_size):
-            idx = order_d[start : start + config.batch_size]
+        starts = range(0, len(order), config.batch_size)
+        # the flips of every batch, drawn in the order a batch-by-batch loop draws them, sent with the order in
+        # one copy per epoch (a copy from pageable host memory waits for the device: never once per step)
+        flips = torch.cat([torch.rand(min(config.batch_size, len(order) - start), generator=gen) < 0.5
+                           for start in starts]) if config.hflip else torch.zeros(len(order), dtype=torch.bool)
+        plan = torch.stack([order, flips.long()]).to(device)
+        for start in starts:
+            idx = plan[0, start : start + config.batch_size]
             xb, yb = xd[idx], yd[idx]
             if config.hflip:
-                flip = (torch.rand(len(idx), generator=gen) < 0.5).to(device, non_blocking=True)
+                flip = plan[1, start : start + config.batch_size].bool()
                 xb = torch.where(flip[:, None, None, None], _mirror(xb.clone()), xb)
             xb = _to_device(xb, device, channels_last)
             with _autocast(device, amp_dtype):
