@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ORDER = ("preprocessing", "models", "loso", "chapters")
+ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
 
 
 def _table(rows: list[dict], columns: list[str] | None = None) -> list[str]:
@@ -66,6 +66,12 @@ def render(results: dict[str, dict]) -> str:
                 f"Judged by EPE inside the AU masks instead, the fastest method within 10 % of TV-L1 is "
                 f"{c.get('fastest_within_10pct_au_epe')} (its flow alone: {c.get('flow_only_seconds_fastest_au')} s "
                 "for the composite).", ""]
+        if c.get("by_workers"):
+            out += ["The same clips in one process and in the worker pool (wall and CPU seconds, workers' CPU "
+                    "included, extrapolated to the composite):", ""]
+            out += _table(c["by_workers"], ["workers", "seconds_extrapolated", "cpu_seconds_extrapolated",
+                                            "load_average"])
+            out += [""]
     if "models" in results:
         r = results["models"]
         out += ["**Models** — samples/s with batch 32 at 64 px, random input; training = forward + backward + AdamW "
@@ -74,12 +80,27 @@ def render(results: dict[str, dict]) -> str:
         if r.get("skipped"):
             out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items())]
         out += [""]
+    if "threads" in results:
+        r = results["threads"]
+        out += [f"**Threads under load** — {r['how']}; medians; train = time inside the process, process = wall "
+                "and CPU time of the whole process (start-up included); busy = background processes spinning "
+                "one core each, started and stopped by the benchmark:", ""]
+        out += _table(r["rows"], ["variant", "busy_processes", "train_s_median", "process_wall_s_median",
+                                  "process_cpu_s_median", "load_avg_max", "slowdown_vs_quiet"])
+        out += [""]
     if "loso" in results:
         r = results["loso"]
-        out += [f"**LOSO** — composite profile ({r['total_folds']} folds), extrapolated to the full run "
-                f"({r['extrapolation']}):", ""]
-        out += _table(r["rows"], ["strategy", "device", "model", "folds_timed", "epochs_timed", "seconds_timed",
-                                  "full_minutes_extrapolated"])
+        out += [f"**LOSO** — composite profile ({r['total_folds']} folds), convat_tiny at 64 px, extrapolated to "
+                f"the full run ({r['extrapolation']}) from the training time; medians of interleaved repeats, "
+                "each a fresh process; busy = background processes started by the benchmark:", ""]
+        out += _table(r["rows"], ["strategy", "busy_processes", "folds_timed", "epochs_timed", "train_s_median",
+                                  "process_wall_s_median", "process_cpu_s_median", "load_avg_max",
+                                  "slowdown_vs_no_busy", "full_minutes_extrapolated"])
+        out += [""]
+    if "gpu" in results:
+        r = results["gpu"]
+        out += [f"**GPU** — {r['how']}:", ""]
+        out += _table(r["rows"], ["variant", "device", "seconds", "full_seconds_extrapolated", "note"])
         out += [""]
     if "chapters" in results:
         r = results["chapters"]
@@ -126,7 +147,7 @@ def why_missed(results: dict[str, dict]) -> list[str]:
     loso, models = results.get("loso"), results.get("models")
     if loso and models and any(t.startswith("composite LOSO") and "CPU" in t for t in missed):
         rate = {r["model"]: r["train_samples_per_s"] for r in models["rows"] if r["device"] == "cpu"}
-        model = loso["rows"][0]["model"]
+        model = loso["rows"][0].get("model", "convat_tiny")
         if model in rate:
             samples = loso["total_folds"] * loso["full_epochs"] * 435
             notes.append(f"LOSO: a full composite run trains {loso['total_folds']} folds x {loso['full_epochs']} "

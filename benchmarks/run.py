@@ -1,8 +1,11 @@
 """``make bench`` = ``python -m benchmarks.run``: JSON per part in ``benchmarks/results/`` and ``RESULTS.md``.
 
-Parts: ``preprocessing`` (flow methods side by side, then the composite end to end), ``models`` (training and
-inference samples/s), ``loso`` (composite LOSO, sequential vs fold-parallel, extrapolated from a subset) and
-``chapters`` (each chapter's time in the quick profile). Designed to finish in under 15 minutes on 2 cores.
+Parts: ``preprocessing`` (flow methods side by side, then the composite end to end in one process and in the
+worker pool), ``models`` (training and inference samples/s), ``threads`` (one fold with torch's default threads
+vs explicit threads, quiet and with two busy background processes), ``loso`` (composite LOSO, sequential vs the
+worker pool, quiet and under load, wall and CPU time, extrapolated from a subset), ``gpu`` (CUDA only: eager vs
+compiled vs batched; "not measured" rows elsewhere) and ``chapters`` (each chapter's time in the quick profile).
+Designed to finish in about 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from pathlib import Path
 from benchmarks import report
 from benchmarks.common import RESULTS, write_result
 
-PARTS = ("preprocessing", "models", "loso", "chapters")
+PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
+#: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
+#: point) runs only when named: ``python -m benchmarks.run threads``; the ``loso`` part has its own under-load row.
+DEFAULT_PARTS = ("preprocessing", "models", "loso", "gpu", "chapters")
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
@@ -33,15 +39,17 @@ def update_readme(markdown: str, readme: Path = README) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("parts", nargs="*", default=list(PARTS), help=f"parts to run (default: all of {PARTS})")
+    p.add_argument("parts", nargs="*", default=list(DEFAULT_PARTS),
+                   help=f"parts to run, of {PARTS} (default: {DEFAULT_PARTS})")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
     p.add_argument("--flow-clips", type=int, default=12, help="clips in the flow-method comparison (default 12)")
     p.add_argument("--composite-clips", type=int, default=110, help="composite clips preprocessed end to end, "
                    "extrapolated to 442 (default 110; 0: all)")
-    # 4 folds x 10 epochs: long enough that worker start-up does not dominate the fold-parallel timing and the
-    # extrapolation rests on ~1 minute of training per strategy, short enough for the 15-minute bench budget.
-    p.add_argument("--loso-folds", type=int, default=4, help="composite folds timed per strategy (default 4)")
-    p.add_argument("--loso-epochs", type=int, default=10, help="epochs timed per fold (default 10)")
+    # Each strategy runs quiet and under load, twice each, in fresh processes: 2 folds x 2 epochs keeps the
+    # whole part within a few minutes; the pool is started outside the timed part, as it is reused in practice.
+    p.add_argument("--loso-folds", type=int, default=2, help="composite folds timed per strategy (default 2)")
+    p.add_argument("--loso-epochs", type=int, default=2, help="epochs timed per fold (default 2)")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved repeats per variant (default 2)")
     p.add_argument("--workers", type=int, default=2, help="folds trained at once in the parallel run (default 2)")
     p.add_argument("--chapters", action="store_true", help="execute every chapter now instead of reading the "
                    "times of the last `make book`")
@@ -68,7 +76,18 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import loso
 
             x, table = loso.composite_inputs()
-            payload = loso.run(x, table, n_folds=args.loso_folds, epochs=args.loso_epochs, workers=args.workers)
+            payload = loso.run(x, table, n_folds=args.loso_folds, epochs=args.loso_epochs, workers=args.workers,
+                               repeats=args.repeats)
+        elif part == "threads":
+            from benchmarks import loso, threads
+
+            if x is None:
+                x, table = loso.composite_inputs()
+            payload = threads.run(x, table, epochs=2, repeats=args.repeats)
+        elif part == "gpu":
+            from benchmarks import gpu
+
+            payload = gpu.run()
         else:
             from benchmarks import chapters
 

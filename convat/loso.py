@@ -169,19 +169,11 @@ def _run_and_save(x, table, fold, classes, config, mask, store: RunStore | None,
     return part
 
 
-# Worker-process state for parallel folds: the arrays are sent once per worker, not once per fold.
-_WORKER: dict = {}
-
-
-def _worker_init(x, table, classes, config, out, threads) -> None:
-    torch.set_num_threads(threads)
-    _WORKER.update(x=x, table=table, classes=classes, config=config,
-                   store=RunStore(out) if out is not None else None)
-
-
-def _worker_fold(fold: str, mask: np.ndarray) -> tuple[str, pd.DataFrame]:
-    w = _WORKER
-    return fold, _run_and_save(w["x"], w["table"], fold, w["classes"], w["config"], mask, w["store"])
+def _pool_fold(shared, table, fold, classes, config, mask, out) -> tuple[str, pd.DataFrame]:
+    """One fold in a pool worker: ``x`` arrives as a memory-mapped shared array, not a pickled copy; the fold's
+    files go through a :class:`RunStore` of the run folder ``out`` (the parent holds the lock)."""
+    store = RunStore(out) if out is not None else None
+    return fold, _run_and_save(shared.load(), table, fold, classes, config, mask, store)
 
 
 def check_model_name(name: str) -> None:
@@ -215,6 +207,41 @@ def run_identity(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits
     }
 
 
+STRATEGIES = ("auto", "sequential", "pool", "batched")
+"""How :func:`run_loso` executes its folds; ``auto``: batched on CUDA, the worker pool with
+``parallel_folds > 1`` on the CPU, else sequential."""
+
+
+def resolve_strategy(strategy: str, config: TrainConfig, parallel_folds: int) -> str:
+    """The concrete strategy (``sequential``, ``pool`` or ``batched``) for ``strategy`` (``auto`` resolved)."""
+    from convat.training.loop import resolve_device
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if strategy != "auto":
+        return strategy
+    if resolve_device(config.device).type == "cuda" and _batched_supported(config):
+        return "batched"
+    return "pool" if parallel_folds > 1 else "sequential"
+
+
+def _batched_supported(config: TrainConfig) -> bool:
+    try:
+        from convat.training.batched import supports
+    except ImportError:
+        return False
+    return supports(config)
+
+
+def task_folds(folds: list[str], task_index: int, num_tasks: int) -> list[str]:
+    """The share of ``folds`` that task ``task_index`` of ``num_tasks`` trains (every ``num_tasks``-th fold
+    from ``task_index``, so shares are balanced and disjoint and together cover every fold)."""
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise ValueError(f"task index must be in [0, {num_tasks}) with num_tasks >= 1, got {task_index} of "
+                         f"{num_tasks}")
+    return list(folds)[task_index::num_tasks]
+
+
 def run_loso(
     x: np.ndarray,
     table: pd.DataFrame,
@@ -224,6 +251,8 @@ def run_loso(
     splits: Splits | None = None,
     parallel_folds: int = 1,
     data: dict | None = None,
+    strategy: str = "auto",
+    folds: list[str] | None = None,
 ) -> pd.DataFrame:
     """Pooled predictions (one row per clip) over the folds of ``splits`` (default: LOSO).
 
@@ -242,6 +271,13 @@ def run_loso(
     split), so runs with another thread count agree to about 1e-6, not bit for bit.
     Workers are *spawned* (fork is unsafe after CUDA or OpenMP use), so a script that uses it must call it under
     ``if __name__ == "__main__":``, as for any spawned multiprocessing; notebooks need nothing.
+
+    ``strategy`` (see :data:`STRATEGIES`) chooses how the folds run: ``sequential`` in this process, ``pool``
+    in the reusable worker pool of :mod:`convat.pool` (``parallel_folds`` workers), ``batched`` all folds as
+    one batched model (:mod:`convat.training.batched`, for GPUs). ``folds`` restricts this call to training
+    those folds (a task of a split run, see :func:`task_folds`): it trains only its missing share, and the
+    pooled files are written by whichever call finds every fold's file present; it then returns the
+    predictions of the folds present so far.
     """
     config = config or TrainConfig()
     if parallel_folds < 1:
@@ -250,17 +286,36 @@ def run_loso(
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
     store = RunStore(out_dir) if out_dir is not None else None
+    mine = set(splits) if folds is None else set(folds)
+    unknown = sorted(mine - set(splits))
+    if unknown:
+        raise ValueError(f"folds {unknown} are not folds of this run; folds are {list(splits)}")
+    if folds is not None and store is None:
+        raise ValueError("training a subset of the folds needs out_dir (the tasks merge through the run folder)")
+    strategy = resolve_strategy(strategy, config, parallel_folds)
     done: dict[str, pd.DataFrame] = {}
     if store is not None:
-        store.open(run_identity(x, table, config, splits, data), _run_info(config, classes, parallel_folds))
+        # a task of a split run locks its own share, so tasks of one run can write side by side
+        tag = "" if folds is None else "task-" + hashlib.sha256(",".join(sorted(mine)).encode()).hexdigest()[:8]
+        store.open(run_identity(x, table, config, splits, data), _run_info(config, classes, parallel_folds),
+                   lock_tag=tag)
     try:
         if store is not None:
             done = store.valid_folds({fold: RunStore.clip_ids(table, mask) for fold, mask in splits.items()})
-        todo = {fold: mask for fold, mask in splits.items() if fold not in done}
+        todo = {fold: mask for fold, mask in splits.items() if fold not in done and fold in mine}
         bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
                    unit="fold")
         try:
-            if parallel_folds == 1 or len(todo) <= 1:
+            if strategy == "batched" and todo:
+                from convat.training.batched import run_batched
+
+                for fold, part in run_batched(x, table, classes, config, todo).items():
+                    curve = part.attrs.pop("curve", None)
+                    if store is not None:
+                        store.write_fold(fold, part, curve, RunStore.clip_ids(table, todo[fold]))
+                    done[fold] = part
+                    bar.update()
+            elif strategy == "sequential" or parallel_folds == 1 or len(todo) <= 1:
                 for fold, mask in todo.items():
                     done[fold] = _run_and_save(x, table, fold, classes, config, mask, store, progress=progress)
                     bar.update()
@@ -268,6 +323,9 @@ def run_loso(
                 _run_parallel(x, table, classes, config, todo, store, parallel_folds, done, bar)
         finally:
             bar.close()
+        if any(fold not in done for fold in splits):  # a task of a split run: the others are not finished yet
+            present = [done[fold] for fold in splits if fold in done]
+            return pd.concat(present, ignore_index=True) if present else pd.DataFrame()
         predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
         if store is not None:
             from convat.metrics import summarize
@@ -282,28 +340,29 @@ def run_loso(
 
 
 def _run_parallel(x, table, classes, config, todo, store, workers, done, bar) -> None:
-    """Folds in ``workers`` spawned processes; each writes its own fold files, so a crash loses nothing."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Folds in the reusable worker pool (:mod:`convat.pool`); each writes its own fold files, so a crash
+    loses nothing. ``x`` is written once to a memory-mapped file the workers share."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from convat.pool import share_array, worker_pool
 
     workers = min(workers, len(todo))
-    threads = max(1, torch.get_num_threads() // workers)
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe after CUDA or OpenMP use in the parent
+    pool = worker_pool(workers)
+    shared = share_array(x)
     out = store.path if store is not None else None
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(x, table, classes, config, out, threads)) as pool:
-        pending = {pool.submit(_worker_fold, fold, mask) for fold, mask in todo.items()}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    fold, part = future.result()
-                    done[fold] = part
-                    bar.update()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    pending = {pool.submit(_pool_fold, shared, table, fold, classes, config, mask, out)
+               for fold, mask in todo.items()}
+    try:
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                fold, part = future.result()
+                done[fold] = part
+                bar.update()
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
 
 
 def load_curves(out_dir: str | Path, folds: list[str] | None = None) -> pd.DataFrame | None:
@@ -347,32 +406,35 @@ class LosoRun:
 def cached_run(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
     splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1, data: dict | None = None,
+    strategy: str = "auto", folds: list[str] | None = None,
 ) -> LosoRun:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`, with its curves.
 
-    ``parallel_folds`` is not part of the key: it changes the speed, not the predictions. The key covers the
-    inputs, labels, folds, configuration and :func:`convat.runstore.code_fingerprint`; the folder's
-    ``config.json`` records the full identity (see :func:`run_loso`).
+    ``parallel_folds``, ``strategy`` and ``folds`` (a task's share of a split run) are not part of the key:
+    they change the speed, not the predictions. The key covers the inputs, labels, folds, configuration and
+    :func:`convat.runstore.code_fingerprint`; the folder's ``config.json`` records the full identity (see
+    :func:`run_loso`).
     """
     config = config or TrainConfig()
     base = Path(root) if root is not None else default_cache_dir() / "runs"
     out = base / f"{config.model}-{run_key(x, table, config, splits, data)}"
     predictions = run_loso(x, table, config, out_dir=out, progress=progress, splits=splits,
-                           parallel_folds=parallel_folds, data=data)
-    folds = list(splits) if splits is not None else fold_subjects(table)
-    return LosoRun(predictions, load_curves(out, folds), out, config)
+                           parallel_folds=parallel_folds, data=data, strategy=strategy, folds=folds)
+    all_folds = list(splits) if splits is not None else fold_subjects(table)
+    return LosoRun(predictions, load_curves(out, all_folds), out, config)
 
 
 def cached_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
     splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
+    strategy: str = "auto",
 ) -> pd.DataFrame:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`.
 
     Chapters that need the same run (the LOSO and results chapters, say) train it once per build; a changed
     input, configuration or package source starts a new run; an interrupted run resumes.
     """
-    return cached_run(x, table, config, progress, splits, root, parallel_folds).predictions
+    return cached_run(x, table, config, progress, splits, root, parallel_folds, strategy).predictions
 
 
 def _run_info(config: TrainConfig, classes: list[str], parallel_folds: int = 1) -> dict:

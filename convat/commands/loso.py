@@ -31,6 +31,9 @@ examples:
   convat loso --profile composite --parallel-folds 2 --out runs/convat-composite
   convat loso --dataset megc2019 --data-root /data/megc --val-fraction 0.15 --patience 5   # the real composite
   convat loso --dataset casme2_5class --data-root /data/megc   # CASME II 5-class (246 clips, 5 labels)
+  convat loso --profile composite --strategy batched   # all folds as one model (pays on a GPU: --device cuda)
+  convat loso --profile composite --out runs/c --task-index 0 --num-tasks 4   # one of 4 tasks (any order;
+                                                 # the task that finds every fold present writes the results)
 """
 
 
@@ -71,6 +74,15 @@ def validate(args: argparse.Namespace):
         raise UsageError("--device", args.device, f"cannot be used: {exc}") from None
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError("--out", args.out, "is a file, not a run folder")
+    if (args.task_index is None) != (args.num_tasks is None):
+        flag = "--task-index" if args.task_index is not None else "--num-tasks"
+        raise UsageError(flag, args.task_index if args.task_index is not None else args.num_tasks,
+                         "needs its partner (--task-index I --num-tasks N)")
+    if args.num_tasks is not None and args.task_index >= args.num_tasks:
+        raise UsageError("--task-index", args.task_index, f"must be below --num-tasks {args.num_tasks}")
+    if (args.folds is not None or args.num_tasks is not None) and args.out is None:
+        raise UsageError("--folds" if args.folds is not None else "--num-tasks", args.folds or args.num_tasks,
+                         "needs --out (the tasks of a split run merge through one run folder)")
     if args.patience and not args.val_fraction:
         raise UsageError("--patience", args.patience, "needs --val-fraction > 0 (early stopping is judged on the "
                          "inner validation split)")
@@ -99,31 +111,49 @@ def _run(args: argparse.Namespace) -> int:
 
     from convat import runstore
     from convat.book import load_records
-    from convat.loso import cached_run, run_loso
+    from convat.loso import cached_run, fold_subjects, run_loso, task_folds
     from convat.metrics import results_table, subject_key
     from convat.preprocess.pipeline import preprocess
+    from convat.runtime import configure_threads
     from convat.training.loop import resolve_device
 
     prep, config = validate(args)
+    if args.threads is not None:
+        configure_threads(args.threads)
     data = data_identity(args)
     if args.out is not None:  # refuse another run's folder before preprocessing (the rest is checked later)
         known = {"data": data, "preprocess": prep.params(), "training": asdict(config),
                  "code": runstore.code_fingerprint()}
         runstore.RunStore(args.out).check_identity(known, partial=True)
     records = load_records(args.dataset, args.profile, args.data_root, seed=args.seed)
-    x, table = preprocess(records, prep, progress=not args.quiet)
+    x, table = preprocess(records, prep, progress=not args.quiet, workers=args.workers)
     n_subjects = subject_key(table).nunique()
-    print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds, "
-          f"device {resolve_device(args.device)}, {args.parallel_folds} fold(s) at a time")
+    folds = None
+    if args.folds is not None:
+        folds = [f.strip() for f in args.folds.split(",") if f.strip()]
+        unknown = sorted(set(folds) - set(fold_subjects(table)))
+        if unknown:
+            raise UsageError("--folds", args.folds, f"names {unknown}, not folds of this run (e.g. "
+                             f"{fold_subjects(table)[0]!r})")
+    if args.num_tasks is not None:
+        folds = task_folds(folds or fold_subjects(table), args.task_index, args.num_tasks)
+    print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds"
+          f"{'' if folds is None else f' ({len(folds)} of them in this task)'}, device "
+          f"{resolve_device(args.device)}, strategy {args.strategy}, {args.parallel_folds} fold(s) at a time")
     start = time.perf_counter()
     if args.out is not None:
         predictions = run_loso(x, table, config, out_dir=args.out, progress=not args.quiet,
-                               parallel_folds=args.parallel_folds, data=data)
+                               parallel_folds=args.parallel_folds, data=data, strategy=args.strategy, folds=folds)
         out = args.out
     else:
-        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds, data=data)
+        run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds, data=data,
+                         strategy=args.strategy)
         predictions, out = run.predictions, run.path
     print(f"done in {time.perf_counter() - start:.1f} s; run folder: {out}")
+    present = predictions["fold"].nunique() if len(predictions) else 0
+    if present < n_subjects:
+        print(f"{present} of {n_subjects} folds present: scores are written by the task that completes the run")
+        return 0
     by = "dataset" if predictions["dataset"].nunique() > 1 else None
     scores = results_table({args.model: predictions}, by=by, n_boot=args.n_boot, seed=args.seed)
     cols = [c for c in scores.columns if not c.endswith("fold_avg")]
@@ -171,6 +201,20 @@ def register(subparsers) -> None:
                           "$CONVAT_CACHE/runs named by the inputs, configuration and code version)")
     run.add_argument("--parallel-folds", type=int_at_least(1), default=1,
                      help="folds trained at once in worker processes (CPU threads are split between them)")
+    run.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
+                     help="how folds run: sequential, pool (--parallel-folds worker processes), batched (all "
+                          "folds as one model, for GPUs); auto: batched on CUDA, else pool/sequential")
+    run.add_argument("--folds", default=None,
+                     help="comma-separated folds (dataset/subject) to train in this call; needs --out")
+    run.add_argument("--task-index", type=int_at_least(0), default=None,
+                     help="with --num-tasks: train only this task's share of the folds (0-based; e.g. "
+                          "$SLURM_ARRAY_TASK_ID); tasks are idempotent and merge through the run folder")
+    run.add_argument("--num-tasks", type=int_at_least(1), default=None,
+                     help="number of tasks the folds are split into")
+    run.add_argument("--threads", type=int_at_least(1), default=None,
+                     help="CPU threads of this process (default: $CONVAT_THREADS, else all cores)")
+    run.add_argument("--workers", type=int_at_least(1), default=1,
+                     help="worker processes for preprocessing the clips missing from the cache (default: 1)")
     run.add_argument("--n-boot", type=int_at_least(1), default=2000,
                      help="bootstrap replicates over subjects, >= 1 (default 2000)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")

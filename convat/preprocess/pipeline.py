@@ -232,6 +232,7 @@ def preprocess(
     config: PreprocessConfig | None = None,
     cache: TensorCache | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Input tensors ``(N, C, S, S)`` of all records (``C`` from ``config.input``; 3 for the flow) and their
     table, computed once and then cached.
@@ -243,15 +244,22 @@ def preprocess(
     detector, ``fallback`` found by the Haar cascade, ``not-found``, ``cropped``, ``full``), and
     ``table.attrs["faces_not_found"]`` the clips whose face was not found; those are also named in a warning
     (or raise :class:`FaceNotFoundError` with ``on_missing_face="error"``).
+
+    ``workers > 1`` computes the clips missing from the cache in the reusable worker pool of
+    :mod:`convat.pool` (one thread each); this process writes every result to the cache (atomically), so the
+    tensors are those of a sequential run.
     """
     config = config or PreprocessConfig()
     cache = cache or TensorCache()
     params = config.params()
+    keys = [cache_key(params, r.key, r.onset, r.apex, r.offset, r.frames.fingerprint(),
+                      bool(r.extra.get("cropped", False)))  # decides whether the face is detected
+            for r in records]
+    computed = _compute_missing(records, keys, config, cache, workers, progress) if workers > 1 else {}
     out, apexes, boxes, angles, sources, registered = [], [], [], [], [], []
-    for record in tqdm(records, desc=f"preprocess ({config.flow})", disable=not progress, unit="clip"):
-        key = cache_key(params, record.key, record.onset, record.apex, record.offset, record.frames.fingerprint(),
-                        bool(record.extra.get("cropped", False)))  # decides whether the face is detected
-        hit = cache.get(key)
+    for record, key in tqdm(list(zip(records, keys, strict=True)), desc=f"preprocess ({config.flow})",
+                            disable=not progress or workers > 1, unit="clip"):
+        hit = computed.get(key) or cache.get(key)
         if hit is None or "registered" not in hit:
             hit = motion_sample(record, config)
             cache.put(key, hit)
@@ -282,3 +290,28 @@ def preprocess(
 def face_counts(sources: list[str]) -> dict[str, int]:
     """Clips per face source, every source listed (0 included), so a report never merges them."""
     return {source: sum(s == source for s in sources) for source in _BOX_SOURCES}
+
+
+def _compute_missing(records: list[ClipRecord], keys: list[str], config: PreprocessConfig, cache: TensorCache,
+                     workers: int, progress: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Samples of the clips not yet cached, computed in the worker pool and cached here as they arrive."""
+    from concurrent.futures import as_completed
+
+    from convat.pool import worker_pool
+
+    missing: dict[str, ClipRecord] = {}
+    for record, key in zip(records, keys, strict=True):
+        hit = cache.get(key)
+        if (hit is None or "registered" not in hit) and key not in missing:
+            missing[key] = record
+    if not missing:
+        return {}
+    pool = worker_pool(min(workers, len(missing)), threads=1)
+    futures = {pool.submit(motion_sample, record, config): key for key, record in missing.items()}
+    done = {}
+    for future in tqdm(as_completed(futures), total=len(futures), desc=f"preprocess ({config.flow}, {workers} "
+                       "workers)", disable=not progress, unit="clip"):
+        key = futures[future]
+        done[key] = future.result()
+        cache.put(key, done[key])
+    return done

@@ -1,0 +1,97 @@
+"""Composite LOSO on one CUDA GPU, in under 5 minutes: sequential eager vs sequential compiled (CUDA graphs)
+vs all folds batched, side by side in one process.
+
+``python -m benchmarks.gpu`` writes ``benchmarks/results/gpu.json`` (with the GPU's name) and prints the rows;
+``python -m benchmarks.run --report-only`` then puts them in ``RESULTS.md`` and the README. Without CUDA every
+row says "not measured". Sequential variants time a subset of folds and are extrapolated to 68 folds; the
+batched variant trains all 68 folds at once (that is its point), for the same number of epochs, extrapolated
+to the book's 30 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from benchmarks.common import target, write_result
+
+FULL_EPOCHS = 30
+VARIANTS = ("sequential eager", "sequential compiled (reduce-overhead: CUDA graphs)", "batched (all folds, vmap)")
+
+
+def _not_measured(reason: str) -> dict:
+    rows = [{"variant": v, "device": "none", "seconds": None, "full_seconds_extrapolated": None,
+             "note": f"not measured: {reason}"} for v in VARIANTS]
+    return {"rows": rows, "how": f"not measured ({reason})", "gpu": None,
+            "targets": [target("composite LOSO on one GPU, batched", None, 30.0, "s", f"not measured: {reason}"),
+                        target("sequential eager / batched time on one GPU (inverse speed-up)", None, 0.2, "x",
+                               f"not measured: {reason}")]}
+
+
+def _time(fn) -> float:
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run(epochs: int = 6, seq_folds: int = 4) -> dict:
+    """Time each variant; ~1-3 minutes on an H100/H200-class GPU (the compiled variant pays its compilation)."""
+    if not torch.cuda.is_available():
+        return _not_measured("no CUDA device on this machine")
+    from benchmarks.loso import composite_inputs
+    from convat.book import default_train
+    from convat.loso import loso_splits, run_loso
+
+    x, table = composite_inputs()
+    splits = loso_splits(table)
+    subset = dict(list(splits.items())[:seq_folds])
+    n = len(splits)
+    name = torch.cuda.get_device_name(0)
+    eager = default_train("convat_tiny", epochs=epochs, device="cuda")
+    compiled = default_train("convat_tiny", epochs=epochs, device="cuda", compile="reduce-overhead")
+    run_loso(x, table, eager, progress=False, splits=dict(list(splits.items())[:1]), strategy="sequential")  # warm
+    rows = []
+    for variant, config, folds, strategy in ((VARIANTS[0], eager, subset, "sequential"),
+                                             (VARIANTS[1], compiled, subset, "sequential"),
+                                             (VARIANTS[2], eager, splits, "batched")):
+        try:
+            seconds = _time(lambda c=config, f=folds, s=strategy: run_loso(x, table, c, progress=False, splits=f,
+                                                                           strategy=s))
+            full = seconds * (n / len(folds)) * (FULL_EPOCHS / epochs)
+            rows.append({"variant": variant, "device": name, "seconds": round(seconds, 2),
+                         "full_seconds_extrapolated": round(full, 1),
+                         "note": f"{len(folds)} folds x {epochs} epochs timed"})
+        except Exception as exc:  # noqa: BLE001 - one failing variant must not hide the others
+            rows.append({"variant": variant, "device": name, "seconds": None, "full_seconds_extrapolated": None,
+                         "note": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})
+    full = {r["variant"]: r["full_seconds_extrapolated"] for r in rows}
+    batched, seq = full[VARIANTS[2]], full[VARIANTS[0]]
+    how = f"{name}, convat_tiny 64 px, composite, extrapolated to {n} folds x {FULL_EPOCHS} epochs"
+    return {"rows": rows, "how": how, "gpu": name,
+            "targets": [target("composite LOSO on one GPU, batched", batched, 30.0, "s", how),
+                        target("sequential eager / batched time on one GPU (inverse speed-up)",
+                               None if batched is None or seq is None else batched / seq, 0.2, "x", how)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=6, help="epochs timed per variant (default 6)")
+    p.add_argument("--seq-folds", type=int, default=4, help="folds timed by the sequential variants (default 4)")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    payload = run(args.epochs, args.seq_folds)
+    payload["part_seconds"] = round(time.perf_counter() - start, 1)
+    path = write_result("gpu", payload)
+    for row in payload["rows"]:
+        print(row)
+    print(f"-> {path} in {payload['part_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""How many CPU threads this process uses, decided explicitly instead of left to torch's and OpenCV's defaults.
+
+Why: on a shared machine, OpenMP's default (one spinning thread per core, ``OMP_WAIT_POLICY=ACTIVE``-like
+behaviour) collapses when other processes compete for the cores: a thread that spins at a barrier burns the
+time slice its sibling needs. Measured on the 2-core development machine with two busy background processes,
+one training fold with torch's default 2 threads ran several times slower than with 1 thread. So:
+
+- :func:`set_passive_wait` sets ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning) in the
+  environment. It only takes effect if it runs *before* torch loads its OpenMP runtime, which is why
+  ``convat/__init__.py`` calls it before importing anything that imports torch, and why worker processes
+  (spawned fresh) inherit it from the environment. An explicit user setting is never overridden.
+- :func:`configure_threads` sets torch's and OpenCV's thread counts in one place.
+- :func:`worker_threads` is the count each of ``workers`` processes sharing the cores gets: the cores divided
+  between them, at least 1 (so 1 per worker as soon as several share 2 cores).
+
+This module is a leaf: it imports only the standard library at import time (torch and cv2 lazily).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_THREADS = "CONVAT_THREADS"
+"""Environment variable that fixes the thread count of the main process (read by :func:`default_threads`)."""
+
+
+def set_passive_wait() -> None:
+    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy (effective only before torch is imported)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS reports one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Threads for the main process: ``$CONVAT_THREADS`` if set, else ``$OMP_NUM_THREADS`` if set, else all
+    cores. With the passive wait policy, all cores is the measured best choice on a quiet machine and no longer
+    collapses under load (see the README's performance section)."""
+    for name in (ENV_THREADS, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError as err:
+                raise ValueError(f"${name} must be a positive integer, got {value!r}") from err
+    return cpu_cores()
+
+
+def worker_threads(workers: int, cores: int | None = None) -> int:
+    """Threads for each of ``workers`` processes sharing ``cores`` (default: this process's cores), at least 1."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return max(1, (cores or cpu_cores()) // workers)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads and OpenCV's threads to ``threads`` (default :func:`default_threads`).
+
+    torch's inter-op pool can only be sized before it first runs parallel work, so it is set when still
+    possible and left alone otherwise. Returns the thread count now in effect.
+    """
+    import cv2
+    import torch
+
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass  # already started: its size is fixed for this process
+    cv2.setNumThreads(threads)
+    return torch.get_num_threads()

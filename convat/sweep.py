@@ -1,0 +1,135 @@
+"""Sweeps: many LOSO runs (model x training seed x data draw) on this machine or on a Slurm cluster.
+
+An experiments-layer module above :mod:`convat.loso`. Every point of the grid is one LOSO run in its own
+folder ``ROOT/<model>/seed<S>-draw<D>``, written by :func:`convat.loso.run_loso`, so a point is idempotent: a
+rerun (after a crash, a pre-empted job, or on purpose) resumes from its first missing fold and a finished point
+is read back, not retrained. Points can therefore be run in any order, in any number of processes or jobs.
+
+Backends (``backend=``):
+
+- ``"local"``: the points in the reusable worker pool of :mod:`convat.pool` (joblib's loky), ``jobs`` at a
+  time, each with its share of the cores;
+- ``"submitit"``: one Slurm job array through `submitit <https://github.com/facebookincubator/submitit>`_
+  (``pip install submitit``), one array task per point, results gathered when all are done. ``cluster=
+  "debug"`` (in this process) or ``"local"`` (subprocesses) run the same code without Slurm, as the tests do.
+
+A *draw* is the SynthME generation seed (a new synthetic population); for the real datasets it changes nothing
+but the folder name. Command line: ``convat sweep`` (see its ``--help``), or from Python::
+
+    from convat.sweep import SweepSpec, grid, run_sweep
+    spec = SweepSpec(profile="composite", epochs=30)
+    run_sweep(grid(["convat_tiny", "ststnet"], seeds=[0, 1, 2], draws=[0, 1]), spec, "runs/sweep", jobs=2)
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of the sweep."""
+
+    model: str
+    seed: int
+    draw: int
+
+    def folder(self, root: str | Path) -> Path:
+        return Path(root) / self.model / f"seed{self.seed}-draw{self.draw}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What every point shares: the data, the preprocessing and the training budget."""
+
+    dataset: str = "synthme"
+    profile: str = "quick"
+    data_root: str | None = None
+    img_size: int = 64
+    flow: str = "tvl1"
+    epochs: int = 30
+    device: str = "auto"
+    strategy: str = "auto"
+    parallel_folds: int = 1
+    train_overrides: dict = field(default_factory=dict)
+    """Extra :class:`~convat.training.loop.TrainConfig` fields (e.g. ``{"val_fraction": 0.15}``)."""
+    synth_overrides: dict = field(default_factory=dict)
+    """Extra arguments of :func:`convat.data.synth.generate` (e.g. a smaller population in tests)."""
+
+
+def grid(models: list[str], seeds: list[int], draws: list[int]) -> list[SweepPoint]:
+    """Every combination, in a stable order (models, then seeds, then draws)."""
+    return [SweepPoint(m, s, d) for m, s, d in itertools.product(models, seeds, draws)]
+
+
+def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
+    """Train (or resume, or read back) one point; its folder and pooled scores. Runs in any process."""
+    from convat.book import default_preprocess, default_train, load_records
+    from convat.loso import run_loso
+    from convat.metrics import summarize
+    from convat.preprocess.pipeline import preprocess
+
+    if spec.dataset == "synthme" and spec.synth_overrides:
+        from convat.data.synth import generate
+
+        records = generate(spec.profile, seed=point.draw, **spec.synth_overrides)
+    else:
+        records = load_records(spec.dataset, spec.profile, spec.data_root, seed=point.draw)
+    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+    config = default_train(point.model, spec.epochs, spec.device, point.seed, **spec.train_overrides)
+    out = point.folder(root)
+    predictions = run_loso(x, table, config, out_dir=out, progress=False, parallel_folds=spec.parallel_folds,
+                           strategy=spec.strategy)
+    scores = summarize(predictions, labels=sorted(table["label"].unique())).iloc[0].to_dict()
+    return {**asdict(point), "folder": str(out), **{k: float(v) for k, v in scores.items()
+                                                    if isinstance(v, (int, float))}}
+
+
+def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backend: str = "local", jobs: int = 1,
+              cluster: str | None = None, slurm: dict | None = None) -> pd.DataFrame:
+    """Run every point; one row per point (its parameters, folder and pooled scores), also written to
+    ``ROOT/sweep.csv``. ``slurm``: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu",
+    "gpus_per_node": 1, "timeout_min": 60, "slurm_array_parallelism": 16}``)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if backend == "local":
+        rows = _run_local(points, spec, str(root), jobs)
+    elif backend == "submitit":
+        rows = _run_submitit(points, spec, str(root), cluster, slurm or {})
+    else:
+        raise ValueError(f"unknown sweep backend {backend!r}; choose 'local' or 'submitit'")
+    frame = pd.DataFrame(rows)
+    tmp = root / "sweep.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    tmp.replace(root / "sweep.csv")
+    return frame
+
+
+def _run_local(points: list[SweepPoint], spec: SweepSpec, root: str, jobs: int) -> list[dict]:
+    if jobs <= 1 or len(points) <= 1:
+        return [run_point(p, spec, root) for p in points]
+    from convat.pool import worker_pool
+
+    pool = worker_pool(min(jobs, len(points)))
+    return [f.result() for f in [pool.submit(run_point, p, spec, root) for p in points]]
+
+
+def _run_submitit(points: list[SweepPoint], spec: SweepSpec, root: str, cluster: str | None,
+                  slurm: dict) -> list[dict]:
+    try:
+        import submitit
+    except ImportError as err:
+        raise ImportError("the submitit backend needs submitit: pip install submitit") from err
+
+    executor = submitit.AutoExecutor(folder=Path(root) / "submitit" / "%j", cluster=cluster)
+    params = {"timeout_min": 240, "name": "convat-sweep", **slurm}
+    if executor.cluster == "slurm":
+        params.setdefault("slurm_array_parallelism", len(points))
+    executor.update_parameters(**params)
+    n = len(points)
+    job_list = executor.map_array(run_point, points, [spec] * n, [root] * n)
+    return [job.result() for job in job_list]

@@ -1,0 +1,131 @@
+"""The worker pool: explicit threads, shared arrays, reuse, and no orphans when the parent is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from convat import runtime
+from convat.pool import share_array, worker_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _worker_facts(shared):
+    import torch
+
+    x = shared.load()
+    return os.getpid(), torch.get_num_threads(), os.environ.get("OMP_WAIT_POLICY"), float(x.sum()), \
+        isinstance(x, np.memmap)
+
+
+def test_worker_threads_split_the_cores():
+    assert runtime.worker_threads(1, cores=2) == 2
+    assert runtime.worker_threads(2, cores=2) == 1
+    assert runtime.worker_threads(3, cores=2) == 1  # never 0
+    assert runtime.worker_threads(2, cores=16) == 8
+    with pytest.raises(ValueError, match="workers"):
+        runtime.worker_threads(0)
+
+
+def test_default_threads_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("CONVAT_THREADS", "3")
+    assert runtime.default_threads() == 3
+    monkeypatch.setenv("CONVAT_THREADS", "many")
+    with pytest.raises(ValueError, match=r"\$CONVAT_THREADS"):
+        runtime.default_threads()
+
+
+def test_configure_threads_sets_torch_and_opencv():
+    import cv2
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert runtime.configure_threads(1) == 1
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+    finally:
+        runtime.configure_threads(before)
+
+
+def test_pool_workers_get_explicit_threads_and_a_memory_mapped_array():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    shared = share_array(x)
+    pool = worker_pool(1, threads=1)
+    pid, threads, policy, total, mapped = pool.submit(_worker_facts, shared).result(timeout=120)
+    assert pid != os.getpid()
+    assert threads == 1 and policy == "PASSIVE"
+    assert total == float(x.sum()) and mapped
+    # the same pool serves a later call: no new worker start
+    assert pool is worker_pool(1, threads=1)
+    assert worker_pool(1, threads=1).submit(_worker_facts, shared).result(timeout=60)[0] == pid
+
+
+def test_shared_array_file_is_removed_with_its_last_handle():
+    shared = share_array(np.zeros(3))
+    path = Path(shared.path)
+    assert path.exists()
+    del shared
+    import gc
+
+    gc.collect()
+    assert not path.parent.exists()
+
+
+CHILD = textwrap.dedent("""
+    import os, sys, time
+    from convat.pool import worker_pool
+
+    if __name__ == "__main__":
+        pool = worker_pool(1, threads=1)
+        print(pool.submit(os.getpid).result(timeout=120), flush=True)
+        pool.submit(time.sleep, 600)  # the worker is busy when its parent dies
+        time.sleep(600)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    worker = None
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        time.sleep(1.0)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the orphaned worker is still running 10 s after its parent was killed"
+    finally:
+        parent.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_convat_sets_a_passive_wait_policy_unless_the_user_chose_one(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    env["PYTHONPATH"] = str(ROOT)
+    code = "import convat, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, "True"]
