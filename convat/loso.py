@@ -427,14 +427,15 @@ def cached_run(
 def cached_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
     splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
-    strategy: str = "auto",
+    strategy: str = "auto", data: dict | None = None,
 ) -> pd.DataFrame:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`.
 
     Chapters that need the same run (the LOSO and results chapters, say) train it once per build; a changed
     input, configuration or package source starts a new run; an interrupted run resumes.
     """
-    return cached_run(x, table, config, progress, splits, root, parallel_folds, strategy).predictions
+    return cached_run(x, table, config, progress, splits, root, parallel_folds, data=data,
+                      strategy=strategy).predictions
 
 
 def _run_info(config: TrainConfig, classes: list[str], parallel_folds: int = 1) -> dict:
