@@ -7,6 +7,7 @@ one epoch, 32-pixel maps): the same code a student pastes into the notebook, aga
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -75,6 +76,7 @@ def test_every_solution_runs_against_the_real_api(chapter, exercise, tiny_profil
     import matplotlib.pyplot as plt
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the solutions' temporary folders
     monkeypatch.setenv("CONVAT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("CONVAT_DATA", raising=False)
     namespace: dict = {"__name__": "__main__"}
