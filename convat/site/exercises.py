@@ -21,7 +21,8 @@ HEADING = "## Exercises"
 LEVELS = ("warm-up", "analysis", "project")
 
 _EXERCISE = re.compile(r"^:{3,}\{admonition\} Exercise (\d+[a-z]?\.\d+) · ([a-z-]+): (.+)$", re.M)
-_SOLUTION = re.compile(r"^(:{3,})\{admonition\} Solution (\d+[a-z]?\.\d+)\n((?::[a-z]+:[^\n]*\n)*)(.*?)^\1$", re.M | re.S)
+_SOLUTION = re.compile(r"^(:{3,})\{admonition\} Solution (\d+[a-z]?\.\d+)\n((?::[a-z]+:[^\n]*\n)*)(.*?)^\1$",
+                       re.M | re.S)
 _PYTHON = re.compile(r"^```python\n(.*?)^```$", re.M | re.S)
 
 
