@@ -152,7 +152,8 @@ def main() -> int:
     build_fixture(drive, seed=0)
 
     run_dir = WORK / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in (run_dir, WORK / "cache"):  # a fresh tensor and run cache: nothing served from an earlier check
+        shutil.rmtree(folder, ignore_errors=True)
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(CONVAT_CACHE=str(WORK / "cache"), CONVAT_DRIVE_DATA=str(drive), MPLBACKEND="Agg",
