@@ -38,6 +38,7 @@ _TEMPLATE = '''\
 # Runs only on Google Colab: installs the convat runtime (not the book's tools) without moving Colab's own
 # packages (torch, torchvision, ipykernel, jupyter_client, notebook... stay as they are), and an OpenCV with
 # cv2.optflow only if the preinstalled one lacks it. Anywhere else this cell does nothing: see the README.
+import shlex
 import subprocess
 import sys
 
@@ -77,7 +78,7 @@ if "google.colab" in sys.modules:
         build = "opencv-contrib-python-headless" + (f"=={{preinstalled[0]}}" if preinstalled else "")
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", build])
         opencv = f"preinstalled OpenCV lacks cv2.optflow: installed {{build}} beside it (same version, no dependencies)"
-    subprocess.check_call(pip + ["--no-deps", CONVAT_SOURCE])
+    subprocess.check_call(pip + ["--no-deps", *shlex.split(CONVAT_SOURCE)])
     subprocess.check_call(pip + CONVAT_REQUIREMENTS)
     after = _versions()
     moved = [f"{{n}} {{before[n]}} -> {{after.get(n)}}" for n in before if after.get(n) != before[n]]
@@ -118,7 +119,8 @@ def install_source(repository_url: str | None, ref: str | None = None, source: s
     ``ref``), else ``None`` while the repository URL is the placeholder (the cell then says so on Colab).
 
     ``source`` is any pip requirement: ``git+https://...@tag``, a wheel URL (e.g. the site release's
-    ``https://.../convat-0.1.0-py3-none-any.whl``), a local wheel path, or ``convat==0.1.0`` on an index.
+    ``https://.../convat-0.1.0-py3-none-any.whl``), a local wheel path, or ``convat==0.1.0`` on an index, which
+    may be followed by pip options such as ``--index-url https://...`` (the cell splits it like a shell).
     """
     if source:
         return source
