@@ -90,7 +90,7 @@ def test_placeholder_repository_gives_no_colab_install_and_no_link(monkeypatch):
     assert not colab_ready(PLACEHOLDER_REPOSITORY) and not colab_ready("")
     assert colab_ready(PLACEHOLDER_REPOSITORY, "convat==0.1.0") and colab_ready("https://github.com/org/repo")
     wheel = install_cell_source(PLACEHOLDER_REPOSITORY, source="https://example.org/convat-0.1.0-py3-none-any.whl")
-    assert "CONVAT_SOURCE = 'https://example.org/convat-0.1.0-py3-none-any.whl'" in wheel
+    assert "CONVAT_SOURCE = ['https://example.org/convat-0.1.0-py3-none-any.whl']" in wheel
     index = install_cell_source(PLACEHOLDER_REPOSITORY, source="convat==0.1.0 --index-url https://example.org/simple")
     calls = _run_install_cell(index, on_colab=True, monkeypatch=monkeypatch)
     assert calls[0][-4:] == ["--no-deps", "convat==0.1.0", "--index-url", "https://example.org/simple"]

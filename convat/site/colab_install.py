@@ -22,6 +22,7 @@ that ``make colab-check`` runs it, unchanged, in a simulated Colab environment.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 #: Packages Colab preinstalls and pins, which the install must never move (those that are installed).
@@ -38,7 +39,6 @@ _TEMPLATE = '''\
 # Runs only on Google Colab: installs the convat runtime (not the book's tools) without moving Colab's own
 # packages (torch, torchvision, ipykernel, jupyter_client, notebook... stay as they are), and an OpenCV with
 # cv2.optflow only if the preinstalled one lacks it. Anywhere else this cell does nothing: see the README.
-import shlex
 import subprocess
 import sys
 
@@ -78,7 +78,7 @@ if "google.colab" in sys.modules:
         build = "opencv-contrib-python-headless" + (f"=={{preinstalled[0]}}" if preinstalled else "")
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", build])
         opencv = f"preinstalled OpenCV lacks cv2.optflow: installed {{build}} beside it (same version, no dependencies)"
-    subprocess.check_call(pip + ["--no-deps", *shlex.split(CONVAT_SOURCE)])
+    subprocess.check_call(pip + ["--no-deps", *CONVAT_SOURCE])
     subprocess.check_call(pip + CONVAT_REQUIREMENTS)
     after = _versions()
     moved = [f"{{n}} {{before[n]}} -> {{after.get(n)}}" for n in before if after.get(n) != before[n]]
@@ -86,7 +86,7 @@ if "google.colab" in sys.modules:
     protected_moved = [m for m in moved if m.split()[0] in protected]
     if protected_moved or not _has_optflow():
         raise RuntimeError(f"the install moved Colab's packages {{protected_moved}} or left no cv2.optflow")
-    print(f"convat installed from {{CONVAT_SOURCE}}; OpenCV: {{opencv}}.")
+    print(f"convat installed from {{' '.join(CONVAT_SOURCE)}}; OpenCV: {{opencv}}.")
     print(f"{{len(added)}} packages added ({{', '.join(added)}}); {{len(moved)}} changed "
           f"({{', '.join(moved) or 'none'}}); none of Colab's {{len(pins)}} pinned packages moved.")'''
 
@@ -120,7 +120,8 @@ def install_source(repository_url: str | None, ref: str | None = None, source: s
 
     ``source`` is any pip requirement: ``git+https://...@tag``, a wheel URL (e.g. the site release's
     ``https://.../convat-0.1.0-py3-none-any.whl``), a local wheel path, or ``convat==0.1.0`` on an index, which
-    may be followed by pip options such as ``--index-url https://...`` (the cell splits it like a shell).
+    may be followed by pip options such as ``--index-url https://...`` (split like a shell command line, except a
+    ``name @ url`` requirement, which stays one argument).
     """
     if source:
         return source
@@ -135,4 +136,5 @@ def install_source(repository_url: str | None, ref: str | None = None, source: s
 def install_cell(source: str | None, requirements: list[str] | None = None) -> str:
     """Source of the install cell for convat installed from ``source`` (see :func:`install_source`)."""
     reqs = runtime_requirements() if requirements is None else list(requirements)
-    return _TEMPLATE.format(source=source, requirements=reqs, protected=PROTECTED)
+    args = None if source is None else [source] if " @ " in source else shlex.split(source)
+    return _TEMPLATE.format(source=args, requirements=reqs, protected=PROTECTED)
