@@ -22,10 +22,10 @@ endif
 # OpenMP waiting stops idle threads from spinning against other work on a busy machine.
 BOOK_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help env test lint book notebooks browser sitecheck bench study clean
+.PHONY: help env test lint book notebooks browser sitecheck colab-check publish bench study clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ browser:  ## install Debian's chromium for the browser check (needs root; does n
 
 sitecheck: $(STAMP) browser  ## open every page of _build/html in headless Chromium; screenshots to _build/screenshots
 	$(BIN)/convat site check _build/html --screenshots _build/screenshots --book book
+
+colab-check: $(STAMP)  ## simulate Google Colab: the install cell and two chapters in a Colab-like venv; no pin may move
+	env -u PYTHONPATH $(BIN)/python tests/colab/check.py
+
+# Publishing: set repository.url in _config.yml to the repository's GitHub URL (the one setting behind every
+# "Open in Colab" link and Colab's install), then `make publish` pushes the checked site to the gh-pages branch
+# (or let .github/workflows/pages.yml do it on every push to main). GitHub Pages serves that branch.
+publish: book notebooks sitecheck  ## build, check, then push _build/html to the gh-pages branch (ghp-import)
+	@$(BIN)/python -c 'import sys, yaml; from convat.site.colab_install import is_placeholder; \
+	  url = yaml.safe_load(open("_config.yml"))["repository"]["url"]; \
+	  sys.exit(f"_config.yml: repository.url is still the placeholder {url}; set it to your repository first") \
+	  if is_placeholder(url) else None'
+	$(BIN)/ghp-import --no-jekyll --force --push --branch gh-pages \
+	  --message "site built from $$(git rev-parse --short HEAD)" _build/html
 
 bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmarks/results/
 	$(BIN)/python -m benchmarks.run

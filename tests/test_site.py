@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import pytest
 import yaml
 
 from convat.site.browser import link_problem
+from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder, runtime_requirements
 from convat.site.environment import environment
 from convat.site.notebooks import check_notebook, install_cell_source, write_notebooks
-from convat.site.sphinx_ext import colab_url
+from convat.site.sphinx_ext import colab_ready, colab_url
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -61,14 +63,37 @@ def _run_install_cell(source: str, on_colab: bool, monkeypatch) -> list:
     return calls
 
 
-def test_install_cell_installs_only_on_colab(monkeypatch):
-    source = install_cell_source(REPO_URL, "main")
+def test_install_cell_installs_only_the_runtime_only_on_colab_under_colab_pins(monkeypatch, capsys):
+    url = "https://github.com/org/repo"
+    source = install_cell_source(url, "main")
     assert _run_install_cell(source, on_colab=False, monkeypatch=monkeypatch) == []
-    (call,) = _run_install_cell(source, on_colab=True, monkeypatch=monkeypatch)
-    assert call[1:4] == ["-m", "pip", "install"]
-    assert call[-1] == f"convat[book] @ git+{REPO_URL}@main"
+    calls = _run_install_cell(source, on_colab=True, monkeypatch=monkeypatch)
+    # this machine's OpenCV has cv2.optflow, so none is installed: convat without dependencies, then its runtime
+    assert [c[1:4] for c in calls] == [["-m", "pip", "install"]] * 2
+    assert calls[0][-2:] == ["--no-deps", f"convat @ git+{url}@main"]
+    requirements = calls[1][calls[1].index("--constraint") + 2:]
+    assert requirements == runtime_requirements() and any(r.startswith("timm") for r in requirements)
+    assert not any(r.startswith(("jupyter-book", "opencv", "ipykernel", "sphinx")) for r in requirements)
+    pins = Path(calls[0][calls[0].index("--constraint") + 1]).read_text().split()
+    assert f"torch=={importlib.metadata.version('torch')}" in pins
+    assert any(p.startswith("jupyter-client==") for p in pins)
+    assert "none of Colab's" in capsys.readouterr().out
     with pytest.raises(ValueError, match="repository_url"):
         install_cell_source("github.com/no-scheme")
+
+
+def test_placeholder_repository_gives_no_colab_install_and_no_link(monkeypatch):
+    assert is_placeholder(REPO_URL) == (REPO_URL.rstrip("/") == PLACEHOLDER_REPOSITORY)
+    source = install_cell_source(PLACEHOLDER_REPOSITORY, "main")
+    with pytest.raises(RuntimeError, match="placeholder"):
+        _run_install_cell(source, on_colab=True, monkeypatch=monkeypatch)
+    assert not colab_ready(PLACEHOLDER_REPOSITORY) and not colab_ready("")
+    assert colab_ready(PLACEHOLDER_REPOSITORY, "convat==0.1.0") and colab_ready("https://github.com/org/repo")
+    wheel = install_cell_source(PLACEHOLDER_REPOSITORY, source="https://example.org/convat-0.1.0-py3-none-any.whl")
+    assert "CONVAT_SOURCE = ['https://example.org/convat-0.1.0-py3-none-any.whl']" in wheel
+    index = install_cell_source(PLACEHOLDER_REPOSITORY, source="convat==0.1.0 --index-url https://example.org/simple")
+    calls = _run_install_cell(index, on_colab=True, monkeypatch=monkeypatch)
+    assert calls[0][-4:] == ["--no-deps", "convat==0.1.0", "--index-url", "https://example.org/simple"]
 
 
 def test_colab_links_point_at_the_published_notebooks():

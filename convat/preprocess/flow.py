@@ -106,8 +106,31 @@ FLOW_METHODS["hs"] = _hs
 FLOW_METHODS["tvl1_plain"] = tvl1_plain
 
 
+#: Parameters of the methods added with :func:`register_flow_method`, by name.
+_REGISTERED_PARAMS: dict[str, dict[str, float | int | str]] = {}
+
+
+def register_flow_method(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                         params: dict[str, float | int | str], replace: bool = False) -> None:
+    """Make a new optical-flow method usable by name everywhere (``PreprocessConfig(flow=name)``, the benchmark).
+
+    ``fn(prev, nxt)`` takes two grey or colour frames and returns an ``(H, W, 2)`` flow in pixels. ``params`` is
+    logged with results and hashed into the tensor cache key, so it must identify what ``fn`` computes: change
+    it (e.g. a ``"version"`` entry) whenever ``fn`` changes, or the cache serves the old tensors. An existing
+    name is refused unless ``replace=True``.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError(f"a flow method needs a non-empty name, got {name!r}")
+    if name in FLOW_METHODS and not replace:
+        raise ValueError(f"flow method {name!r} exists already; pass replace=True to redefine it")
+    FLOW_METHODS[name] = fn
+    _REGISTERED_PARAMS[name] = {"registered": name, **params}
+
+
 def flow_params(method: str) -> dict[str, float | int | str]:
     """The parameters of a flow method, as logged with results and hashed into cache keys."""
+    if method in _REGISTERED_PARAMS:
+        return dict(_REGISTERED_PARAMS[method])
     if method == "tvl1":
         return dict(TVL1_PARAMS)
     if method == "tvl1_plain":

@@ -2,8 +2,9 @@
 
 Colab cannot open MyST Markdown notebooks, and the chapters are edited as Markdown. Rather than keeping a
 second, paired copy of every chapter in the repository (which drifts), the build converts each chapter with
-jupytext and prepends one cell that installs ``convat`` when the notebook runs on Colab and does nothing
-anywhere else. The notebooks are therefore in sync with the chapters by construction; :func:`check_notebook`
+jupytext and prepends one cell that installs ``convat``'s runtime when the notebook runs on Colab (without
+moving Colab's pinned packages; see :mod:`convat.site.colab_install`) and does nothing anywhere else. The
+notebooks are therefore in sync with the chapters by construction; :func:`check_notebook`
 verifies the invariants CI relies on.
 """
 
@@ -13,41 +14,36 @@ import ast
 import re
 from pathlib import Path
 
+from convat.site.colab_install import install_cell, install_source
+
 #: Tag of the generated first cell, so that tools (and the check) can find it.
 INSTALL_TAG = "colab-install"
 
-_INSTALL_TEMPLATE = '''\
-# Runs only on Google Colab: installs the convat package (and the book's tools) from its repository.
-# Anywhere else this cell does nothing: install with `make env` (see the README) instead.
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", {requirement!r}])'''
-
-
 def install_requirement(repository_url: str, ref: str | None = None) -> str:
-    """The pip requirement that installs convat from ``repository_url`` (a git URL), at ``ref`` if given."""
-    if not repository_url.startswith(("https://", "http://", "git+", "file://")):
-        raise ValueError(f"repository_url must be an http(s), git+ or file URL, got {repository_url!r}")
-    url = repository_url if repository_url.startswith("git+") else f"git+{repository_url.removesuffix('/')}"
-    if ref:
-        url = f"{url}@{ref}"
-    return f"convat[book] @ {url}"
+    """The pip requirement that installs convat's runtime (no book toolchain) from ``repository_url`` (a git URL),
+    at ``ref`` if given."""
+    source = install_source(repository_url, ref)
+    if source is None:
+        raise ValueError(f"{repository_url!r} is the placeholder repository URL; set repository.url in _config.yml")
+    return source
 
 
-def install_cell_source(repository_url: str, ref: str | None = None) -> str:
-    """Source of the first cell of every generated notebook."""
-    return _INSTALL_TEMPLATE.format(requirement=install_requirement(repository_url, ref))
+def install_cell_source(repository_url: str, ref: str | None = None, source: str | None = None) -> str:
+    """Source of the first cell of every generated notebook (see :mod:`convat.site.colab_install`).
+
+    ``source`` (a git URL, wheel URL or path, or index requirement) overrides the repository's git URL; with
+    neither, while the URL is the placeholder, the cell tells a Colab user to install convat themselves.
+    """
+    return install_cell(install_source(repository_url, ref, source))
 
 
-def chapter_to_notebook(chapter: Path, repository_url: str, ref: str | None = None):
+def chapter_to_notebook(chapter: Path, repository_url: str, ref: str | None = None, source: str | None = None):
     """Read a MyST Markdown chapter and return it as an output-free notebook with the install cell first."""
     import jupytext
     import nbformat
 
     notebook = jupytext.read(chapter)
-    cell = nbformat.v4.new_code_cell(install_cell_source(repository_url, ref), metadata={"tags": [INSTALL_TAG]})
+    cell = nbformat.v4.new_code_cell(install_cell_source(repository_url, ref, source), metadata={"tags": [INSTALL_TAG]})
     notebook.cells.insert(0, cell)
     for i, c in enumerate(notebook.cells):
         c["id"] = f"cell-{i}"  # stable ids: regenerating an unchanged chapter gives an identical file
@@ -61,7 +57,8 @@ def chapter_to_notebook(chapter: Path, repository_url: str, ref: str | None = No
     return notebook
 
 
-def write_notebooks(chapters: list[Path], out_dir: Path, repository_url: str, ref: str | None = None) -> list[Path]:
+def write_notebooks(chapters: list[Path], out_dir: Path, repository_url: str, ref: str | None = None,
+                    source: str | None = None) -> list[Path]:
     """Write one ``<stem>.ipynb`` per chapter into ``out_dir``; return the written paths."""
     import nbformat
 
@@ -69,7 +66,7 @@ def write_notebooks(chapters: list[Path], out_dir: Path, repository_url: str, re
     written = []
     for chapter in chapters:
         target = out_dir / chapter.with_suffix(".ipynb").name
-        nbformat.write(chapter_to_notebook(chapter, repository_url, ref), target)
+        nbformat.write(chapter_to_notebook(chapter, repository_url, ref, source), target)
         written.append(target)
     return written
 

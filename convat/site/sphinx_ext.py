@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from docutils import nodes
 from sphinx.util import logging
 
+from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder
 from convat.site.environment import git_commit
 from convat.site.execution import kernel_environment
 from convat.site.notebooks import write_notebooks
@@ -41,6 +42,7 @@ _CSS = """
 .convat-run { margin: 0.5rem 0 1.5rem 0; }
 .convat-run pre { margin: 0.4rem 0; padding: 0.4rem 0.6rem; white-space: pre-wrap; }
 .convat-run .convat-links a { display: inline-block; margin-right: 1rem; font-weight: 600; }
+.convat-run .convat-colab-off { display: inline-block; margin-right: 1rem; color: #6c757d; }
 """
 
 
@@ -63,6 +65,11 @@ def colab_url(repository_url: str, site_branch: str, stem: str) -> str | None:
     return f"https://colab.research.google.com/github/{org}/{repo}/blob/{site_branch}/{NOTEBOOK_DIR}/{stem}.ipynb"
 
 
+def colab_ready(repository_url: str, install_source: str | None = None) -> bool:
+    """Whether Colab links can work: the repository URL is not the placeholder, or an install source is set."""
+    return bool(install_source) or not is_placeholder(repository_url)
+
+
 def run_box(app, docname: str, pathto) -> str:
     """HTML of the box that tells how to run (reproduce) the page ``docname``."""
     source = Path(app.env.doc2path(docname)).relative_to(app.srcdir).as_posix()
@@ -72,7 +79,10 @@ def run_box(app, docname: str, pathto) -> str:
         stem = Path(source).stem
         repository_url, _ = _repository(app)
         url = colab_url(repository_url, app.config.convat_site_branch, stem)
-        if url:
+        if url and not colab_ready(repository_url, app.config.convat_install_source):
+            links.append('<span class="convat-colab-off">Open in Colab: off until <code>repository.url</code> in '
+                         "<code>_config.yml</code> names the published repository</span>")
+        elif url:
             links.append(f'<a class="reference external" href="{html.escape(url)}">Open in Colab</a>')
         notebook = pathto(f"{NOTEBOOK_DIR}/{stem}.ipynb", 1)
         links.append(f'<a class="reference internal" href="{html.escape(notebook)}" download>'
@@ -215,8 +225,11 @@ def _on_build_finished(app, exception) -> None:
     outdir = Path(app.outdir)
     chapters = [Path(app.env.doc2path(d)) for d in sorted(app.env.found_docs) if _is_notebook(app, d)]
     repository_url, branch = _repository(app)
-    written = write_notebooks(chapters, outdir / NOTEBOOK_DIR, repository_url or "https://github.com/convat/convat",
-                              ref=branch)
+    written = write_notebooks(chapters, outdir / NOTEBOOK_DIR, repository_url or PLACEHOLDER_REPOSITORY, ref=branch,
+                              source=app.config.convat_install_source or None)
+    if not colab_ready(repository_url, app.config.convat_install_source):
+        logger.info("convat: repository.url in _config.yml is the placeholder; no 'Open in Colab' link was "
+                    "emitted (set it, or sphinx.config.convat_install_source, to the published repository)")
     logger.info(f"convat: wrote {len(written)} Colab notebooks to {outdir / NOTEBOOK_DIR}")
     times = chapter_times(app)
     if times:
@@ -252,6 +265,7 @@ def setup(app):
     os.environ.update(kernel_environment(os.environ))
     app.add_config_value("convat_site_branch", "gh-pages", "html")
     app.add_config_value("convat_build_commit", "", "html")
+    app.add_config_value("convat_install_source", "", "html")
     app.connect("builder-inited", _on_builder_inited)
     app.connect("html-page-context", _on_page_context)
     app.connect("html-page-context", lambda app, *args: _dedupe_scripts(args[2]), priority=900)

@@ -1,0 +1,116 @@
+"""The course guide's tables: four lab sessions, what each chapter teaches, and how long it runs.
+
+Run times are never typed in: they come from a chapters benchmark file (``benchmarks/results/chapters.json``,
+written by ``make bench`` from a book build) or from a build's own ``_static/chapter_times.json``; a device
+that has no measurement is reported as ``not measured``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+#: The committed chapter-timing benchmark of a source checkout (absent from an installed wheel).
+CHAPTERS_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "chapters.json"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One 90-minute lab session: its chapters, in order, and what students hand in at the end."""
+
+    title: str
+    chapters: tuple[str, ...]
+    hand_in: str
+
+
+#: What each chapter teaches (its learning goals), by chapter stem.
+GOALS: dict[str, str] = {
+    "01_paper": "state what the paper claims and which of its choices are unpublished",
+    "02_data": "explain how subjects, AUs and nuisances make a micro-expression dataset; read LOSO against a random "
+               "split",
+    "02b_real_datasets": "lay out CASME II, SAMM and SMIC under one data root, read a validation report, map "
+                         "emotions to the MEGC 3-class scheme",
+    "03_preprocessing": "follow a clip through face box, apex, optical flow and strain; judge a flow method by "
+                        "its end-point error",
+    "04_model": "trace the shapes through ConVAT; say what the variational bottleneck does and how to ablate it",
+    "05_loso": "run leave-one-subject-out training honestly (fixed budget or inner validation) and read per-subject "
+               "results",
+    "06_results": "compare models with pooled UF1/UAR, subject-bootstrap intervals and reference rows",
+    "07_explainability": "compute attribution and attention maps and test whether they point at the true AU "
+                         "regions",
+    "08_pitfalls": "recognise subject leakage, best-epoch-on-test, per-fold averaging and unreachable accuracies",
+    "09_real_data": "switch every chapter to the licensed datasets, on a CPU or a Colab GPU",
+}
+
+#: Four 90-minute lab sessions.
+SESSIONS: tuple[Session, ...] = (
+    Session("1. Data and the evaluation problem", ("01_paper", "02_data", "02b_real_datasets"),
+            "exercises 2.1–2.3 and 2b.3 answered in the notebook; one paragraph on why LOSO"),
+    Session("2. From clips to motion maps to a model", ("03_preprocessing", "04_model"),
+            "exercises 3.1–3.3 and 4.1–4.2; the flow benchmark table with a sentence on the winner"),
+    Session("3. Training and comparing models", ("05_loso", "06_results"),
+            "exercises 5.1–5.3 and 6.1–6.3; a results table with reference rows and intervals"),
+    Session("4. Explanations and pitfalls", ("07_explainability", "08_pitfalls"),
+            "one project exercise (3.4, 4.4, 6.4, 7.4 or 8.4) as a notebook that runs top to bottom, with a "
+            "half-page report"),
+)
+
+
+def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dict]:
+    """``({chapter stem: seconds}, provenance)`` from a chapters benchmark or a build's ``chapter_times.json``.
+
+    Provenance has the machine, date and load average when the file records them. A missing file gives ``({},
+    {"source": path})``.
+    """
+    path = Path(path) if path is not None else CHAPTERS_JSON
+    if not path.exists():
+        return {}, {"source": str(path)}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "rows" in data:
+        times = {Path(r["chapter"]).name: float(r["seconds"]) for r in data["rows"] if r.get("seconds") is not None}
+        machine = data.get("machine", {})
+        provenance = {"source": str(path), "date": data.get("date"), "cpu": machine.get("cpu"),
+                      "cores": machine.get("cpu cores"), "gpu": machine.get("gpu"),
+                      "load average (1 min)": data.get("load_average_1min")}
+    else:
+        times = {Path(k).name: float(v) for k, v in data.items()}
+        provenance = {"source": str(path)}
+    return times, provenance
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "not measured"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def chapter_table(cpu: dict[str, float], gpu: dict[str, float] | None = None,
+                  exercises: dict[str, dict[str, int]] | None = None) -> pd.DataFrame:
+    """One row per chapter: session, learning goals, CPU and GPU run times (``not measured`` when absent) and
+    the number of exercises."""
+    gpu = gpu or {}
+    rows = []
+    for session in SESSIONS:
+        for stem in session.chapters:
+            counts = (exercises or {}).get(stem, {})
+            rows.append({"session": session.title.split(".")[0], "chapter": stem, "learning goals": GOALS[stem],
+                         "CPU run time": _minutes(cpu.get(stem)), "GPU run time": _minutes(gpu.get(stem)),
+                         "exercises": sum(counts.values()) if counts else "–"})
+    return pd.DataFrame(rows).set_index(["session", "chapter"])
+
+
+def session_table(cpu: dict[str, float], gpu: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per session: its chapters, the summed execution time on each device, and the hand-in."""
+    gpu = gpu or {}
+    rows = []
+    for session in SESSIONS:
+        def total(times: dict[str, float], chapters=session.chapters) -> float | None:
+            return sum(times[c] for c in chapters) if all(c in times for c in chapters) else None
+
+        rows.append({"session": session.title, "chapters": ", ".join(session.chapters),
+                     "CPU execution": _minutes(total(cpu)), "GPU execution": _minutes(total(gpu)),
+                     "students hand in": session.hand_in})
+    return pd.DataFrame(rows).set_index("session")

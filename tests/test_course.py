@@ -1,0 +1,47 @@
+"""The course guide's tables: sessions cover the teaching chapters once, times come from measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from convat.site.course import CHAPTERS_JSON, GOALS, SESSIONS, chapter_table, chapter_times, session_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sessions_cover_every_numbered_chapter_once_and_in_book_order():
+    planned = [c for s in SESSIONS for c in s.chapters]
+    assert len(SESSIONS) == 4 and len(planned) == len(set(planned))
+    toc = (ROOT / "_toc.yml").read_text()
+    assert [c for c in planned if f"book/{c}" in toc] == planned
+    assert set(planned) <= set(GOALS)
+    assert toc.index("book/course_guide") < toc.index("book/01_paper"), "the guide comes right after the index"
+
+
+def test_times_are_read_from_the_benchmark_and_summed_per_session(tmp_path):
+    bench = tmp_path / "chapters.json"
+    rows = [{"chapter": f"book/{c}", "seconds": 10.0 * (i + 1)} for i, c in enumerate(GOALS)]
+    bench.write_text(json.dumps({"rows": rows, "machine": {"cpu cores": "2", "gpu": "none"}, "date": "d",
+                                 "load_average_1min": 0.5}))
+    cpu, provenance = chapter_times(bench)
+    assert cpu["02_data"] == 20.0 and provenance["cores"] == "2"
+    sessions = session_table(cpu)
+    first = SESSIONS[0]
+    expected = sum(cpu[c] for c in first.chapters)
+    assert sessions.loc[first.title, "CPU execution"] == (f"{expected / 60:.1f} min" if expected >= 60
+                                                         else f"{expected:.0f} s")
+    assert (sessions["GPU execution"] == "not measured").all()
+    table = chapter_table({"02_data": 80.0}, gpu={"02_data": 5.0}, exercises={"02_data": {"warm-up": 2}})
+    row = table.xs("02_data", level="chapter").iloc[0]
+    assert (row["CPU run time"], row["GPU run time"], row["exercises"]) == ("1.3 min", "5 s", 2)
+    assert table.xs("03_preprocessing", level="chapter").iloc[0]["CPU run time"] == "not measured"
+    build = tmp_path / "chapter_times.json"
+    build.write_text(json.dumps({"book/05_loso": 12.5}))
+    assert chapter_times(build)[0] == {"05_loso": 12.5}
+    assert chapter_times(tmp_path / "missing.json")[0] == {}
+
+
+def test_the_committed_benchmark_has_every_planned_chapter():
+    cpu, _ = chapter_times(CHAPTERS_JSON)
+    assert {c for s in SESSIONS for c in s.chapters} <= set(cpu)
