@@ -34,10 +34,13 @@ def bundle(tmp_path_factory):
 def test_cells_and_bundle_record(bundle):
     assert SPEC.cells() == [(0, "ststnet", 0), (0, "ststnet", 1), (0, LINEAR, None)]
     record = json.loads((bundle / "bundle.json").read_text())
-    assert set(record["cells"]) == {"cells/d0/ststnet/s0", "cells/d0/ststnet/s1", "cells/d0/linear"}
+    assert set(record["cells"]) == {"cells/ststnet/seed0-draw0", "cells/ststnet/seed1-draw0", "cells/linear/draw0"}
     assert record["code"] == runstore.code_fingerprint()
     assert {"platform", "cpus", "torch"} <= set(record["machine"]) and record["date"].endswith("Z")
     assert all(c["wall_s"] >= 0 and c["cpu_s"] >= 0 for c in record["cells"].values())
+    from convat.sweep import SweepPoint
+
+    assert cell_dir(bundle, 0, "ststnet", 1) == SweepPoint("ststnet", 1, 0).folder(bundle / "cells")
     assert (cell_dir(bundle, 0, "ststnet", 1) / "predictions.csv").exists()
 
 
@@ -122,3 +125,11 @@ def test_the_committed_bundle_reproduces_from_scratch():
     assert (fresh["prediction"] == committed["prediction"]).all()
     probs = [c for c in fresh.columns if c.startswith("p_")]
     np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-5)
+
+
+def test_the_sweep_backend_fills_the_same_bundle(tmp_path):
+    """The deep cells through convat.sweep's submitit backend (its in-process debug executor, no Slurm)."""
+    spec = StudySpec(profile="quick", train_seeds=(0,), models=("ststnet",), img_size=16, flow="dis", epochs=1)
+    record = run_study(spec, tmp_path, device="cpu", progress=False, backend="submitit", cluster="debug")
+    assert set(record["cells"]) == {"cells/ststnet/seed0-draw0", "cells/linear/draw0"} and record["batch_wall_s"] > 0
+    assert len(load_study(tmp_path).predictions) == 2 * 100

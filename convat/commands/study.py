@@ -21,6 +21,7 @@ examples:
   convat study run                                       # composite profile, 3 training seeds, all models
   convat study run --train-seeds 0 1 2 3 4 --device cuda  # 5 seeds on a GPU
   convat study run --profile quick --data-seeds 0 1 2 --out runs/study-quick   # quick: 3 draws
+  convat study run --backend submitit --train-seeds 0 1 2 3 4 --device cuda      # a Slurm job array
   convat study show results/study
 """
 
@@ -54,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
     _check_models(list(spec.models))
     start = time.perf_counter()
     record = run_study(spec, args.out, data_root=args.data_root, device=args.device,
-                       parallel_folds=args.parallel_folds, progress=not args.quiet)
+                       parallel_folds=args.parallel_folds, progress=not args.quiet, backend=args.backend,
+                       jobs=args.jobs, cluster=args.cluster)
     print(f"{len(record['cells'])} cells in {args.out} ({time.perf_counter() - start:.0f} s this time)")
     return _show_folder(args.out, args.reference, args.n_boot)
 
@@ -102,6 +104,11 @@ def register(subparsers) -> None:
     run.add_argument("--epochs", type=int_at_least(1), default=30, help="fixed budget per fold (default: 30)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--parallel-folds", type=int_at_least(1), default=1, help="folds trained at once")
+    run.add_argument("--backend", default="local", choices=["local", "submitit"],
+                     help="where the deep cells run: this machine, or a Slurm job array (convat.sweep)")
+    run.add_argument("--jobs", type=int_at_least(1), default=1, help="cells at once with the local backend")
+    run.add_argument("--cluster", default=None,
+                     help="submitit cluster: slurm (default on a Slurm host), local or debug (no Slurm)")
     run.add_argument("--out", default="results/study", help="bundle folder (default: results/study)")
     run.add_argument("--reference", default="convat_tiny", help="model compared with the others (default: convat_tiny)")
     run.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")

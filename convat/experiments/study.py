@@ -1,10 +1,12 @@
 """The reference study: every model x training seed x data draw under LOSO, as a committed result bundle.
 
 One command (``convat study run``, ``make study``) runs the grid of a :class:`StudySpec` into a bundle folder
-(default ``results/study/``). Every cell is an ordinary LOSO run folder of :func:`convat.loso.run_loso` (a
-:class:`convat.runstore.RunStore`: identity in ``config.json``, checked fold files, a lock), so a killed study
-resumes at its first missing fold, and a bundle committed half-way is continued by the next machine instead of
-restarted. The linear reference runs on the same folds in every draw. ``bundle.json`` records the spec, the
+(default ``results/study/``). The deep cells are points of a :mod:`convat.sweep` (one LOSO run folder each,
+``cells/<model>/seed<S>-draw<D>``, written by :func:`convat.loso.run_loso` through a
+:class:`convat.runstore.RunStore`: identity in ``config.json``, checked fold files, a lock), run on this
+machine or as a Slurm job array with the sweep's backends; so a killed study resumes at its first missing
+fold, and a bundle committed half-way is continued by the next machine instead of restarted.
+The linear reference runs on the same folds in every draw. ``bundle.json`` records the spec, the
 code fingerprint, the commit, the machine, the date and each cell's wall and CPU time.
 
 :func:`load_study` reads a bundle back (predictions of every cell, curves, provenance); :func:`study_status`
@@ -106,9 +108,24 @@ def provenance_lines(study: Study) -> list[str]:
 
 
 def cell_dir(out: Path, draw: int, model: str, seed: int | None) -> Path:
-    """``cells/d<draw>/<model>/s<seed>`` (the linear reference: ``cells/d<draw>/linear``)."""
-    base = Path(out) / "cells" / f"d{draw}" / model
-    return base if seed is None else base / f"s{seed}"
+    """A deep cell's folder is its sweep point's, under ``cells/`` (``cells/<model>/seed<S>-draw<D>``); the
+    linear reference's is ``cells/linear/draw<D>``."""
+    from convat.sweep import SweepPoint
+
+    if seed is None:
+        return Path(out) / "cells" / model / f"draw{draw}"
+    return SweepPoint(model, seed, draw).folder(Path(out) / "cells")
+
+
+def sweep_spec(spec: StudySpec, data_root: str | Path | None = None, device: str = "auto",
+               parallel_folds: int = 1, strategy: str = "auto"):
+    """The :class:`convat.sweep.SweepSpec` that runs the study's deep cells."""
+    from convat.sweep import SweepSpec
+
+    return SweepSpec(dataset=spec.dataset, profile=spec.profile,
+                     data_root=str(data_root) if data_root is not None else None, img_size=spec.img_size,
+                     flow=spec.flow, epochs=spec.epochs, device=device, strategy=strategy,
+                     parallel_folds=parallel_folds, train_overrides=dict(spec.train_overrides))
 
 
 def _git_commit() -> str:
@@ -151,6 +168,7 @@ def _inputs(spec: StudySpec, draw: int, data_root: str | Path | None):
 
 
 def _config(spec: StudySpec, model: str, seed: int, device: str):
+    """The training configuration of a deep cell: the sweep's (:func:`convat.sweep.run_point`)."""
     from convat.book import default_train
 
     return default_train(model, spec.epochs, device, seed, **spec.train_overrides)
@@ -159,16 +177,20 @@ def _config(spec: StudySpec, model: str, seed: int, device: str):
 def run_study(
     spec: StudySpec, out: str | Path = "results/study", data_root: str | Path | None = None, device: str = "auto",
     parallel_folds: int = 1, progress: bool = True, cells: Sequence[tuple[int, str, int | None]] | None = None,
+    backend: str = "local", jobs: int = 1, cluster: str | None = None, strategy: str = "auto",
 ) -> dict:
     """Run (or resume) every cell of ``spec`` into the bundle folder ``out``; returns the bundle record.
 
     A folder that holds another spec is refused, naming the differing fields. ``cells`` restricts the run to
-    some cells (e.g. one task of a sweep); the record keeps what every finished cell took.
+    some cells. With the local backend and ``jobs=1`` the cells run one after the other and each records its
+    own wall and CPU time; otherwise the deep cells go to :func:`convat.sweep.run_sweep` (``jobs`` local
+    workers, or ``backend="submitit"`` for a Slurm job array, ``cluster="debug"``/``"local"`` without Slurm)
+    and the record keeps the batch's wall time.
     """
     from tqdm.auto import tqdm
 
     from convat.data.synth_difficulty import linear_baseline
-    from convat.loso import run_loso
+    from convat.sweep import SweepPoint, run_point, run_sweep
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,32 +206,42 @@ def run_study(
     unknown = [c for c in todo if c not in spec.cells()]
     if unknown:
         raise ValueError(f"cells {unknown} are not in the study's grid")
-    inputs: dict[int, tuple] = {}
-    bar = tqdm(todo, desc="study", unit="cell", disable=not progress)
-    for draw, model, seed in bar:
-        bar.set_postfix_str(f"d{draw} {model}" + ("" if seed is None else f" s{seed}"))
-        if draw not in inputs:
-            inputs = {draw: _inputs(spec, draw, data_root)}  # one draw in memory at a time
-        x, table = inputs[draw]
-        folder = cell_dir(out, draw, model, seed)
-        wall, cpu = time.perf_counter(), time.process_time()
-        if model == LINEAR:
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / "predictions.csv").exists():
-                runstore.atomic_write_bytes(folder / "predictions.csv", runstore.csv_bytes(linear_baseline(x, table)))
-        else:
-            data = {"dataset": spec.dataset, "profile": spec.profile, "data_seed": draw}
-            run_loso(x, table, _config(spec, model, seed, device), out_dir=folder, progress=False,
-                     parallel_folds=parallel_folds, data=data)
-        key = folder.relative_to(out).as_posix()
+    sweep = sweep_spec(spec, data_root, device, parallel_folds, strategy)
+    root = str(out / "cells")
+
+    def note(draw: int, model: str, seed: int | None, took: dict) -> None:
+        key = cell_dir(out, draw, model, seed).relative_to(out).as_posix()
         previous = record["cells"].get(key, {})
-        took = {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)}
-        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed,
-                                # a resumed cell keeps the time of the run that trained it
-                                **(previous if previous.get("wall_s", 0) > took["wall_s"] else took)}
+        # a resumed cell keeps the time of the run that trained it
+        keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
+        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
         record.update(code=runstore.code_fingerprint(), commit=_git_commit(), machine=_machine(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _write_bundle(out, record)
+
+    deep = [c for c in todo if c[1] != LINEAR]
+    if deep and (backend != "local" or jobs > 1):
+        wall = time.perf_counter()
+        run_sweep([SweepPoint(m, s_, d) for d, m, s_ in deep], sweep, root, backend=backend, jobs=jobs,
+                  cluster=cluster)
+        record["batch_wall_s"] = round(time.perf_counter() - wall, 2)
+        for d, m, s_ in deep:
+            note(d, m, s_, {})
+        deep = []
+    bar = tqdm([*deep, *[c for c in todo if c[1] == LINEAR]], desc="study", unit="cell", disable=not progress)
+    for draw, model, seed in bar:
+        bar.set_postfix_str(f"d{draw} {model}" + ("" if seed is None else f" s{seed}"))
+        wall, cpu = time.perf_counter(), time.process_time()
+        if model == LINEAR:
+            folder = cell_dir(out, draw, model, seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "predictions.csv").exists():
+                x, table = _inputs(spec, draw, data_root)
+                runstore.atomic_write_bytes(folder / "predictions.csv", runstore.csv_bytes(linear_baseline(x, table)))
+        else:
+            run_point(SweepPoint(model, seed, draw), sweep, root)
+        note(draw, model, seed, {"wall_s": round(time.perf_counter() - wall, 2),
+                                 "cpu_s": round(time.process_time() - cpu, 2)})
     return record
 
 
