@@ -193,3 +193,13 @@ def test_cell_timeout_matches_the_book_configuration():
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["timeout"] == CELL_TIMEOUT_S
+
+
+def test_the_quick_profile_is_labelled_a_smoke_test_on_every_results_page():
+    from convat.book import profile_note
+
+    assert "Smoke test" in profile_note("synthme", "quick")
+    assert "Smoke test" not in profile_note("synthme", "composite") and "seeds" in profile_note("casme2", "quick")
+    for chapter in ("02_data", "04_model", "05_loso", "06_results", "07_explainability", "08_pitfalls"):
+        text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+        assert "profile_note(DATASET, PROFILE)" in text, f"{chapter} does not label its profile"
