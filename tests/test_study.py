@@ -111,25 +111,24 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
 
 
 def test_the_committed_bundle_reproduces_from_scratch():
-    """Two folds of the first training seed of the committed bundle, recomputed now, give the same predictions."""
+    """Two folds of a deep cell of the committed bundle, recomputed now, give the same predictions (a complete
+    bundle or one still being filled; a stale one -- the code changed since -- cannot match and is skipped)."""
     from convat.experiments.study import default_bundle
 
     if not (default_bundle() / "bundle.json").exists():
         pytest.skip("no committed study bundle yet (make study)")
     study = load_study(default_bundle())
-    if study_status(study):
-        pytest.skip(f"the committed bundle is stale: {study_status(study)}")
-    model = "convat_tiny" if "convat_tiny" in set(study.predictions["model"]) else study.spec.models[0]
-    folds = sorted(study.predictions["fold"].unique())[:2]
-    fresh, committed = reproduce_slice(study, model, study.spec.train_seeds[0], folds)
-    assert (fresh["prediction"] == committed["prediction"]).all()
+    stale = [r for r in study_status(study) if r.startswith("stale")]
+    if stale:
+        pytest.skip(f"the committed bundle is stale: {stale}")
+    deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
+    if not deep:
+        pytest.skip("the committed bundle has no deep cell yet")
+    cell = next((c for c in deep if c["model"] == "convat_tiny"), deep[0])
+    part = study.predictions[study.predictions["model"] == cell["model"]]
+    folds = sorted(part["fold"].unique())[:2]
+    fresh, committed = reproduce_slice(study, cell["model"], cell["train_seed"], folds, draw=cell["draw"])
+    assert len(fresh) == len(committed) > 0
+    assert (fresh["clip"] == committed["clip"]).all() and (fresh["prediction"] == committed["prediction"]).all()
     probs = [c for c in fresh.columns if c.startswith("p_")]
     np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-5)
-
-
-def test_the_sweep_backend_fills_the_same_bundle(tmp_path):
-    """The deep cells through convat.sweep's submitit backend (its in-process debug executor, no Slurm)."""
-    spec = StudySpec(profile="quick", train_seeds=(0,), models=("ststnet",), img_size=16, flow="dis", epochs=1)
-    record = run_study(spec, tmp_path, device="cpu", progress=False, backend="submitit", cluster="debug")
-    assert set(record["cells"]) == {"cells/ststnet/seed0-draw0", "cells/linear/draw0"} and record["batch_wall_s"] > 0
-    assert len(load_study(tmp_path).predictions) == 2 * 100

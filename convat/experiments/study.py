@@ -281,15 +281,16 @@ def load_study(out: str | Path = "results/study") -> Study:
 
 
 def study_status(study: Study) -> list[str]:
-    """Why the bundle no longer describes the current code (empty: it is current)."""
+    """Why the bundle is not (yet) the current study: ``stale: ...`` when the code that decides results changed
+    since it was made, ``incomplete: ...`` while cells are missing (empty: complete and current)."""
     reasons = []
     now = runstore.code_fingerprint()
     if study.record.get("code") != now:
-        reasons.append(f"the code that decides results changed (bundle {study.record.get('code')}, now {now})")
+        reasons.append(f"stale: the code that decides results changed (bundle {study.record.get('code')}, now {now})")
     missing = [c for c in study.spec.cells()
                if cell_dir(study.path, *c).relative_to(study.path).as_posix() not in study.record["cells"]]
     if missing:
-        reasons.append(f"{len(missing)} of {len(study.spec.cells())} cells not yet run")
+        reasons.append(f"incomplete: {len(missing)} of {len(study.spec.cells())} cells not yet run")
     return reasons
 
 
@@ -314,6 +315,7 @@ def study_table(study: Study) -> pd.DataFrame:
             row["train_accuracy"] = float(last["train_accuracy"].mean())
         rows[model] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
+    table["runs"] = table["runs"].astype(int)
     table.index.name = "model"
     return table.sort_values("UF1", ascending=False)
 
