@@ -66,11 +66,9 @@ def grid(models: list[str], seeds: list[int], draws: list[int]) -> list[SweepPoi
     return [SweepPoint(m, s, d) for m, s, d in itertools.product(models, seeds, draws)]
 
 
-def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
-    """Train (or resume, or read back) one point; its folder and pooled scores. Runs in any process."""
-    from convat.book import default_preprocess, default_train, load_records
-    from convat.loso import run_loso
-    from convat.metrics import summarize
+def point_inputs(point: SweepPoint, spec: SweepSpec):
+    """The preprocessed inputs ``(x, table)`` of a point's data draw (cached tensors after the first call)."""
+    from convat.book import default_preprocess, load_records
     from convat.preprocess.pipeline import preprocess
 
     if spec.dataset == "synthme" and spec.synth_overrides:
@@ -79,11 +77,25 @@ def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
         records = generate(spec.profile, seed=point.draw, **spec.synth_overrides)
     else:
         records = load_records(spec.dataset, spec.profile, spec.data_root, seed=point.draw)
-    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
-    config = default_train(point.model, spec.epochs, spec.device, point.seed, **spec.train_overrides)
+    return preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+
+
+def point_config(point: SweepPoint, spec: SweepSpec):
+    """The :class:`~convat.training.loop.TrainConfig` a point trains with."""
+    from convat.book import default_train
+
+    return default_train(point.model, spec.epochs, spec.device, point.seed, **spec.train_overrides)
+
+
+def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
+    """Train (or resume, or read back) one point; its folder and pooled scores. Runs in any process."""
+    from convat.loso import run_loso
+    from convat.metrics import summarize
+
+    x, table = point_inputs(point, spec)
     out = point.folder(root)
-    predictions = run_loso(x, table, config, out_dir=out, progress=False, parallel_folds=spec.parallel_folds,
-                           strategy=spec.strategy)
+    predictions = run_loso(x, table, point_config(point, spec), out_dir=out, progress=False,
+                           parallel_folds=spec.parallel_folds, strategy=spec.strategy)
     scores = summarize(predictions, labels=sorted(table["label"].unique())).iloc[0].to_dict()
     return {**asdict(point), "folder": str(out), **{k: float(v) for k, v in scores.items()
                                                     if isinstance(v, (int, float))}}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -128,14 +127,6 @@ def sweep_spec(spec: StudySpec, data_root: str | Path | None = None, device: str
                      parallel_folds=parallel_folds, train_overrides=dict(spec.train_overrides))
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=runstore.PACKAGE_ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _machine() -> dict:
     import torch
 
@@ -158,22 +149,6 @@ def _write_bundle(out: Path, record: dict) -> None:
     runstore.atomic_write_text(Path(out) / BUNDLE_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def _inputs(spec: StudySpec, draw: int, data_root: str | Path | None):
-    from convat.book import default_preprocess, load_records
-    from convat.preprocess.pipeline import preprocess
-
-    records = load_records(spec.dataset, spec.profile, data_root, seed=draw)
-    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
-    return x, table
-
-
-def _config(spec: StudySpec, model: str, seed: int, device: str):
-    """The training configuration of a deep cell: the sweep's (:func:`convat.sweep.run_point`)."""
-    from convat.book import default_train
-
-    return default_train(model, spec.epochs, device, seed, **spec.train_overrides)
-
-
 def run_study(
     spec: StudySpec, out: str | Path = "results/study", data_root: str | Path | None = None, device: str = "auto",
     parallel_folds: int = 1, progress: bool = True, cells: Sequence[tuple[int, str, int | None]] | None = None,
@@ -190,7 +165,8 @@ def run_study(
     from tqdm.auto import tqdm
 
     from convat.data.synth_difficulty import linear_baseline
-    from convat.sweep import SweepPoint, run_point, run_sweep
+    from convat.site.environment import git_commit
+    from convat.sweep import SweepPoint, point_inputs, run_point, run_sweep
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,7 +191,7 @@ def run_study(
         # a resumed cell keeps the time of the run that trained it
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
-        record.update(code=runstore.code_fingerprint(), commit=_git_commit(), machine=_machine(),
+        record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=_machine(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _write_bundle(out, record)
 
@@ -236,7 +212,7 @@ def run_study(
             folder = cell_dir(out, draw, model, seed)
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "predictions.csv").exists():
-                x, table = _inputs(spec, draw, data_root)
+                x, table = point_inputs(SweepPoint(LINEAR, 0, draw), sweep)
                 runstore.atomic_write_bytes(folder / "predictions.csv", runstore.csv_bytes(linear_baseline(x, table)))
         else:
             run_point(SweepPoint(model, seed, draw), sweep, root)
@@ -343,15 +319,17 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     """Recompute ``folds`` of one deep cell from scratch; returns ``(recomputed, committed)`` predictions of
     those folds, row for row, for the caller to compare."""
     from convat.loso import loso_splits, run_loso
+    from convat.sweep import SweepPoint, point_config, point_inputs
 
     spec = study.spec
     draw = spec.draws()[0] if draw is None else draw
-    x, table = _inputs(spec, draw, data_root)
+    point, sweep = SweepPoint(model, train_seed, draw), sweep_spec(spec, data_root, device)
+    x, table = point_inputs(point, sweep)
     splits = {f: m for f, m in loso_splits(table).items() if f in set(folds)}
     missing = set(folds) - set(splits)
     if missing:
         raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
-    fresh = run_loso(x, table, _config(spec, model, train_seed, device), progress=False, splits=splits)
+    fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits)
     committed = study.predictions[(study.predictions["model"] == model) & (study.predictions["data_seed"] == draw)
                                   & (study.predictions["train_seed"] == train_seed)
                                   & study.predictions["fold"].isin(list(folds))]

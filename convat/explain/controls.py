@@ -25,13 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from convat.explain.attribution import METHODS
 from convat.explain.explain import explain_maps
 from convat.explain.faithfulness import area_share, mass_in_mask, pointing_game
-from convat.explain.fold import fold_model, truth_masks
+from convat.explain.fold import fold_model, fresh_model, truth_masks
 
 CONTROLS = ("trained", "randomised", "permuted")
 
@@ -78,13 +77,6 @@ def randomize_cascade(model: nn.Module, fresh: nn.Module, depth: int | None = No
     return fresh.eval()
 
 
-def _fresh_model(config, num_classes: int, in_chans: int, img_size: int, seed: int) -> nn.Module:
-    from convat.training.loop import build_model
-
-    torch.manual_seed(seed)
-    return build_model(config, num_classes, in_chans, img_size).eval()
-
-
 def control_scores(
     x: np.ndarray, table: pd.DataFrame, records: Sequence, preprocess_config, config,
     folds: Sequence[str] | None = None, methods: Sequence[str] = METHODS, permutation_seed: int = 1,
@@ -106,7 +98,7 @@ def control_scores(
     for fold in tqdm(folds, desc=f"sanity checks {config.model}", disable=not progress, unit="fold"):
         trained = fold_model(x, table, fold, config)
         permuted = fold_model(x, table, fold, config, permute_labels=permutation_seed)
-        fresh = _fresh_model(config, len(trained.classes), x.shape[1], x.shape[-1], config.seed + 1000)
+        fresh = fresh_model(config, len(trained.classes), x.shape[1], x.shape[-1], config.seed + 1000)
         models = {"trained": trained.model, "randomised": randomize_cascade(trained.model, fresh),
                   "permuted": permuted.model}
         held_out = [records[i] for i in trained.test_index]

@@ -50,19 +50,16 @@ def score_fold(
     ``untrained`` (the best method applied to a freshly initialised copy of the same network -- the
     model-randomisation sanity check of Adebayo et al., 2018). Targets are the true labels.
     """
-    import torch
 
     from convat.explain.attention import rollout
     from convat.explain.faithfulness import faithfulness_table, motion_magnitude
-    from convat.explain.fold import truth_masks
-    from convat.training.loop import build_model
+    from convat.explain.fold import fresh_model, truth_masks
 
     masks = truth_masks(list(held_out), preprocess_config)
     maps = explain_maps(fm.model, fm.x_test, fm.y_test, methods, **kwargs)
     table = faithfulness_table(maps, masks, draws=draws, seed=seed)
     best = table.drop(index="random")["mass_in_mask"].idxmax()
-    torch.manual_seed(config.seed + 1)
-    fresh = build_model(config, len(fm.classes), fm.x_test.shape[1], fm.x_test.shape[-1]).eval()
+    fresh = fresh_model(config, len(fm.classes), fm.x_test.shape[1], fm.x_test.shape[-1], config.seed + 1)
     if best == "rollout":
         fresh_map = rollout(fresh, fm.x_test)
     else:

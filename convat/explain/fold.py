@@ -113,6 +113,13 @@ def fold_model(
     return FoldModel(model, fold, classes, np.flatnonzero(data.test), data.x_test, data.y[data.test])
 
 
+def fresh_model(config: TrainConfig, num_classes: int, in_chans: int, img_size: int, seed: int) -> torch.nn.Module:
+    """A freshly initialised copy of the configuration's network (initialised from ``seed``), in evaluation mode:
+    the untrained reference of the faithfulness tables and the end of the cascading randomisation."""
+    torch.manual_seed(seed)
+    return build_model(config, num_classes, in_chans, img_size).eval()
+
+
 def truth_masks(records: list[ClipRecord], config: PreprocessConfig, au: str | None = None) -> np.ndarray:
     """SynthME's true AU regions on the model's input grid, ``(N, S, S)`` bool: the union of the clip's AU
     masks, or only ``au``'s (empty where the clip lacks it)."""
