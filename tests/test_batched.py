@@ -40,6 +40,33 @@ def test_batched_gives_the_sequential_predictions_and_curves(ragged, tmp_path):
     assert (tmp_path / "bat" / "predictions.csv").exists()
 
 
+def test_a_step_budget_gives_every_fold_the_same_steps_in_both_engines(ragged, tmp_path):
+    """steps=7 with folds of 2 and 3 steps per epoch: 4 and 3 epochs, the last one partial; the batched engine
+    stops each fold at the same step as the sequential one, with the same partial-epoch curves."""
+    x, table = ragged
+    from dataclasses import replace
+
+    config = replace(DETERMINISTIC, steps=7, hflip=True)
+    seq = run_loso(x, table, config, out_dir=tmp_path / "seq", progress=False, strategy="sequential")
+    bat = run_loso(x, table, config, out_dir=tmp_path / "bat", progress=False, strategy="batched")
+    np.testing.assert_allclose(bat.filter(like="p_").to_numpy(), seq.filter(like="p_").to_numpy(), atol=1e-5)
+    c_seq, c_bat = load_curves(tmp_path / "seq"), load_curves(tmp_path / "bat")
+    assert sorted(c_seq.groupby("fold")["epoch"].max().unique()) == [3, 4]  # ragged folds, partial last epochs
+    assert list(c_bat["epoch"]) == list(c_seq["epoch"]) and list(c_bat["fold"]) == list(c_seq["fold"])
+    np.testing.assert_allclose(c_bat["lr"], c_seq["lr"], rtol=1e-9)
+    np.testing.assert_allclose(c_bat["loss"], c_seq["loss"], rtol=1e-4)
+    np.testing.assert_allclose(c_bat["train_accuracy"], c_seq["train_accuracy"])
+    # every fold's last recorded lr is that of a one-cycle schedule of exactly 7 steps, after its 7th step
+    import torch
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=7, pct_start=0.15)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(c_seq.groupby("fold")["lr"].last(), opt.param_groups[0]["lr"], rtol=1e-12)
+
+
 def test_batched_with_mirror_draws_follows_each_folds_stream(ragged):
     """hflip draws come from each fold's own generator, as in a sequential fold (dropout stays off)."""
     x, table = ragged

@@ -190,3 +190,13 @@ def test_architecture_diagram_is_drawn_from_the_model():
     assert wider.loc["head", "output shape"] == "5" and len(wider) > len(table)
     fig = plot_architecture(model, 32)
     assert len(fig.axes[0].patches) == len(table)
+
+
+def test_step_plan_budgets_steps_not_epochs():
+    from convat.training.loop import TrainConfig, step_plan
+
+    assert step_plan(TrainConfig(epochs=3, batch_size=8), 18) == (3, 3, 9)  # 3 full passes of 3 steps
+    assert step_plan(TrainConfig(epochs=3, batch_size=8, steps=7), 18) == (3, 3, 7)  # last pass stops at step 7
+    assert step_plan(TrainConfig(epochs=3, batch_size=8, steps=7), 16) == (2, 4, 7)  # same steps, smaller fold
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        TrainConfig(steps=0)

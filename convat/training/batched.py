@@ -29,7 +29,6 @@ configurations are statistically, not numerically, those of a sequential run.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +47,7 @@ from convat.training.loop import (
     predict_proba,
     resolve_device,
     seed_everything,
+    step_plan,
 )
 
 
@@ -65,6 +65,8 @@ class _Fold:
     y_fit: torch.Tensor
     x_test: np.ndarray
     steps_per_epoch: int
+    epochs: int
+    total_steps: int
     lrs: list[float]
     betas1: list[float]
     gen: torch.Generator
@@ -105,10 +107,10 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
     for name, mask in todo.items():
         data = fold_inputs(x, table, name, classes, config, mask)
         n = len(data.x_fit)
-        spe = max(1, math.ceil(n / config.batch_size))
-        lrs, betas = _schedule(config, config.epochs * spe)
+        spe, epochs, steps = step_plan(config, n)
+        lrs, betas = _schedule(config, steps)
         folds.append(_Fold(name, data.test, data.y, data.x_fit, torch.as_tensor(data.y[data.fit], dtype=torch.long),
-                           data.x_test, spe, lrs, betas, torch.Generator().manual_seed(config.seed)))
+                           data.x_test, spe, epochs, steps, lrs, betas, torch.Generator().manual_seed(config.seed)))
     n_folds = len(folds)
     models = []
     for _ in folds:
@@ -145,19 +147,21 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
         return loss, (loss.detach(), (logits.detach().argmax(1) == yb).sum())
 
     step_fn = vmap(grad(loss_of, has_aux=True), in_dims=(0, 0, 0, 0, 0), randomness="different")
-    total_steps = max(config.epochs * f.steps_per_epoch for f in folds)
+    total_steps = max(f.total_steps for f in folds)
+    max_epochs = max(f.epochs for f in folds)
     wd, eps, beta2 = config.weight_decay, 1e-8, 0.999
     # The whole plan (every step's sample rows, flips, active folds and per-fold AdamW coefficients) is drawn
     # on the host from each fold's generator, in the order a sequential fold draws it, and sent to the device
     # before training starts: the training loop itself copies nothing and never waits for the device.
     plan = []
+    seen = np.zeros((n_folds, max_epochs), dtype=np.int64)  # clips each fold's epochs went through
     active = torch.zeros((total_steps, n_folds), dtype=torch.bool)
     lr = torch.zeros((total_steps, n_folds), dtype=torch.float64)
     b1 = torch.full((total_steps, n_folds), 0.9, dtype=torch.float64)
     for t in range(total_steps):
         groups: dict[int, list[tuple[int, torch.Tensor, torch.Tensor, int]]] = {}
         for i, f in enumerate(folds):
-            if t >= config.epochs * f.steps_per_epoch:
+            if t >= f.total_steps:
                 continue
             epoch, j = divmod(t, f.steps_per_epoch)
             if j == 0:
@@ -165,6 +169,7 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
             idx = f.order[j * config.batch_size : (j + 1) * config.batch_size]
             flip = torch.rand(len(idx), generator=f.gen) < 0.5 if config.hflip else torch.zeros(len(idx), dtype=bool)
             groups.setdefault(len(idx), []).append((i, idx, flip, epoch))
+            seen[i, epoch] += len(idx)
             active[t, i] = True
             lr[t, i] = f.lrs[t]
             b1[t, i] = f.betas1[t]
@@ -175,8 +180,8 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
     bc1 = (1 - b1 ** step).to(device)
     bc2_sqrt = (1 - beta2 ** step).sqrt().to(device)
     lr_d, b1_d, active_d = lr.to(device), b1.to(device), active.to(device)
-    totals = torch.zeros((n_folds, config.epochs), dtype=torch.float64, device=device)
-    correct = torch.zeros((n_folds, config.epochs), dtype=torch.long, device=device)
+    totals = torch.zeros((n_folds, max_epochs), dtype=torch.float64, device=device)
+    correct = torch.zeros((n_folds, max_epochs), dtype=torch.long, device=device)
     for t in range(total_steps):
         grads = {k: torch.zeros_like(v) for k, v in params.items()}
         for ids, rows, flips, epochs_of, whole in plan[t]:
@@ -212,9 +217,9 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
     totals_h, correct_h = totals.cpu(), correct.cpu()  # the one synchronisation of the training
     curves: list[list[dict]] = []
     for i, f in enumerate(folds):
-        n = len(f.y_fit)
-        curves.append([{"epoch": e + 1, "loss": float(totals_h[i, e]) / n, "train_accuracy": int(correct_h[i, e]) / n,
-                        "lr": f.lrs[(e + 1) * f.steps_per_epoch]} for e in range(config.epochs)])
+        curves.append([{"epoch": e + 1, "loss": float(totals_h[i, e]) / int(seen[i, e]),
+                        "train_accuracy": int(correct_h[i, e]) / int(seen[i, e]),
+                        "lr": f.lrs[min((e + 1) * f.steps_per_epoch, f.total_steps)]} for e in range(f.epochs)])
     results = {}
     for i, f in enumerate(folds):
         model = models[i]

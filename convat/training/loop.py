@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -31,7 +32,12 @@ class TrainConfig:
     model: str = "convat_tiny"
     model_kwargs: dict = field(default_factory=dict)
     epochs: int = 20
-    """Training budget; with ``val_fraction > 0`` it is the maximum, and the best validation epoch is kept."""
+    """Training budget in passes over the training set (unless ``steps`` is set); with ``val_fraction > 0`` it
+    is the maximum, and the best validation epoch is kept."""
+    steps: int | None = None
+    """Training budget in optimiser steps, replacing ``epochs`` when set: every fold then takes the same number
+    of steps whatever its training-set size (LOSO folds differ by the held-out subject's clips), the one-cycle
+    schedule spans exactly these steps and the last pass over the data stops part-way."""
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -68,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1 (or None: the budget is epochs), got {self.steps}")
         if self.patience < 0:
             raise ValueError(f"patience must be >= 0, got {self.patience}")
         if self.batch_size < 1:
@@ -76,6 +84,18 @@ class TrainConfig:
             raise ValueError(f"lr must be >= 0, got {self.lr}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {list(COMPILE_MODES)}, got {self.compile!r}")
+
+
+def step_plan(config: TrainConfig, n: int) -> tuple[int, int, int]:
+    """``(steps per epoch, epochs, total optimiser steps)`` of training ``config`` on ``n`` clips.
+
+    With ``config.steps`` the total is that budget and the last epoch may be partial; otherwise it is
+    ``config.epochs`` full passes of ``ceil(n / batch_size)`` steps.
+    """
+    per_epoch = max(1, math.ceil(n / config.batch_size))
+    if config.steps is None:
+        return per_epoch, config.epochs, config.epochs * per_epoch
+    return per_epoch, math.ceil(config.steps / per_epoch), config.steps
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -188,7 +208,7 @@ def train_model(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                             fused=device.type == "cuda")
     step_model = torch.compile(model, mode=config.compile) if config.compile else model
-    steps = config.epochs * max(1, int(np.ceil(len(x) / config.batch_size)))
+    _, epochs, steps = step_plan(config, len(x))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     # The training set lives on the device for the whole run (a few MB): batches are gathered there, and the
     # host only draws the sample order and flip decisions from its seeded generator, as on the CPU.
@@ -202,18 +222,20 @@ def train_model(
     gen = torch.Generator().manual_seed(config.seed)
     rows = history if history is not None else []
     best, best_state, since_best = None, None, 0
-    for epoch in tqdm(range(config.epochs), desc=f"{config.model} epochs", disable=not progress, leave=False):
+    taken = 0  # optimiser steps so far
+    for epoch in tqdm(range(epochs), desc=f"{config.model} epochs", disable=not progress, leave=False):
         model.train()
         order = _epoch_order(yt, num_classes, config.balanced_sampling, gen)
         # loss and accuracy are summed on the device: no host synchronisation inside the epoch
         total = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
-        starts = range(0, len(order), config.batch_size)
+        starts = range(0, len(order), config.batch_size)[: steps - taken]  # a step budget may end this pass early
         # the flips of every batch, drawn in the order a batch-by-batch loop draws them, sent with the order in
         # one copy per epoch (a copy from pageable host memory waits for the device: never once per step)
         flips = torch.cat([torch.rand(min(config.batch_size, len(order) - start), generator=gen) < 0.5
                            for start in starts]) if config.hflip else torch.zeros(len(order), dtype=torch.bool)
-        plan = torch.stack([order, flips.long()]).to(device)
+        seen = sum(min(config.batch_size, len(order) - start) for start in starts)
+        plan = torch.stack([order[:seen], flips[:seen].long()]).to(device)
         for start in starts:
             idx = plan[0, start : start + config.batch_size]
             xb, yb = xd[idx], yd[idx]
@@ -235,8 +257,9 @@ def train_model(
             sched.step()
             total += loss.detach().double() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
-        mean_loss = float(total) / len(yt)  # one synchronisation per epoch
-        row = {"epoch": epoch + 1, "loss": mean_loss, "train_accuracy": int(correct) / len(yt),
+        taken += len(starts)
+        mean_loss = float(total) / seen  # one synchronisation per epoch
+        row = {"epoch": epoch + 1, "loss": mean_loss, "train_accuracy": int(correct) / seen,
                "lr": opt.param_groups[0]["lr"]}
         if on_epoch is not None:
             on_epoch(epoch, model, mean_loss)
