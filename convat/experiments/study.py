@@ -127,7 +127,8 @@ def sweep_spec(spec: StudySpec, data_root: str | Path | None = None, device: str
                      parallel_folds=parallel_folds, train_overrides=dict(spec.train_overrides))
 
 
-def _machine() -> dict:
+def machine_record() -> dict:
+    """The machine a result was computed on (platform, CPUs, torch and its threads, the GPU's name)."""
     import torch
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -191,7 +192,7 @@ def run_study(
         # a resumed cell keeps the time of the run that trained it
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
-        record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=_machine(),
+        record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _write_bundle(out, record)
 
