@@ -17,8 +17,9 @@ import time
 import torch
 
 from benchmarks.common import target, write_result
+from convat.recipe import RECIPE
 
-FULL_EPOCHS = 30
+FULL_EPOCHS = RECIPE.epochs  # the reference recipe's budget
 VARIANTS = ("sequential eager", "sequential compiled (reduce-overhead: CUDA graphs)", "batched (all folds, vmap)")
 
 
@@ -52,8 +53,8 @@ def run(epochs: int = 6, seq_folds: int = 4) -> dict:
     subset = dict(list(splits.items())[:seq_folds])
     n = len(splits)
     name = torch.cuda.get_device_name(0)
-    eager = default_train("convat_tiny", epochs=epochs, device="cuda")
-    compiled = default_train("convat_tiny", epochs=epochs, device="cuda", compile="reduce-overhead")
+    eager = default_train(RECIPE.model, epochs=epochs, device="cuda")
+    compiled = default_train(RECIPE.model, epochs=epochs, device="cuda", compile="reduce-overhead")
     run_loso(x, table, eager, progress=False, splits=dict(list(splits.items())[:1]), strategy="sequential")  # warm
     rows = []
     for variant, config, folds, strategy in ((VARIANTS[0], eager, subset, "sequential"),

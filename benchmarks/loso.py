@@ -24,13 +24,14 @@ import torch
 
 from benchmarks.common import target
 from benchmarks.load import busy, load_average, median, timed_child
+from convat.recipe import RECIPE
 
-FULL_EPOCHS = 30  # convat.book.default_train
+FULL_EPOCHS = RECIPE.epochs  # the reference recipe's budget
 QUIET_TARGET_MIN = 12.0
 LOAD_FACTOR_TARGET = 2.0
 
 
-def composite_inputs(size: int = 64, flow: str = "dis"):
+def composite_inputs(size: int = RECIPE.img_size, flow: str = "dis"):
     """Composite-profile SynthME tensors (cached under $CONVAT_CACHE); LOSO time does not depend on the flow."""
     from convat.data.synth import generate
     from convat.preprocess.pipeline import PreprocessConfig, preprocess
@@ -52,7 +53,7 @@ def _child(args: argparse.Namespace) -> None:
     x = np.load(args.data / "x.npy")
     table = pd.read_pickle(args.data / "table.pkl")
     splits = dict(list(loso_splits(table).items())[: args.folds])
-    config = default_train("convat_tiny", epochs=args.epochs, device=args.device)
+    config = default_train(RECIPE.model, epochs=args.epochs, device=args.device)
     if args.strategy == "pool":
         from convat.pool import worker_pool
 

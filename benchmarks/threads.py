@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.load import busy, load_average, median, timed_child
+from convat.recipe import RECIPE
 
 VARIANTS = {"torch default": None, "1 thread, passive": 1, "2 threads, passive": 2}
 
@@ -43,7 +44,7 @@ def _child(args: argparse.Namespace) -> None:
     fold = fold_subjects(table)[0]
     classes = sorted(table["label"].unique())
     start = time.perf_counter()
-    run_fold(x, table, fold, classes, default_train("convat_tiny", epochs=args.epochs, device="cpu"))
+    run_fold(x, table, fold, classes, default_train(RECIPE.model, epochs=args.epochs, device="cpu"))
     print(json.dumps({"train_s": round(time.perf_counter() - start, 2)}))
 
 

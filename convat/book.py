@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from convat.data.records import ClipRecord
 from convat.preprocess.pipeline import PreprocessConfig
+from convat.recipe import RECIPE
 from convat.training.loop import TrainConfig
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ def inline_figures() -> bool:
     return True
 
 
-#: Input size of the book's runs in the quick profile (the paper's size is unknown; see the model chapter).
-QUICK_IMG_SIZE = 64
-
-
 def data_root(root: str | Path | None = None) -> Path | None:
     """The data root: the argument, else ``$CONVAT_DATA``, else ``None`` (SynthME needs none)."""
     if root is not None:
@@ -66,14 +63,14 @@ def dataset_names() -> list[str]:
     return ["synthme", *DATASETS, *PROTOCOLS]
 
 
-def load_records(dataset: str = "synthme", profile: str = "quick", root: str | Path | None = None,
-                 seed: int = 0) -> list[ClipRecord]:
+def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, root: str | Path | None = None,
+                 seed: int = RECIPE.data_seed) -> list[ClipRecord]:
     """Clip records of a dataset by name: ``synthme`` (built in) or a real dataset under the data root.
 
     Real datasets (``casme2``, ``samm``, ``smic``, ``megc2019``) and named protocols (``casme2_5class``,
     ``samm_5class``, ``casme2_megc3``, ``samm_megc3``: one class scheme each, with its own label map) are read
     strictly from ``root`` (default ``$CONVAT_DATA``): annotation errors raise with the report (see
-    ``convat data check``); ``profile`` and ``seed`` apply to SynthME only.
+    ``convat data check``); ``profile`` and ``seed`` (the data seed: which SynthME draw) apply to SynthME only.
     """
     if dataset == "synthme":
         from convat.data.synth import generate
@@ -105,16 +102,24 @@ def profile_note(dataset: str, profile: str) -> str:
             "study) before calling one better.")
 
 
-def default_preprocess(size: int = QUICK_IMG_SIZE, flow: str = "tvl1", input: str = "flow") -> PreprocessConfig:
-    """The preprocessing every chapter uses unless it studies preprocessing itself; ``input`` switches to the
-    apex face image (``apex_grey``, ``apex_rgb``) or flow and apex together, on the same clips and crops."""
-    return PreprocessConfig(flow=flow, size=size, input=input)
+def default_preprocess(size: int | None = None, flow: str | None = None, input: str | None = None
+                       ) -> PreprocessConfig:
+    """The reference recipe's preprocessing (:data:`convat.recipe.RECIPE`), with the chapter's input size, flow
+    method or ``input`` (the apex face image ``apex_grey`` / ``apex_rgb``, or flow and apex together) when given.
+    """
+    changes = {k: v for k, v in {"img_size": size, "flow": flow, "input": input}.items() if v is not None}
+    return RECIPE.with_(**changes).preprocess_config()
 
 
-def default_train(model: str = "convat_tiny", epochs: int = 30, device: str = "auto", seed: int = 0,
-                  **overrides) -> TrainConfig:
-    """The training budget every chapter uses unless it studies training itself (``overrides`` may set ``lr``)."""
-    return TrainConfig(model=model, epochs=epochs, device=device, seed=seed, **{"lr": 2e-3, **overrides})
+def default_train(model: str | None = None, epochs: int | None = None, device: str | None = None,
+                  seed: int | None = None, **overrides) -> TrainConfig:
+    """The reference recipe's training (:data:`convat.recipe.RECIPE`) for ``model``, on ``device``, with the
+    training seed ``seed``; ``epochs`` given sets an epoch budget (instead of the recipe's step budget, if it has
+    one); ``overrides`` are further :class:`~convat.training.loop.TrainConfig` fields (e.g. ``lr``, ``beta``)."""
+    changes: dict = {k: v for k, v in {"model": model, "device": device, "seed": seed}.items() if v is not None}
+    if epochs is not None:
+        changes.update(epochs=epochs, steps=None)
+    return RECIPE.train_config(**{**changes, **overrides})
 
 
 # --- one switch for the real data: environment variables drive every chapter's parameters cell ----------------

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from convat.recipe import RECIPE
+
 
 @dataclass(frozen=True)
 class SweepPoint:
@@ -44,15 +46,18 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """What every point shares: the data, the preprocessing and the training budget."""
+    """What every point shares: the data, the preprocessing and the training budget (the reference recipe's,
+    :data:`convat.recipe.RECIPE`, unless given)."""
 
-    dataset: str = "synthme"
-    profile: str = "quick"
+    dataset: str = RECIPE.dataset
+    profile: str = RECIPE.profile
     data_root: str | None = None
-    img_size: int = 64
-    flow: str = "tvl1"
-    epochs: int = 30
-    device: str = "auto"
+    img_size: int = RECIPE.img_size
+    flow: str = RECIPE.flow
+    epochs: int = RECIPE.epochs
+    steps: int | None = RECIPE.steps
+    """Budget in optimiser steps (replaces ``epochs`` when set)."""
+    device: str = RECIPE.device
     strategy: str = "auto"
     parallel_folds: int = 1
     train_overrides: dict = field(default_factory=dict)
@@ -84,7 +89,8 @@ def point_config(point: SweepPoint, spec: SweepSpec):
     """The :class:`~convat.training.loop.TrainConfig` a point trains with."""
     from convat.book import default_train
 
-    return default_train(point.model, spec.epochs, spec.device, point.seed, **spec.train_overrides)
+    budget = {"epochs": spec.epochs, "steps": spec.steps}
+    return default_train(point.model, device=spec.device, seed=point.seed, **{**budget, **spec.train_overrides})
 
 
 def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:

@@ -68,7 +68,11 @@ def _error_line(capsys, argv) -> str:
     (["--model", "nosuchmodel"], "--model"),
     (["--batch-size", "0"], "--batch-size"),
     (["--img-size", "0"], "--img-size"),
-    (["--seed", "-1"], "--seed"),
+    (["--data-seed", "-1"], "--data-seed"),
+    (["--train-seed", "-1"], "--train-seed"),
+    (["--seed", "1"], "--seed"),  # one seed for data and training no longer exists
+    (["--steps", "0"], "--steps"),
+    (["--steps", "5", "--epochs", "2"], "--steps"),
     (["--n-boot", "0"], "--n-boot"),
     (["--n-boot", "-5"], "--n-boot"),
     (["--epochs", "0"], "--epochs"),
@@ -120,7 +124,8 @@ def test_lr_is_used(tiny_data, tmp_path, capsys):
     (["--flow", "farneback"], "preprocess.flow"),
     (["--img-size", "20"], "preprocess.size"),
     (["--profile", "composite"], "data.profile"),
-    (["--seed", "1"], "data.seed"),
+    (["--data-seed", "1"], "data.data_seed"),
+    (["--train-seed", "1"], "training.seed"),
     (["--epochs", "2"], "training.epochs"),
     (["--model", "ststnet"], "training.model"),
 ])

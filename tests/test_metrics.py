@@ -96,3 +96,21 @@ def test_results_table_names_the_better_model():
     by = results_table({"good": good}, by="dataset", n_boot=50)
     assert ("good", "all") in by.index and ("good", "synthme") in by.index
     assert best_model(by) == "good"
+
+
+def test_compare_runs_uses_one_threshold_for_every_chapter():
+    from convat.metrics import NEGLIGIBLE, compare_runs
+
+    assert compare_runs(0.50, 0.50 + NEGLIGIBLE / 2) == "about the same"
+    assert compare_runs(0.50 + NEGLIGIBLE + 0.001, 0.50) == "higher"
+    assert compare_runs(0.40, 0.50) == "lower"
+    assert compare_runs(0.40, 0.50, threshold=0.2) == "about the same"
+    with pytest.raises(ValueError, match="threshold"):
+        compare_runs(0.4, 0.5, threshold=-1)
+
+
+def test_seed_verdict_names_the_direction_of_the_difference():
+    from convat.metrics import seed_verdict
+
+    text = seed_verdict({"difference": -0.07, "low": -0.12, "high": -0.01, "p": 0.007}, "ststnet", "linear")
+    assert text.startswith("linear beats ststnet") and "ststnet − linear -0.070" in text

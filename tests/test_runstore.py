@@ -63,7 +63,8 @@ def test_identity_names_every_field_that_decides_predictions(data):
     from convat.loso import loso_splits, run_identity
 
     x, table = data
-    identity = run_identity(x, table, ONE, loso_splits(table), {"dataset": "synthme", "profile": "quick", "seed": 0})
+    identity = run_identity(x, table, ONE, loso_splits(table),
+                            {"dataset": "synthme", "profile": "quick", "data_seed": 0})
     assert set(identity) == {"data", "preprocess", "inputs", "training", "classes", "folds", "code"}
     assert identity["preprocess"]["flow"] == "dis" and identity["preprocess"]["size"] == 24
     assert identity["data"]["profile"] == "quick" and identity["training"]["epochs"] == 1

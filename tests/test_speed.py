@@ -91,6 +91,6 @@ def test_cli_loso_has_the_speed_flags_and_sweep_is_a_command():
     assert (args.strategy, args.task_index, args.num_tasks, args.threads, args.workers) == ("batched", 1, 4, 1, 2)
     with pytest.raises(SystemExit):
         parser.parse_args(["loso", "--strategy", "fastest"])
-    args = parser.parse_args(["sweep", "--models", "a", "b", "--seeds", "0", "1", "--out", "x",
+    args = parser.parse_args(["sweep", "--models", "a", "b", "--train-seeds", "0", "1", "--out", "x",
                               "--backend", "submitit", "--cluster", "debug"])
-    assert args.models == ["a", "b"] and args.seeds == [0, 1] and args.cluster == "debug"
+    assert args.models == ["a", "b"] and args.train_seeds == [0, 1] and args.cluster == "debug"

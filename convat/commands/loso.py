@@ -7,6 +7,7 @@ import os
 import re
 
 from convat.commands import UsageError, float_in, int_at_least
+from convat.recipe import RECIPE
 
 DESCRIPTION = """\
 Leave-one-subject-out (LOSO) evaluation: for every subject, train a fresh model on all the other subjects and
@@ -35,6 +36,10 @@ examples:
   convat loso --profile composite --out runs/c --task-index 0 --num-tasks 4   # one of 4 tasks (any order;
                                                  # the task that finds every fold present writes the results)
 """
+
+
+def _budget() -> str:
+    return f"{RECIPE.steps} steps" if RECIPE.steps is not None else f"{RECIPE.epochs} epochs"
 
 
 def _datasets() -> list[str]:
@@ -92,16 +97,21 @@ def validate(args: argparse.Namespace):
     )
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
-    if args.lr is not None:
-        overrides["lr"] = args.lr
-    return default_preprocess(args.img_size, args.flow), default_train(args.model, args.epochs, args.device,
-                                                                        args.seed, **overrides)
+    overrides["lr"] = args.lr
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    elif args.epochs is not None:
+        overrides.update(epochs=args.epochs, steps=None)
+    return (default_preprocess(args.img_size, args.flow),
+            default_train(args.model, device=args.device, seed=args.train_seed, **overrides))
 
 
 def data_identity(args: argparse.Namespace) -> dict:
-    """What names the data beyond the clip list: dataset, and for SynthME its profile and generator seed."""
+    """What names the data beyond the clip list: dataset, and for SynthME its profile and data seed (the draw)."""
     if args.dataset == "synthme":
-        return {"dataset": args.dataset, "profile": args.profile, "seed": args.seed}
+        return {"dataset": args.dataset, "profile": args.profile, "data_seed": args.data_seed}
     return {"dataset": args.dataset}
 
 
@@ -125,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         known = {"data": data, "preprocess": prep.params(), "training": asdict(config),
                  "code": runstore.code_fingerprint()}
         runstore.RunStore(args.out).check_identity(known, partial=True)
-    records = load_records(args.dataset, args.profile, args.data_root, seed=args.seed)
+    records = load_records(args.dataset, args.profile, args.data_root, seed=args.data_seed)
     x, table = preprocess(records, prep, progress=not args.quiet, workers=args.workers)
     n_subjects = subject_key(table).nunique()
     folds = None
@@ -155,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{present} of {n_subjects} folds present: scores are written by the task that completes the run")
         return 0
     by = "dataset" if predictions["dataset"].nunique() > 1 else None
-    scores = results_table({args.model: predictions}, by=by, n_boot=args.n_boot, seed=args.seed)
+    scores = results_table({args.model: predictions}, by=by, n_boot=args.n_boot)
     cols = [c for c in scores.columns if not c.endswith("fold_avg")]
     print(scores[cols].round(4).to_string())
     return 0
@@ -167,25 +177,36 @@ def register(subparsers) -> None:
         description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="synthme", choices=_datasets(),
-                      help="synthme (built in), a real dataset or a protocol under --data-root (default: synthme)")
+    data.add_argument("--dataset", default=RECIPE.dataset, choices=_datasets(),
+                      help=f"synthme (built in), a real dataset or a protocol under --data-root (default: "
+                           f"{RECIPE.dataset})")
     data.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
-    data.add_argument("--profile", default="quick", choices=_profiles(),
-                      help="SynthME profile (default: quick; ignored for real datasets)")
-    data.add_argument("--img-size", type=int_at_least(8), default=64, help="model input size in pixels (default: 64)")
-    data.add_argument("--flow", default="tvl1", choices=_flows(), help="optical-flow method (default: tvl1)")
+    data.add_argument("--profile", default=RECIPE.profile, choices=_profiles(),
+                      help=f"SynthME profile (default: {RECIPE.profile}; ignored for real datasets)")
+    data.add_argument("--data-seed", type=int_at_least(0), default=RECIPE.data_seed,
+                      help=f"which SynthME draw (default: {RECIPE.data_seed}; ignored for real datasets)")
+    data.add_argument("--img-size", type=int_at_least(8), default=RECIPE.img_size,
+                      help=f"model input size in pixels (default: {RECIPE.img_size})")
+    data.add_argument("--flow", default=RECIPE.flow, choices=_flows(),
+                      help=f"optical-flow method (default: {RECIPE.flow})")
     train = p.add_argument_group("training")
-    train.add_argument("--model", default="convat_tiny",
+    train.add_argument("--model", default=RECIPE.model,
                        help="timm model name: convat_tiny, convat_small, ststnet, offapexnet, vit_me_tiny, "
-                            "resnet_me, ... (default: convat_tiny)")
-    train.add_argument("--epochs", type=int_at_least(1), default=30,
-                       help="epochs per fold (maximum with --val-fraction; default: 30)")
-    train.add_argument("--batch-size", type=int_at_least(1), default=None, help="batch size (default: the book's)")
-    train.add_argument("--lr", type=float_in(0.0, None, low_open=True), default=None,
-                       help="peak learning rate (default: the book's)")
-    train.add_argument("--seed", type=int_at_least(0), default=0,
-                       help="seed of data generation and training (default: 0)")
-    train.add_argument("--device", default="auto",
+                            f"resnet_me, ... (default: {RECIPE.model})")
+    train.add_argument("--epochs", type=int_at_least(1), default=None,
+                       help=f"training budget in epochs per fold (maximum with --val-fraction; default: the "
+                            f"recipe's budget, {_budget()})")
+    train.add_argument("--steps", type=int_at_least(1), default=None,
+                       help="training budget in optimiser steps per fold instead: every fold the same number "
+                            "whatever its size")
+    train.add_argument("--batch-size", type=int_at_least(1), default=None,
+                       help=f"batch size (default: {RECIPE.batch_size})")
+    train.add_argument("--lr", type=float_in(0.0, None, low_open=True), default=RECIPE.lr,
+                       help=f"peak learning rate of the one-cycle schedule (default: {RECIPE.lr})")
+    train.add_argument("--train-seed", type=int_at_least(0), default=RECIPE.train_seed,
+                       help="seed of training: initialisation, sample order, mirror draws, dropout "
+                            f"(default: {RECIPE.train_seed}); the data has --data-seed")
+    train.add_argument("--device", default=RECIPE.device,
                        help="auto (CUDA with mixed precision if available, else CPU), cpu, cuda, cuda:N")
     train.add_argument("--val-fraction", type=float_in(0.0, 1.0), default=0.0,
                        help="share of training subjects kept for model selection, in [0, 1) (default 0: fixed "

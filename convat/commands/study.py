@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from convat.commands import int_at_least
+from convat.recipe import RECIPE
 
 DESCRIPTION = """\
 The reference study: every model, every training seed and every SynthME draw under leave-one-subject-out, with
@@ -31,7 +32,7 @@ def _spec(args: argparse.Namespace):
 
     return StudySpec(dataset=args.dataset, profile=args.profile, data_seeds=tuple(args.data_seeds),
                      train_seeds=tuple(args.train_seeds), models=tuple(args.models), linear=not args.no_linear,
-                     img_size=args.img_size, flow=args.flow, epochs=args.epochs)
+                     img_size=args.img_size, flow=args.flow, epochs=args.epochs, steps=args.steps)
 
 
 def _check_models(models: list[str]) -> None:
@@ -88,7 +89,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="study_command", required=True, metavar="ACTION")
     run = sub.add_parser("run", help="run or resume every cell of the study",
                          description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--dataset", default="synthme", choices=_datasets(),
+    run.add_argument("--dataset", default=RECIPE.dataset, choices=_datasets(),
                      help="dataset (default: synthme)")
     run.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
     run.add_argument("--profile", default="composite", choices=_profiles(),
@@ -98,11 +99,15 @@ def register(subparsers) -> None:
                      help="training seeds of every deep model (default: 0 1 2)")
     run.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="timm model names")
     run.add_argument("--no-linear", action="store_true", help="leave out the linear reference")
-    run.add_argument("--img-size", type=int_at_least(8), default=64, help="model input size (default: 64)")
-    run.add_argument("--flow", default="tvl1", choices=_flows(),
+    run.add_argument("--img-size", type=int_at_least(8), default=RECIPE.img_size,
+                     help=f"model input size (default: {RECIPE.img_size})")
+    run.add_argument("--flow", default=RECIPE.flow, choices=_flows(),
                      help="optical-flow method (default: tvl1)")
-    run.add_argument("--epochs", type=int_at_least(1), default=30, help="fixed budget per fold (default: 30)")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--epochs", type=int_at_least(1), default=RECIPE.epochs,
+                     help=f"fixed budget per fold in epochs (default: {RECIPE.epochs})")
+    run.add_argument("--steps", type=int_at_least(1), default=RECIPE.steps,
+                     help=f"fixed budget per fold in optimiser steps, replacing --epochs (default: {RECIPE.steps})")
+    run.add_argument("--device", default=RECIPE.device, help="auto, cpu, cuda or cuda:N")
     run.add_argument("--parallel-folds", type=int_at_least(1), default=1, help="folds trained at once")
     run.add_argument("--backend", default="local", choices=["local", "submitit"],
                      help="where the deep cells run: this machine, or a Slurm job array (convat.sweep)")

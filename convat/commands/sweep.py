@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from convat.recipe import RECIPE
+
 DESCRIPTION = """\
-Many LOSO runs: every combination of --models, --seeds (training seeds) and --draws (SynthME generation
-seeds), each in its own run folder ROOT/<model>/seed<S>-draw<D>. Points are idempotent: rerun the same
+Many LOSO runs: every combination of --models, --train-seeds and --data-seeds (SynthME draws), each in its
+own run folder ROOT/<model>/seed<S>-draw<D> (S the training seed, D the data seed). Everything else is the
+reference recipe (convat.recipe.RECIPE) unless a flag changes it. Points are idempotent: rerun the same
 command after a crash or a pre-empted job and finished points are read back, unfinished ones resume from their
 first missing fold. The pooled scores of every point go to ROOT/sweep.csv.
 """
 
 EXAMPLES = """\
 examples:
-  convat sweep --models convat_tiny ststnet --seeds 0 1 2 --out runs/sweep --jobs 2
-  convat sweep --models convat_tiny --seeds 0 1 2 3 --draws 0 1 --profile composite --out runs/sweep \\
+  convat sweep --models convat_tiny ststnet --train-seeds 0 1 2 --out runs/sweep --jobs 2
+  convat sweep --models convat_tiny --train-seeds 0 1 2 3 --data-seeds 0 1 --profile composite --out runs/sweep \\
       --backend submitit --slurm-partition gpu --gpus 1 --timeout-min 60      # one Slurm array task per point
-  convat sweep --models convat_tiny --seeds 0 1 --out runs/try --backend submitit --cluster local
+  convat sweep --models convat_tiny --train-seeds 0 1 --out runs/try --backend submitit --cluster local
 """
 
 
@@ -24,9 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     from convat.sweep import SweepSpec, grid, run_sweep
 
     spec = SweepSpec(dataset=args.dataset, profile=args.profile, data_root=args.data_root, img_size=args.img_size,
-                     flow=args.flow, epochs=args.epochs, device=args.device, strategy=args.strategy,
+                     flow=args.flow, epochs=args.epochs, steps=args.steps, device=args.device, strategy=args.strategy,
                      parallel_folds=args.parallel_folds)
-    points = grid(args.models, args.seeds, args.draws)
+    points = grid(args.models, args.train_seeds, args.data_seeds)
     slurm = {"timeout_min": args.timeout_min}
     if args.slurm_partition:
         slurm["slurm_partition"] = args.slurm_partition
@@ -34,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         slurm["gpus_per_node"] = args.gpus
     if args.cpus:
         slurm["cpus_per_task"] = args.cpus
-    print(f"{len(points)} runs ({len(args.models)} models x {len(args.seeds)} seeds x {len(args.draws)} draws), "
+    print(f"{len(points)} runs ({len(args.models)} models x {len(args.train_seeds)} training seeds x "
+          f"{len(args.data_seeds)} data seeds), "
           f"backend {args.backend}")
     frame = run_sweep(points, spec, args.out, backend=args.backend, jobs=args.jobs, cluster=args.cluster,
                       slurm=slurm)
@@ -48,17 +52,23 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="LOSO runs over models x seeds x draws (local pool or Slurm array)",
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["convat_tiny"], help="timm model names (default convat_tiny)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default 0)")
-    p.add_argument("--draws", nargs="+", type=int, default=[0], help="SynthME generation seeds (default 0)")
+    p.add_argument("--models", nargs="+", default=[RECIPE.model], help=f"timm model names (default {RECIPE.model})")
+    p.add_argument("--train-seeds", nargs="+", type=int, default=[RECIPE.train_seed],
+                   help=f"training seeds (default {RECIPE.train_seed})")
+    p.add_argument("--data-seeds", nargs="+", type=int, default=[RECIPE.data_seed],
+                   help=f"SynthME draws (default {RECIPE.data_seed}; a real dataset has one)")
     p.add_argument("--out", required=True, help="sweep folder (one run folder per point below it)")
-    p.add_argument("--dataset", default="synthme", help="dataset name (default synthme)")
+    p.add_argument("--dataset", default=RECIPE.dataset, help=f"dataset name (default {RECIPE.dataset})")
     p.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
-    p.add_argument("--profile", default="quick", help="SynthME profile: quick or composite (default quick)")
-    p.add_argument("--img-size", type=int, default=64, help="model input size (default 64)")
-    p.add_argument("--flow", default="tvl1", help="optical-flow method (default tvl1)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs per fold (default 30)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--profile", default=RECIPE.profile,
+                   help=f"SynthME profile: quick or composite (default {RECIPE.profile})")
+    p.add_argument("--img-size", type=int, default=RECIPE.img_size,
+                   help=f"model input size (default {RECIPE.img_size})")
+    p.add_argument("--flow", default=RECIPE.flow, help=f"optical-flow method (default {RECIPE.flow})")
+    p.add_argument("--epochs", type=int, default=RECIPE.epochs, help=f"epochs per fold (default {RECIPE.epochs})")
+    p.add_argument("--steps", type=int, default=RECIPE.steps,
+                   help=f"optimiser steps per fold, replacing --epochs (default {RECIPE.steps})")
+    p.add_argument("--device", default=RECIPE.device, help=f"auto, cpu, cuda, cuda:N (default {RECIPE.device})")
     p.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
                    help="how each run executes its folds (see convat loso --help)")
     p.add_argument("--parallel-folds", type=int, default=1, help="fold workers within each run (default 1)")

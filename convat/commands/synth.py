@@ -11,9 +11,10 @@ def _run(args: argparse.Namespace) -> int:
     from convat.data.records import records_table
     from convat.data.synth import GENERATOR_VERSION, generate
 
-    table = records_table(generate(args.profile, seed=args.seed, label_scheme=args.label_scheme))
+    table = records_table(generate(args.profile, seed=args.data_seed, label_scheme=args.label_scheme))
     n_subjects = table.subject.nunique()
-    print(f"SynthME ({GENERATOR_VERSION}) profile {args.profile!r}, seed {args.seed}, scheme {args.label_scheme!r}: "
+    print(f"SynthME ({GENERATOR_VERSION}) profile {args.profile!r}, data seed {args.data_seed}, "
+          f"scheme {args.label_scheme!r}: "
           f"{len(table)} clips, {n_subjects} subjects")
     print(table.groupby("label").size().rename("clips").to_string())
     print(table.groupby(["subject", "label"]).size().unstack(fill_value=0).to_string())
@@ -25,7 +26,8 @@ def register(subparsers) -> None:
     from convat.data.synth import LABEL_SCHEMES, PROFILES
 
     p.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="SynthME profile (default: quick)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="generator seed (default: 0)")
+    p.add_argument("--data-seed", type=int_at_least(0), default=0,
+                   help="the draw: SynthME's generator seed (default: 0, the draw the book reports)")
     p.add_argument("--label-scheme", default="megc3", choices=sorted(LABEL_SCHEMES),
                    help="megc3 (default) or five (CASME II-style)")
     p.set_defaults(func=_run)

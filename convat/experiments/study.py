@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
+from convat.recipe import RECIPE
 
 BUNDLE_FILE = "bundle.json"
 LINEAR = "linear"
@@ -47,9 +48,11 @@ class StudySpec:
     models: tuple[str, ...] = DEFAULT_MODELS
     linear: bool = True
     """Also run the logistic-regression reference on the same folds (deterministic: one run per draw)."""
-    img_size: int = 64
-    flow: str = "tvl1"
-    epochs: int = 30
+    img_size: int = RECIPE.img_size
+    flow: str = RECIPE.flow
+    epochs: int = RECIPE.epochs
+    steps: int | None = RECIPE.steps
+    """Budget in optimiser steps, replacing ``epochs`` when set (the reference recipe's budget by default)."""
     train_overrides: dict = field(default_factory=dict)
     """Further :class:`convat.training.loop.TrainConfig` fields shared by every deep cell."""
 
@@ -123,7 +126,7 @@ def sweep_spec(spec: StudySpec, data_root: str | Path | None = None, device: str
 
     return SweepSpec(dataset=spec.dataset, profile=spec.profile,
                      data_root=str(data_root) if data_root is not None else None, img_size=spec.img_size,
-                     flow=spec.flow, epochs=spec.epochs, device=device, strategy=strategy,
+                     flow=spec.flow, epochs=spec.epochs, steps=spec.steps, device=device, strategy=strategy,
                      parallel_folds=parallel_folds, train_overrides=dict(spec.train_overrides))
 
 

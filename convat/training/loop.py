@@ -27,11 +27,15 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run; recorded with every result."""
+    """Everything that decides a training run; recorded with every result.
+
+    The defaults are those of the reference recipe (:data:`convat.recipe.RECIPE`, which reads them from here);
+    entry points build configurations through the recipe, never from bare defaults.
+    """
 
     model: str = "convat_tiny"
     model_kwargs: dict = field(default_factory=dict)
-    epochs: int = 20
+    epochs: int = 30
     """Training budget in passes over the training set (unless ``steps`` is set); with ``val_fraction > 0`` it
     is the maximum, and the best validation epoch is kept."""
     steps: int | None = None
@@ -39,7 +43,7 @@ class TrainConfig:
     of steps whatever its training-set size (LOSO folds differ by the held-out subject's clips), the one-cycle
     schedule spans exactly these steps and the last pass over the data stops part-way."""
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.05
     beta: float = 1e-3
     """Weight of the variational bottleneck's KL term (0 switches it off in the loss)."""
@@ -50,6 +54,8 @@ class TrainConfig:
     hflip: bool = True
     """Mirror augmentation: flip the maps horizontally and negate the u channel (it is a horizontal flow)."""
     seed: int = 0
+    """The training seed: initialisation, sample order, mirror draws, dropout, the inner validation subjects.
+    The data (e.g. which SynthME draw) has its own seed (``Recipe.data_seed``)."""
     device: str = "auto"
     val_fraction: float = 0.0
     """Share of the *training subjects* set aside as an inner validation split for model selection (0: none,

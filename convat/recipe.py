@@ -1,0 +1,119 @@
+"""The reference recipe: the one place that says which experiment the package runs by default.
+
+Every entry point reads it: :func:`convat.book.default_preprocess` and :func:`convat.book.default_train` (and so
+the chapters), the ``convat loso`` / ``convat sweep`` / ``convat study`` defaults, the benchmarks and the
+reference study. The chapters' parameters cells spell the same values as literals, so a reader sees them and
+papermill can override them; ``tests/test_recipe.py`` parses every parameters cell and fails when one
+disagrees with :data:`RECIPE` (see :data:`CHAPTER_PARAMETERS`).
+
+Two seeds, never one: ``data_seed`` picks the SynthME draw (a new synthetic population; it changes nothing for a
+real dataset) and ``train_seed`` the initialisation, sample order, mirror draws and dropout of training
+(``TrainConfig.seed``). "Try another seed" therefore means one of the two, and the run keys, the CLI
+(``--data-seed``, ``--train-seed``) and the chapters (``DATA_SEED``, ``TRAIN_SEED``) keep them apart.
+
+The recipe sits above the training stage (it builds a :class:`~convat.training.loop.TrainConfig` and a
+:class:`~convat.preprocess.pipeline.PreprocessConfig`) and below the LOSO engine and the experiments, which
+take configurations, not recipes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from convat.preprocess.pipeline import PreprocessConfig
+from convat.training.loop import TrainConfig
+
+_TRAIN = TrainConfig()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The reference experiment: data, preprocessing, model, training budget and seeds."""
+
+    dataset: str = "synthme"
+    profile: str = "quick"
+    """SynthME profile: ``quick`` (10 subjects, the smoke test the book builds with) or ``composite``."""
+    data_seed: int = 0
+    """The SynthME draw (ignored for the real datasets)."""
+    flow: str = "tvl1"
+    img_size: int = 64
+    """Model input size in pixels (the paper does not state its own; see the model chapter)."""
+    input: str = "flow"
+    model: str = "convat_tiny"
+    epochs: int = _TRAIN.epochs
+    steps: int | None = _TRAIN.steps
+    """Budget in optimiser steps (replaces ``epochs`` when set); see :mod:`convat.experiments.tuning`."""
+    lr: float = _TRAIN.lr
+    batch_size: int = _TRAIN.batch_size
+    weight_decay: float = _TRAIN.weight_decay
+    beta: float = _TRAIN.beta
+    train_seed: int = _TRAIN.seed
+    """Initialisation, sample order, mirror draws and dropout (``TrainConfig.seed``)."""
+    device: str = "auto"
+
+    def preprocess_config(self, **overrides) -> PreprocessConfig:
+        """The preprocessing of this recipe; ``overrides`` are :class:`PreprocessConfig` fields."""
+        return PreprocessConfig(**{"flow": self.flow, "size": self.img_size, "input": self.input, **overrides})
+
+    def train_config(self, **overrides) -> TrainConfig:
+        """The training of this recipe; ``overrides`` are :class:`TrainConfig` fields (``seed`` is the training
+        seed)."""
+        values = {"model": self.model, "epochs": self.epochs, "steps": self.steps, "lr": self.lr,
+                  "batch_size": self.batch_size, "weight_decay": self.weight_decay, "beta": self.beta,
+                  "seed": self.train_seed, "device": self.device}
+        unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise TypeError(f"not TrainConfig fields: {', '.join(unknown)}")
+        return TrainConfig(**{**values, **overrides})
+
+    def with_(self, **changes) -> Recipe:
+        """A copy with ``changes`` (recipe field names), checked: an unknown name is an error."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"not recipe fields: {', '.join(unknown)} (fields: {', '.join(asdict(self))})")
+        return replace(self, **changes)
+
+
+#: The reference recipe.
+RECIPE = Recipe()
+
+#: Chapter parameter name -> recipe field. A parameters cell that sets one of these names must set the recipe's
+#: value (``param("NAME", default)`` counts by its default); chapters that study a setting name it differently.
+CHAPTER_PARAMETERS = {
+    "DATASET": "dataset", "PROFILE": "profile", "DATA_SEED": "data_seed", "FLOW": "flow", "IMG_SIZE": "img_size",
+    "MODEL": "model", "EPOCHS": "epochs", "STEPS": "steps", "LR": "lr", "TRAIN_SEED": "train_seed",
+    "DEVICE": "device",
+}
+
+
+def parameters_cell_values(source: str) -> dict[str, object]:
+    """The literal value of every simple assignment in a parameters cell's ``source``.
+
+    ``NAME = literal`` gives the literal; ``NAME = param("NAME", default)`` (the environment switch of
+    :func:`convat.book.param`) gives its default. Other assignments are skipped: they are not settings.
+    """
+    import ast
+
+    values: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        value = node.value
+        if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "param" and len(value.args) == 2:
+            value = value.args[1]
+        try:
+            values[node.targets[0].id] = ast.literal_eval(value)
+        except ValueError:
+            continue
+    return values
+
+
+def recipe_mismatches(source: str, recipe: Recipe = RECIPE) -> list[str]:
+    """``NAME = value (recipe: field = value)`` for every parameter of ``source`` that disagrees with ``recipe``."""
+    values = parameters_cell_values(source)
+    return [f"{name} = {values[name]!r} (recipe: {field} = {getattr(recipe, field)!r})"
+            for name, field in CHAPTER_PARAMETERS.items()
+            if name in values and values[name] != getattr(recipe, field)]
+
+
+__all__ = ["CHAPTER_PARAMETERS", "RECIPE", "Recipe", "parameters_cell_values", "recipe_mismatches"]

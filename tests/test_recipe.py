@@ -1,0 +1,80 @@
+"""One reference recipe: the package, the CLI, the chapters and the benchmarks read the same values."""
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from convat.recipe import (
+    CHAPTER_PARAMETERS,
+    RECIPE,
+    Recipe,
+    parameters_cell_values,
+    recipe_mismatches,
+)
+from convat.training.loop import TrainConfig
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+CHAPTERS = sorted(p for p in BOOK.glob("*.md") if "tags: [parameters]" in p.read_text(encoding="utf-8"))
+
+
+def _parameters(chapter: Path) -> str:
+    from convat.site.exercises import parameters_source
+
+    return parameters_source(chapter)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_parameters_cell_spells_the_recipe(chapter):
+    assert recipe_mismatches(_parameters(chapter)) == []
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_has_one_seed_for_data_and_training(chapter):
+    """A lone SEED would make "try another seed" change the data and the initialisation at once."""
+    values = parameters_cell_values(_parameters(chapter))
+    assert "SEED" not in values
+    source = chapter.read_text(encoding="utf-8")
+    assert "seed=SEED" not in source and "SEED +" not in source.replace("_SEED +", "")
+
+
+def test_the_parser_reads_literals_and_param_defaults_and_the_check_can_fail():
+    source = 'DATASET = param("DATASET", "synthme")\nEPOCHS = 7  # comment\nMODELS = ["a", "b"]\nX = f(1)\n'
+    assert parameters_cell_values(source) == {"DATASET": "synthme", "EPOCHS": 7, "MODELS": ["a", "b"]}
+    assert recipe_mismatches(source) == [f"EPOCHS = 7 (recipe: epochs = {RECIPE.epochs!r})"]
+
+
+def test_the_recipe_builds_the_configs_and_the_training_defaults_agree():
+    config = RECIPE.train_config()
+    bare = TrainConfig()
+    for name in ("epochs", "steps", "lr", "batch_size", "weight_decay", "beta", "model"):
+        assert getattr(config, name) == getattr(bare, name), name
+    assert config.seed == RECIPE.train_seed
+    assert RECIPE.with_(train_seed=3).train_config().seed == 3
+    prep = RECIPE.preprocess_config()
+    assert (prep.flow, prep.size, prep.input) == (RECIPE.flow, RECIPE.img_size, RECIPE.input)
+    with pytest.raises(TypeError, match="not recipe fields: seed"):
+        RECIPE.with_(seed=1)
+    with pytest.raises(TypeError, match="not TrainConfig fields: epoch"):
+        RECIPE.train_config(epoch=3)
+    assert set(CHAPTER_PARAMETERS.values()) <= {f.name for f in fields(Recipe)}
+
+
+def test_book_defaults_and_cli_defaults_come_from_the_recipe():
+    from convat.book import default_preprocess, default_train
+    from convat.cli import build_parser
+
+    assert default_train() == RECIPE.train_config()
+    assert default_train("ststnet", epochs=3).steps is None and default_train(epochs=3).epochs == 3
+    assert default_preprocess() == RECIPE.preprocess_config()
+    defaults = vars(build_parser().parse_args(["loso"]))
+    for dest, field in {"dataset": "dataset", "profile": "profile", "data_seed": "data_seed", "flow": "flow",
+                        "img_size": "img_size", "model": "model", "lr": "lr", "train_seed": "train_seed",
+                        "device": "device"}.items():
+        assert defaults[dest] == getattr(RECIPE, field), dest
+    from convat.commands.loso import validate
+
+    prep, config = validate(build_parser().parse_args(["loso"]))
+    assert config == RECIPE.train_config() and prep == RECIPE.preprocess_config()  # the budget too
+    _, config = validate(build_parser().parse_args(["loso", "--epochs", "3", "--train-seed", "2"]))
+    assert (config.epochs, config.steps, config.seed) == (3, None, 2)
