@@ -200,3 +200,28 @@ def test_step_plan_budgets_steps_not_epochs():
     assert step_plan(TrainConfig(epochs=3, batch_size=8, steps=7), 16) == (2, 4, 7)  # same steps, smaller fold
     with pytest.raises(ValueError, match="steps must be at least 1"):
         TrainConfig(steps=0)
+
+
+def test_fold_fit_measures_the_training_fit_and_an_inert_or_live_bottleneck():
+    """A model that memorised its clips fits them (UF1 1); sampling with sigma ~ 0.05 (the initial bottleneck)
+    changes no prediction, with sigma ~ 3 it changes some."""
+    import numpy as np
+    import timm
+    import torch
+
+    from convat.training.fit import fold_fit
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(12, 3, 32, 32)).astype("float32")
+    model = timm.create_model("convat_tiny", num_classes=3, in_chans=3, img_size=32).eval()
+    y = model(torch.as_tensor(x)).argmax(1).numpy()  # labels the model already predicts: a perfect fit
+    inert = fold_fit(model, x, y, 3)
+    assert inert["fit_accuracy"] == 1.0 and inert["fit_loss"] > 0
+    assert inert["sample_agreement"] == 1.0 and 0.0 < inert["sigma"] < 0.1
+    bottleneck = next(m for m in model.modules() if hasattr(m, "to_stats"))
+    with torch.no_grad():
+        bottleneck.to_stats.bias[bottleneck.to_stats.out_features // 2:] = 2.0  # log sigma^2 = 2: sigma ~ 2.7
+    live = fold_fit(model, x, y, 3)
+    assert live["sigma"] > 1.0 and live["sample_agreement"] < 1.0 and live["kl"] > 0 and inert["kl"] > 0
+    plain = fold_fit(timm.create_model("ststnet", num_classes=3, in_chans=3).eval(), x, y, 3)
+    assert np.isnan(plain["sigma"]) and np.isnan(plain["sample_agreement"]) and 0 <= plain["fit_accuracy"] <= 1

@@ -63,7 +63,9 @@ class VariationalTokens(nn.Module):
     """Per-token Gaussian bottleneck: ``z = mu + sigma * eps`` in training, ``z = mu`` in evaluation.
 
     After each forward pass, :attr:`kl` holds ``KL(q(z|x) || N(0, I))`` averaged over the batch and summed
-    over token dimensions divided by the number of tokens, so the training loop can add ``beta * kl``.
+    over token dimensions divided by the number of tokens, so the training loop can add ``beta * kl``, and
+    :attr:`sigma` the mean posterior standard deviation (detached: a diagnostic, see
+    :func:`convat.training.fit.fold_fit`).
     """
 
     def __init__(self, dim: int, logvar_init: float = -6.0):
@@ -73,11 +75,13 @@ class VariationalTokens(nn.Module):
         # are mostly noise and a small dataset never learns to read them.
         nn.init.constant_(self.to_stats.bias[dim:], logvar_init)
         self.kl = torch.zeros(())
+        self.sigma = torch.zeros(())
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.to_stats(tokens).chunk(2, dim=-1)
         logvar = logvar.clamp(-10.0, 10.0)
         self.kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+        self.sigma = (0.5 * logvar).exp().mean().detach()
         if self.training:
             return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         return mu
