@@ -18,7 +18,7 @@ def throughput(name: str, device: str = "cpu", img_size: int = 64, batch: int = 
     """Samples/s of training steps (forward, backward, AdamW) and of inference, batch ``batch``, random input."""
     import timm
 
-    import convat  # noqa: F401 - registers the models with timm
+    import convat.models  # noqa: F401 - registers the models with timm
 
     torch.manual_seed(0)
     model = timm.create_model(name, num_classes=3, in_chans=3, img_size=img_size).to(device)

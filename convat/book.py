@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from convat.data.records import ClipRecord
 from convat.preprocess.pipeline import PreprocessConfig
 from convat.recipe import RECIPE
-from convat.training.loop import TrainConfig
+from convat.training.config import TrainConfig
 
 if TYPE_CHECKING:
     import pandas as pd

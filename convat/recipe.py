@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from convat.preprocess.pipeline import PreprocessConfig
-from convat.training.loop import TrainConfig
+from convat.training.config import TrainConfig
 
 _TRAIN = TrainConfig()
 

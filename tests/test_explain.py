@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-import convat  # noqa: F401  (registers the models)
+import convat.models  # noqa: F401  (registers the models with timm)
 from convat.explain import (
     METHODS,
     attention_maps,

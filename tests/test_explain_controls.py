@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-import convat  # noqa: F401  (registers the models)
+import convat.models  # noqa: F401  (registers the models with timm)
 from convat.book import default_train
 from convat.data.synth import generate
 from convat.explain.controls import (

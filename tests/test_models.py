@@ -4,7 +4,7 @@ import timm
 import torch
 from timm.models.vision_transformer import Block
 
-import convat  # noqa: F401
+import convat.models  # noqa: F401  (registers the models with timm)
 from convat.models import MODEL_NAMES
 from convat.models.convat import ConVAT, kl_of
 from convat.models.profile import model_table
@@ -193,7 +193,7 @@ def test_architecture_diagram_is_drawn_from_the_model():
 
 
 def test_step_plan_budgets_steps_not_epochs():
-    from convat.training.loop import TrainConfig, step_plan
+    from convat.training.config import TrainConfig, step_plan
 
     assert step_plan(TrainConfig(epochs=3, batch_size=8), 18) == (3, 3, 9)  # 3 full passes of 3 steps
     assert step_plan(TrainConfig(epochs=3, batch_size=8, steps=7), 18) == (3, 3, 7)  # last pass stops at step 7

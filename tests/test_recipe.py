@@ -12,7 +12,7 @@ from convat.recipe import (
     parameters_cell_values,
     recipe_mismatches,
 )
-from convat.training.loop import TrainConfig
+from convat.training.config import TrainConfig
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = sorted(p for p in BOOK.glob("*.md") if "tags: [parameters]" in p.read_text(encoding="utf-8"))
@@ -78,3 +78,19 @@ def test_book_defaults_and_cli_defaults_come_from_the_recipe():
     assert config == RECIPE.train_config() and prep == RECIPE.preprocess_config()  # the budget too
     _, config = validate(build_parser().parse_args(["loso", "--epochs", "3", "--train-seed", "2"]))
     assert (config.epochs, config.steps, config.seed) == (3, None, 2)
+
+
+def test_the_public_face_is_lazy_and_every_export_resolves():
+    import subprocess
+    import sys
+
+    code = ("import sys, convat, convat.recipe; from convat.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out  # neither `import convat` nor `convat --help` loads torch or timm
+    import convat
+
+    for name in convat.__all__:
+        assert getattr(convat, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        convat.nope  # noqa: B018

@@ -81,7 +81,7 @@ def run_tuning(spec: TuningSpec, out: str | Path, progress: bool = True) -> pd.D
     from convat.experiments.study import machine_record
     from convat.models.selection import dev_selection
     from convat.site.environment import git_commit
-    from convat.training.loop import TrainConfig
+    from convat.training.config import TrainConfig
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,6 @@ __all__ = ["architecture_table", "describe", "plot_architecture"]
 if __name__ == "__main__":  # pragma: no cover - a quick look: python -m convat.models.diagram
     import timm
 
-    import convat  # noqa: F401
+    import convat.models  # noqa: F401  (registers the models with timm)
 
     print(architecture_table(timm.create_model("convat_tiny", num_classes=3, img_size=64), 64).to_string())
