@@ -35,3 +35,16 @@ def test_a_search_resumes_row_by_row_and_refuses_another_spec(tmp_path, monkeypa
     pd.testing.assert_frame_equal(read_rows(tmp_path / "t"), again)
     with pytest.raises(RunStoreError, match="differs in budgets"):
         run_tuning(TuningSpec(models=("ststnet",), budgets=(2,), profile="quick", n_groups=2), tmp_path / "t")
+
+
+def test_the_description_names_the_choice_and_the_models_that_do_not_fit(tmp_path):
+    from convat.experiments.tuning import describe_tuning
+
+    assert "No candidate" in describe_tuning(tmp_path, None)[0]
+    rows = pd.DataFrame({"model": ["a", "b", "a", "b"], "steps": [100, 100, 400, 400], "lr": 0.002,
+                         "val_uf1": [0.50, 0.40, 0.56, 0.50], "train_accuracy": [0.6, 0.7, 0.95, 0.8],
+                         "wall_s": 60.0, "commit": "abc1234", "code": "f" * 16})
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    text = " ".join(describe_tuning(tmp_path, None))
+    assert "**400 steps**" in text and "does **not** use it" in text and "b (0.80)" in text and "a (" not in text
+    assert "uses it" in " ".join(describe_tuning(tmp_path, 400))

@@ -141,6 +141,54 @@ def budget_table(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.pivot_table(index="model", columns="steps", values=["val_uf1", "train_accuracy"]).round(3)
 
 
+def read_record(out: str | Path) -> dict:
+    """``tuning.json`` of a search folder (spec, machine, date); an empty dict when there is none."""
+    path = Path(out) / RECORD_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def describe_tuning(out: str | Path, recipe_steps: int | None, fit_threshold: float = 0.9) -> list[str]:
+    """The sentences the book shows beside the search's table: provenance, progress, the rule's choice and
+    whether the recipe follows it, and which models do not fit their training clips at the chosen budget.
+
+    ``fit_threshold`` is the training accuracy below which a model is said not to fit its training subjects
+    (the logistic regression on the same inputs reaches ~.96).
+    """
+    record, rows = read_record(out), read_rows(out)
+    if rows.empty:
+        return [f"No candidate of the budget search has finished yet (`{out}`)."]
+    spec = record.get("spec", {})
+    total = len(spec.get("models", [])) * len(spec.get("budgets", [])) or len(rows)
+    machine = record.get("machine", {})
+    commits = ", ".join(f"`{c}`" for c in sorted(rows["commit"].astype(str).unique()))
+    lines = [f"Made by `python -m convat.experiments.tuning` from {record.get('date', '?')} on "
+             f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, torch {machine.get('torch', '?')}), "
+             f"commit(s) {commits}; {len(rows)} of {total} candidates finished, "
+             f"{rows['wall_s'].sum() / 60:.0f} min wall. Development draw: SynthME `data_seed` "
+             f"{spec.get('data_seed', '?')}, {spec.get('profile', '?')} profile, {spec.get('n_groups', '?')} "
+             "subject groups (never the draw the book evaluates on)."]
+    try:
+        chosen = choose_budget(rows)
+    except ValueError:
+        return lines + ["No budget has been finished by every model yet, so the rule cannot choose."]
+    tail = ("the reference recipe uses it" if recipe_steps == chosen else
+            f"the reference recipe does **not** use it yet (recipe: "
+            f"{'an epoch budget' if recipe_steps is None else f'{recipe_steps} steps'})")
+    lines.append(f"Rule (highest mean validation UF1 over the models, the smaller budget within .01): "
+                 f"**{chosen} steps**; {tail}.")
+    at = rows[rows["steps"] == chosen]
+    unfit = at[at["train_accuracy"] < fit_threshold].sort_values("train_accuracy")
+    if len(unfit):
+        names = ", ".join(f"{r.model} ({r.train_accuracy:.2f})" for r in unfit.itertuples())
+        lines.append(f"At {chosen} steps these models still do not fit their own training clips (training "
+                     f"accuracy below {fit_threshold:.2f}): {names}. Their held-out scores measure a model that "
+                     "has not learnt its training subjects, not what the architecture can do.")
+    else:
+        lines.append(f"At {chosen} steps every model fits its training clips (training accuracy at least "
+                     f"{fit_threshold:.2f}).")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     default = TuningSpec()
     p = argparse.ArgumentParser(
