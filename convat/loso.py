@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from convat import runstore
 from convat.metrics import subject_key
 from convat.runstore import RunStore, array_digest, default_cache_dir, json_digest
+from convat.training.fit import attach_fit, fold_fit
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
 Splits = dict[str, np.ndarray]
@@ -143,15 +144,18 @@ def run_fold(
 
     Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO). With
     ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split and the
-    best validation epoch is kept. ``curves``, a list, receives one dict per epoch (training curve).
+    best validation epoch is kept. ``curves``, a list, receives one dict per epoch (training curve); the row of
+    the returned epoch also carries the model's fit to its training clips and its bottleneck's statistics
+    (:func:`convat.training.fit.fold_fit`).
     """
     data = fold_inputs(x, table, fold, classes, config, test_mask)
     history: list = []
     model = train_model(data.x_fit, data.y[data.fit], len(classes), config, progress=progress, val=data.val,
                         history=history)
-    if curves is not None:
-        curves.extend({"fold": fold, **row} for row in history)
     proba = predict_proba(model, data.x_test, amp=config.amp)
+    if curves is not None:
+        attach_fit(history, fold_fit(model, data.x_fit, data.y[data.fit], len(classes), data.x_test, seed=config.seed))
+        curves.extend({"fold": fold, **row} for row in history)
     out = table.loc[data.test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
     out["prediction"] = [classes[i] for i in proba.argmax(1)]
     out["fold"] = fold

@@ -37,6 +37,11 @@ def test_batched_gives_the_sequential_predictions_and_curves(ragged, tmp_path):
     np.testing.assert_allclose(c_bat["lr"], c_seq["lr"], rtol=1e-9)  # per-fold one-cycle schedules
     np.testing.assert_allclose(c_bat["loss"], c_seq["loss"], rtol=1e-4)
     np.testing.assert_allclose(c_bat["train_accuracy"], c_seq["train_accuracy"])
+    # the returned model's fit to its training clips, on its selected row only, the same in both engines
+    for column in ("fit_uf1", "fit_accuracy", "fit_loss", "sigma", "kl", "sample_agreement"):
+        np.testing.assert_allclose(c_bat[column], c_seq[column], rtol=1e-4, err_msg=column)
+    assert c_seq.loc[c_seq["selected"], "fit_accuracy"].notna().all()
+    assert c_seq.loc[~c_seq["selected"], "fit_accuracy"].isna().all()
     assert (tmp_path / "bat" / "predictions.csv").exists()
 
 

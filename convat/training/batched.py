@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, stack_module_state, vmap
 
+from convat.training.fit import attach_fit, fold_fit
 from convat.training.loop import (
     TrainConfig,
     _amp_dtype,
@@ -232,6 +233,7 @@ def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: 
             out[f"p_{cls}"] = proba[:, c].astype(np.float64)
         for row in curves[i]:
             row["selected"] = row["epoch"] == curves[i][-1]["epoch"]
+        attach_fit(curves[i], fold_fit(model, f.x_fit, f.y_fit.numpy(), num_classes, f.x_test, seed=config.seed))
         out.attrs["curve"] = pd.DataFrame([{"fold": f.name, **row} for row in curves[i]])
         results[f.name] = out
     return results

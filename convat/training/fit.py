@@ -69,4 +69,12 @@ def fold_fit(model: torch.nn.Module, x_fit: np.ndarray, y_fit: np.ndarray, num_c
     return out
 
 
-__all__ = ["FIT_COLUMNS", "fold_fit"]
+def attach_fit(rows: list[dict], fit: dict[str, float]) -> None:
+    """Write ``fit`` into the curve row of the epoch whose weights were returned (``selected``), NaN into the
+    others: the fit describes the returned model, not every epoch."""
+    for row in rows:
+        chosen = row.get("selected", False)
+        row.update({k: (fit[k] if chosen else float("nan")) for k in FIT_COLUMNS})
+
+
+__all__ = ["FIT_COLUMNS", "attach_fit", "fold_fit"]
