@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from convat.metrics import confusion, subject_key
@@ -118,4 +119,27 @@ def plot_training_curves(curves: dict, metric: str = "loss", ax: plt.Axes | None
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize=7)
+    return ax
+
+
+def plot_fold_fit(fits: pd.DataFrame, held_out: pd.Series, ax: plt.Axes | None = None,
+                  threshold: float | None = None) -> plt.Axes:
+    """Per fold, the returned model's accuracy on its own training clips against its accuracy on the held-out
+    subject: under-fitting sits low on both axes, over-fitting high on the first and low on the second.
+
+    ``fits``: :func:`convat.training.fit.fit_table`; ``held_out``: accuracy per fold (e.g.
+    :func:`convat.metrics.per_subject`'s ``accuracy``, indexed like ``fits``); ``threshold`` draws the
+    training accuracy from which a model is said to fit.
+    """
+    ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
+    joined = fits[["fit_accuracy"]].join(held_out.rename("held_out"), how="inner")
+    ax.scatter(joined["fit_accuracy"], joined["held_out"], s=18, alpha=0.7)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":", label="held out = training")
+    if threshold is not None:
+        ax.axvline(threshold, color="0.4", lw=0.8, ls="--", label=f"fits from {threshold:.2f}")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("accuracy on its own training clips")
+    ax.set_ylabel("accuracy on the held-out subject")
+    ax.legend(fontsize=7, loc="upper left")
     return ax

@@ -225,3 +225,18 @@ def test_fold_fit_measures_the_training_fit_and_an_inert_or_live_bottleneck():
     assert live["sigma"] > 1.0 and live["sample_agreement"] < 1.0 and live["kl"] > 0 and inert["kl"] > 0
     plain = fold_fit(timm.create_model("ststnet", num_classes=3, in_chans=3).eval(), x, y, 3)
     assert np.isnan(plain["sigma"]) and np.isnan(plain["sample_agreement"]) and 0 <= plain["fit_accuracy"] <= 1
+
+
+def test_fit_table_and_its_sentence_name_an_unfit_model():
+    import pandas as pd
+
+    from convat.training.fit import FIT_COLUMNS, describe_fit, fit_table
+
+    curves = pd.DataFrame({"fold": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "selected": [False, True] * 2,
+                           **{c: [float("nan"), 0.5, float("nan"), 0.6] for c in FIT_COLUMNS}})
+    fits = fit_table(curves)
+    assert list(fits.index) == ["a", "b"] and list(fits["fit_accuracy"]) == [0.5, 0.6]
+    assert "**not** learnt" in describe_fit("m", fits)
+    fits["fit_accuracy"] = [0.95, 0.97]
+    assert "every fold at least 0.90" in describe_fit("m", fits)
+    assert "did not record" in describe_fit("m", fit_table(curves.drop(columns=["fit_accuracy"])))
