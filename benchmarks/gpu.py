@@ -19,7 +19,7 @@ import torch
 from benchmarks.common import target, write_result
 from convat.recipe import RECIPE
 
-FULL_EPOCHS = RECIPE.epochs  # the reference recipe's budget
+FULL_EPOCHS = 30  # the budget the speed issue's GPU targets were set on
 VARIANTS = ("sequential eager", "sequential compiled (reduce-overhead: CUDA graphs)", "batched (all folds, vmap)")
 
 

@@ -95,7 +95,12 @@ def render(results: dict[str, dict]) -> str:
                 "each a fresh process; busy = background processes started by the benchmark:", ""]
         out += _table(r["rows"], ["strategy", "busy_processes", "folds_timed", "epochs_timed", "train_s_median",
                                   "process_wall_s_median", "process_cpu_s_median", "load_avg_max",
-                                  "slowdown_vs_no_busy", "full_minutes_extrapolated"])
+                                  "slowdown_vs_no_busy", "full_minutes_extrapolated"]
+                     + (["recipe_minutes_extrapolated"] if "recipe_minutes_extrapolated" in r["rows"][0] else []))
+        if "recipe_extrapolation" in r:
+            out += ["", f"`full_minutes_extrapolated` is at {r['full_epochs']} epochs per fold (the budget the target "
+                    f"was set on); `recipe_minutes_extrapolated` at the reference recipe's {r['recipe_steps']} "
+                    f"optimiser steps per fold ({r['recipe_extrapolation']})."]
         out += [""]
     if "gpu" in results:
         r = results["gpu"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from convat.data.records import ClipRecord
 from convat.preprocess.pipeline import PreprocessConfig
-from convat.recipe import RECIPE
+from convat.recipe import RECIPE, Budget
 from convat.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -111,14 +111,25 @@ def default_preprocess(size: int | None = None, flow: str | None = None, input: 
     return RECIPE.with_(**changes).preprocess_config()
 
 
-def default_train(model: str | None = None, epochs: int | None = None, device: str | None = None,
+def training_budget(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, epochs: int | None = None,
+                    steps: int | None = None) -> Budget:
+    """The recipe's training budget per fold for ``dataset`` and ``profile`` (:meth:`convat.recipe.Recipe.budget`):
+    a short smoke-test budget on SynthME's quick profile, the tuned step budget otherwise; ``epochs`` or ``steps``
+    (a chapter's ``EPOCHS`` / ``STEPS`` parameters) replace it."""
+    return RECIPE.budget(dataset, profile, epochs=epochs, steps=steps)
+
+
+def default_train(model: str | None = None, budget: Budget | int | None = None, device: str | None = None,
                   seed: int | None = None, **overrides) -> TrainConfig:
     """The reference recipe's training (:data:`convat.recipe.RECIPE`) for ``model``, on ``device``, with the
-    training seed ``seed``; ``epochs`` given sets an epoch budget (instead of the recipe's step budget, if it has
-    one); ``overrides`` are further :class:`~convat.training.loop.TrainConfig` fields (e.g. ``lr``, ``beta``)."""
+    training seed ``seed`` and the budget ``budget`` (a :class:`~convat.recipe.Budget`, e.g. from
+    :func:`training_budget`; an int is a number of epochs; None: the recipe's own); ``overrides`` are further
+    :class:`~convat.training.loop.TrainConfig` fields (e.g. ``lr``, ``beta``)."""
     changes: dict = {k: v for k, v in {"model": model, "device": device, "seed": seed}.items() if v is not None}
-    if epochs is not None:
-        changes.update(epochs=epochs, steps=None)
+    if isinstance(budget, Budget):
+        changes.update(budget.train_fields())
+    elif budget is not None:
+        changes.update(epochs=int(budget), steps=None)
     return RECIPE.train_config(**{**changes, **overrides})
 
 

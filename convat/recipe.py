@@ -27,6 +27,42 @@ _TRAIN = TrainConfig()
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How long each fold trains: ``epochs`` passes over its training clips, or ``steps`` optimiser steps (the
+    same for every fold whatever its size). ``smoke`` marks the quick profile's short budget."""
+
+    epochs: int | None = None
+    steps: int | None = None
+    smoke: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(f"a budget is epochs or steps, exactly one (got epochs={self.epochs}, "
+                             f"steps={self.steps})")
+        if (self.epochs or self.steps) < 1:
+            raise ValueError(f"a budget must be at least 1, got {self.epochs or self.steps}")
+
+    def train_fields(self) -> dict:
+        """The :class:`TrainConfig` fields of this budget (an epoch budget clears ``steps``)."""
+        return {"steps": self.steps} if self.steps is not None else {"epochs": self.epochs, "steps": None}
+
+    def scaled(self, factor: float) -> Budget:
+        """The same kind of budget times ``factor`` (at least 1), e.g. a third of it."""
+        if self.steps is not None:
+            return Budget(steps=max(1, round(self.steps * factor)), smoke=self.smoke)
+        return Budget(epochs=max(1, round(self.epochs * factor)), smoke=self.smoke)
+
+    @property
+    def label(self) -> str:
+        """``"30 epochs"`` or ``"4000 steps"``."""
+        return f"{self.steps} steps" if self.steps is not None else f"{self.epochs} epochs"
+
+    def __str__(self) -> str:
+        text = f"{self.steps} optimiser steps" if self.steps is not None else f"{self.epochs} epochs"
+        return text + (" per fold (the quick profile's smoke-test budget)" if self.smoke else " per fold")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """The reference experiment: data, preprocessing, model, training budget and seeds."""
 
@@ -40,9 +76,13 @@ class Recipe:
     """Model input size in pixels (the paper does not state its own; see the model chapter)."""
     input: str = "flow"
     model: str = "convat_tiny"
-    epochs: int = _TRAIN.epochs
-    steps: int | None = _TRAIN.steps
-    """Budget in optimiser steps (replaces ``epochs`` when set); see :mod:`convat.experiments.tuning`."""
+    steps: int = 4000
+    """The training budget in optimiser steps per fold, the same for every fold whatever its size. Chosen by the
+    budget search (:mod:`convat.experiments.tuning`, ``results/tuning``) on a development SynthME draw of the
+    composite profile with a rule fixed before the search ran (:func:`~convat.experiments.tuning.choose_budget`)."""
+    smoke_epochs: int = 30
+    """The budget on SynthME's quick profile, which is a smoke test: it shows the pipeline running in minutes on
+    a CPU and ranks nothing, so it does not pay the reference budget (hours there on a CPU)."""
     lr: float = _TRAIN.lr
     batch_size: int = _TRAIN.batch_size
     weight_decay: float = _TRAIN.weight_decay
@@ -51,14 +91,35 @@ class Recipe:
     """Initialisation, sample order, mirror draws and dropout (``TrainConfig.seed``)."""
     device: str = "auto"
 
+    def budget(self, dataset: str | None = None, profile: str | None = None, epochs: int | None = None,
+               steps: int | None = None) -> Budget:
+        """The training budget per fold for ``dataset`` and ``profile`` (default: the recipe's own).
+
+        ``epochs`` or ``steps`` given is that budget (one, not both). Otherwise SynthME's quick profile trains
+        :attr:`smoke_epochs` epochs (a smoke test) and everything else the reference :attr:`steps`.
+        """
+        if epochs is not None and steps is not None:
+            raise ValueError(f"two budgets given (epochs={epochs}, steps={steps}); give one")
+        if epochs is not None:
+            return Budget(epochs=epochs)
+        if steps is not None:
+            return Budget(steps=steps)
+        dataset, profile = dataset or self.dataset, profile or self.profile
+        if dataset == "synthme" and profile == "quick":
+            return Budget(epochs=self.smoke_epochs, smoke=True)
+        return Budget(steps=self.steps)
+
     def preprocess_config(self, **overrides) -> PreprocessConfig:
         """The preprocessing of this recipe; ``overrides`` are :class:`PreprocessConfig` fields."""
         return PreprocessConfig(**{"flow": self.flow, "size": self.img_size, "input": self.input, **overrides})
 
     def train_config(self, **overrides) -> TrainConfig:
         """The training of this recipe; ``overrides`` are :class:`TrainConfig` fields (``seed`` is the training
-        seed)."""
-        values = {"model": self.model, "epochs": self.epochs, "steps": self.steps, "lr": self.lr,
+        seed). The budget is :meth:`budget`'s for the recipe's dataset and profile unless ``epochs`` or ``steps``
+        is given (``epochs`` alone is an epoch budget)."""
+        overrides = dict(overrides)
+        budget = self.budget(epochs=overrides.pop("epochs", None), steps=overrides.pop("steps", None))
+        values = {"model": self.model, **budget.train_fields(), "lr": self.lr,
                   "batch_size": self.batch_size, "weight_decay": self.weight_decay, "beta": self.beta,
                   "seed": self.train_seed, "device": self.device}
         unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
@@ -81,9 +142,12 @@ RECIPE = Recipe()
 #: value (``param("NAME", default)`` counts by its default); chapters that study a setting name it differently.
 CHAPTER_PARAMETERS = {
     "DATASET": "dataset", "PROFILE": "profile", "DATA_SEED": "data_seed", "FLOW": "flow", "IMG_SIZE": "img_size",
-    "MODEL": "model", "EPOCHS": "epochs", "STEPS": "steps", "LR": "lr", "TRAIN_SEED": "train_seed",
-    "DEVICE": "device",
+    "MODEL": "model", "LR": "lr", "TRAIN_SEED": "train_seed", "DEVICE": "device",
 }
+
+#: Chapter parameters that override the recipe's budget; a chapter leaves them ``None`` so that its budget follows
+#: ``DATASET`` and ``PROFILE`` (:meth:`Recipe.budget`).
+BUDGET_PARAMETERS = ("EPOCHS", "STEPS")
 
 
 def parameters_cell_values(source: str) -> dict[str, object]:
@@ -111,9 +175,12 @@ def parameters_cell_values(source: str) -> dict[str, object]:
 def recipe_mismatches(source: str, recipe: Recipe = RECIPE) -> list[str]:
     """``NAME = value (recipe: field = value)`` for every parameter of ``source`` that disagrees with ``recipe``."""
     values = parameters_cell_values(source)
-    return [f"{name} = {values[name]!r} (recipe: {field} = {getattr(recipe, field)!r})"
-            for name, field in CHAPTER_PARAMETERS.items()
-            if name in values and values[name] != getattr(recipe, field)]
+    return ([f"{name} = {values[name]!r} (recipe: {field} = {getattr(recipe, field)!r})"
+             for name, field in CHAPTER_PARAMETERS.items()
+             if name in values and values[name] != getattr(recipe, field)]
+            + [f"{name} = {values[name]!r} (must be None: the recipe's budget follows DATASET and PROFILE)"
+               for name in BUDGET_PARAMETERS if values.get(name) is not None])
 
 
-__all__ = ["CHAPTER_PARAMETERS", "RECIPE", "Recipe", "parameters_cell_values", "recipe_mismatches"]
+__all__ = ["BUDGET_PARAMETERS", "CHAPTER_PARAMETERS", "RECIPE", "Budget", "Recipe", "parameters_cell_values",
+           "recipe_mismatches"]

@@ -54,9 +54,10 @@ class SweepSpec:
     data_root: str | None = None
     img_size: int = RECIPE.img_size
     flow: str = RECIPE.flow
-    epochs: int = RECIPE.epochs
-    steps: int | None = RECIPE.steps
-    """Budget in optimiser steps (replaces ``epochs`` when set)."""
+    epochs: int | None = None
+    steps: int | None = None
+    """The budget: ``epochs`` or ``steps`` (one); neither is the recipe's for the dataset and profile
+    (:meth:`convat.recipe.Recipe.budget`)."""
     device: str = RECIPE.device
     strategy: str = "auto"
     parallel_folds: int = 1
@@ -64,6 +65,10 @@ class SweepSpec:
     """Extra :class:`~convat.training.loop.TrainConfig` fields (e.g. ``{"val_fraction": 0.15}``)."""
     synth_overrides: dict = field(default_factory=dict)
     """Extra arguments of :func:`convat.data.synth.generate` (e.g. a smaller population in tests)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError(f"two budgets given (epochs={self.epochs}, steps={self.steps}); give one")
 
 
 def grid(models: list[str], seeds: list[int], draws: list[int]) -> list[SweepPoint]:
@@ -87,10 +92,10 @@ def point_inputs(point: SweepPoint, spec: SweepSpec):
 
 def point_config(point: SweepPoint, spec: SweepSpec):
     """The :class:`~convat.training.loop.TrainConfig` a point trains with."""
-    from convat.book import default_train
+    from convat.book import default_train, training_budget
 
-    budget = {"epochs": spec.epochs, "steps": spec.steps}
-    return default_train(point.model, device=spec.device, seed=point.seed, **{**budget, **spec.train_overrides})
+    budget = training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
+    return default_train(point.model, budget, device=spec.device, seed=point.seed, **spec.train_overrides)
 
 
 def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:

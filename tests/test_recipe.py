@@ -8,6 +8,7 @@ import pytest
 from convat.recipe import (
     CHAPTER_PARAMETERS,
     RECIPE,
+    Budget,
     Recipe,
     parameters_cell_values,
     recipe_mismatches,
@@ -41,14 +42,39 @@ def test_no_chapter_has_one_seed_for_data_and_training(chapter):
 def test_the_parser_reads_literals_and_param_defaults_and_the_check_can_fail():
     source = 'DATASET = param("DATASET", "synthme")\nEPOCHS = 7  # comment\nMODELS = ["a", "b"]\nX = f(1)\n'
     assert parameters_cell_values(source) == {"DATASET": "synthme", "EPOCHS": 7, "MODELS": ["a", "b"]}
-    assert recipe_mismatches(source) == [f"EPOCHS = 7 (recipe: epochs = {RECIPE.epochs!r})"]
+    assert recipe_mismatches(source) == ["EPOCHS = 7 (must be None: the recipe's budget follows DATASET and PROFILE)"]
+    assert recipe_mismatches('LR = 0.5\nSTEPS = None\n') == [f"LR = 0.5 (recipe: lr = {RECIPE.lr!r})"]
+
+
+def test_the_budget_follows_the_dataset_and_profile():
+    """The quick profile is a smoke test with a short epoch budget; the composite and real data train the tuned
+    step budget; an explicit budget wins, and two are an error."""
+    assert RECIPE.budget("synthme", "quick") == Budget(epochs=RECIPE.smoke_epochs, smoke=True)
+    assert RECIPE.budget("synthme", "composite") == Budget(steps=RECIPE.steps)
+    assert RECIPE.budget("casme2", "quick") == Budget(steps=RECIPE.steps)  # the profile is SynthME's only
+    assert RECIPE.budget("synthme", "composite", epochs=5) == Budget(epochs=5)
+    assert RECIPE.budget("synthme", "quick", steps=50) == Budget(steps=50)
+    with pytest.raises(ValueError, match="two budgets"):
+        RECIPE.budget(epochs=1, steps=1)
+    with pytest.raises(ValueError, match="exactly one"):
+        Budget()
+    assert str(Budget(steps=10)) == "10 optimiser steps per fold"
+    assert "smoke" in str(RECIPE.budget("synthme", "quick"))
+    assert Budget(steps=10).scaled(1 / 3) == Budget(steps=3) and Budget(epochs=2).scaled(0.1) == Budget(epochs=1)
+    composite = RECIPE.with_(profile="composite").train_config()
+    assert (composite.steps, RECIPE.train_config().steps) == (RECIPE.steps, None)
+    from convat.book import default_train, training_budget
+
+    assert default_train(budget=training_budget("synthme", "composite")).steps == RECIPE.steps
+    assert default_train(budget=7).epochs == 7 and default_train(budget=7).steps is None
 
 
 def test_the_recipe_builds_the_configs_and_the_training_defaults_agree():
     config = RECIPE.train_config()
     bare = TrainConfig()
-    for name in ("epochs", "steps", "lr", "batch_size", "weight_decay", "beta", "model"):
+    for name in ("epochs", "lr", "batch_size", "weight_decay", "beta", "model"):
         assert getattr(config, name) == getattr(bare, name), name
+    assert config.epochs == RECIPE.smoke_epochs and config.steps is None  # the default profile is the quick one
     assert config.seed == RECIPE.train_seed
     assert RECIPE.with_(train_seed=3).train_config().seed == 3
     prep = RECIPE.preprocess_config()
@@ -78,6 +104,10 @@ def test_book_defaults_and_cli_defaults_come_from_the_recipe():
     assert config == RECIPE.train_config() and prep == RECIPE.preprocess_config()  # the budget too
     _, config = validate(build_parser().parse_args(["loso", "--epochs", "3", "--train-seed", "2"]))
     assert (config.epochs, config.steps, config.seed) == (3, None, 2)
+    _, config = validate(build_parser().parse_args(["loso", "--profile", "composite"]))
+    assert config.steps == RECIPE.steps  # the budget follows the profile
+    _, config = validate(build_parser().parse_args(["loso", "--profile", "composite", "--epochs", "4"]))
+    assert (config.epochs, config.steps) == (4, None)
 
 
 def test_the_public_face_is_lazy_and_every_export_resolves():
@@ -94,3 +124,16 @@ def test_the_public_face_is_lazy_and_every_export_resolves():
         assert getattr(convat, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         convat.nope  # noqa: B018
+
+
+def test_the_recipe_budget_is_the_one_the_committed_search_chose():
+    """The reference budget is not typed by hand: it is what the budget search's fixed rule picks from the
+    committed rows (``results/tuning``; rerun with ``python -m convat.experiments.tuning``)."""
+    from convat.experiments.tuning import choose_budget, read_record, read_rows
+
+    out = Path(__file__).resolve().parents[1] / "results" / "tuning"
+    rows = read_rows(out)
+    if rows.empty:
+        pytest.skip("no committed budget search (results/tuning)")
+    assert read_record(out)["spec"]["data_seed"] != RECIPE.data_seed  # tuned on another draw than the book's
+    assert RECIPE.steps == choose_budget(rows)

@@ -1,6 +1,7 @@
 """The reference study: a tiny grid runs, resumes, refuses another spec, reads back, and a slice reproduces."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,9 @@ def bundle(tmp_path_factory):
 
 
 def test_cells_and_bundle_record(bundle):
-    assert SPEC.cells() == [(0, "ststnet", 0), (0, "ststnet", 1), (0, LINEAR, None)]
+    assert SPEC.cells() == [(0, LINEAR, None), (0, "ststnet", 0), (0, "ststnet", 1)]
+    two = replace(SPEC, models=("a", "b"), linear=False)
+    assert two.cells() == [(0, "a", 0), (0, "b", 0), (0, "a", 1), (0, "b", 1)]  # every model per seed first
     record = json.loads((bundle / "bundle.json").read_text())
     assert set(record["cells"]) == {"cells/ststnet/seed0-draw0", "cells/ststnet/seed1-draw0", "cells/linear/draw0"}
     assert record["code"] == runstore.code_fingerprint()

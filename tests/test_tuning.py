@@ -48,3 +48,4 @@ def test_the_description_names_the_choice_and_the_models_that_do_not_fit(tmp_pat
     text = " ".join(describe_tuning(tmp_path, None))
     assert "**400 steps**" in text and "does **not** use it" in text and "b (0.80)" in text and "a (" not in text
     assert "uses it" in " ".join(describe_tuning(tmp_path, 400))
+    assert "margin over the best smaller budget is +0.080" in text  # (.56 + .50) / 2 - (.50 + .40) / 2

@@ -39,7 +39,7 @@ examples:
 
 
 def _budget() -> str:
-    return f"{RECIPE.steps} steps" if RECIPE.steps is not None else f"{RECIPE.epochs} epochs"
+    return f"{RECIPE.smoke_epochs} epochs on SynthME's quick profile (a smoke test), {RECIPE.steps} steps otherwise"
 
 
 def _datasets() -> list[str]:
@@ -63,7 +63,7 @@ def _flows() -> list[str]:
 def validate(args: argparse.Namespace):
     """Check what argparse cannot (model known to timm, device available, the training configuration) and
     return ``(preprocess config, training config)``; raises :class:`UsageError` naming the flag."""
-    from convat.book import default_preprocess, default_train
+    from convat.book import default_preprocess, default_train, training_budget
     from convat.loso import check_model_name
     from convat.training.loop import resolve_device
 
@@ -100,12 +100,9 @@ def validate(args: argparse.Namespace):
     overrides["lr"] = args.lr
     if args.steps is not None and args.epochs is not None:
         raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    elif args.epochs is not None:
-        overrides.update(epochs=args.epochs, steps=None)
+    budget = training_budget(args.dataset, args.profile, args.epochs, args.steps)
     return (default_preprocess(args.img_size, args.flow),
-            default_train(args.model, device=args.device, seed=args.train_seed, **overrides))
+            default_train(args.model, budget, device=args.device, seed=args.train_seed, **overrides))
 
 
 def data_identity(args: argparse.Namespace) -> dict:

@@ -103,10 +103,10 @@ def register(subparsers) -> None:
                      help=f"model input size (default: {RECIPE.img_size})")
     run.add_argument("--flow", default=RECIPE.flow, choices=_flows(),
                      help="optical-flow method (default: tvl1)")
-    run.add_argument("--epochs", type=int_at_least(1), default=RECIPE.epochs,
-                     help=f"fixed budget per fold in epochs (default: {RECIPE.epochs})")
-    run.add_argument("--steps", type=int_at_least(1), default=RECIPE.steps,
-                     help=f"fixed budget per fold in optimiser steps, replacing --epochs (default: {RECIPE.steps})")
+    run.add_argument("--epochs", type=int_at_least(1), default=None,
+                     help="fixed budget per fold in epochs instead of the recipe's steps")
+    run.add_argument("--steps", type=int_at_least(1), default=None,
+                     help=f"fixed budget per fold in optimiser steps (default: the recipe's, {RECIPE.steps})")
     run.add_argument("--device", default=RECIPE.device, help="auto, cpu, cuda or cuda:N")
     run.add_argument("--parallel-folds", type=int_at_least(1), default=1, help="folds trained at once")
     run.add_argument("--backend", default="local", choices=["local", "submitit"],

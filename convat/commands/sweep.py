@@ -65,9 +65,11 @@ def register(subparsers) -> None:
     p.add_argument("--img-size", type=int, default=RECIPE.img_size,
                    help=f"model input size (default {RECIPE.img_size})")
     p.add_argument("--flow", default=RECIPE.flow, help=f"optical-flow method (default {RECIPE.flow})")
-    p.add_argument("--epochs", type=int, default=RECIPE.epochs, help=f"epochs per fold (default {RECIPE.epochs})")
-    p.add_argument("--steps", type=int, default=RECIPE.steps,
-                   help=f"optimiser steps per fold, replacing --epochs (default {RECIPE.steps})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs per fold (default: the recipe's budget for the dataset and profile)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"optimiser steps per fold instead (the recipe's budget is {RECIPE.steps} steps, "
+                        f"{RECIPE.smoke_epochs} epochs on the quick profile)")
     p.add_argument("--device", default=RECIPE.device, help=f"auto, cpu, cuda, cuda:N (default {RECIPE.device})")
     p.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
                    help="how each run executes its folds (see convat loso --help)")

@@ -50,15 +50,19 @@ class StudySpec:
     """Also run the logistic-regression reference on the same folds (deterministic: one run per draw)."""
     img_size: int = RECIPE.img_size
     flow: str = RECIPE.flow
-    epochs: int = RECIPE.epochs
-    steps: int | None = RECIPE.steps
-    """Budget in optimiser steps, replacing ``epochs`` when set (the reference recipe's budget by default)."""
+    epochs: int | None = None
+    steps: int | None = None
+    """The budget per fold, ``epochs`` or ``steps``; neither given is the recipe's budget for the dataset and
+    profile (:meth:`convat.recipe.Recipe.budget`), written into the spec so that the bundle records it."""
     train_overrides: dict = field(default_factory=dict)
     """Further :class:`convat.training.loop.TrainConfig` fields shared by every deep cell."""
 
     def __post_init__(self) -> None:
         if not self.train_seeds or not self.data_seeds:
             raise ValueError("a study needs at least one training seed and one data seed")
+        budget = RECIPE.budget(self.dataset, self.profile, epochs=self.epochs, steps=self.steps)
+        object.__setattr__(self, "epochs", budget.epochs)
+        object.__setattr__(self, "steps", budget.steps)
         if not self.models and not self.linear:
             raise ValueError("a study needs at least one model (or the linear reference)")
         for name, values in (("train_seeds", self.train_seeds), ("data_seeds", self.data_seeds)):
@@ -69,12 +73,14 @@ class StudySpec:
         return self.data_seeds if self.dataset == "synthme" else (0,)
 
     def cells(self) -> list[tuple[int, str, int | None]]:
-        """``(data_seed, model, train_seed)`` of every cell; the linear reference has ``train_seed`` None."""
+        """``(data_seed, model, train_seed)`` of every cell, in the order they run: per draw the linear reference
+        (``train_seed`` None; minutes), then every model at the first training seed, then at the next, so that a
+        study cut short has compared every model on the same seeds rather than one model on all of them."""
         out: list[tuple[int, str, int | None]] = []
         for draw in self.draws():
-            out += [(draw, model, seed) for model in self.models for seed in self.train_seeds]
             if self.linear:
                 out.append((draw, LINEAR, None))
+            out += [(draw, model, seed) for seed in self.train_seeds for model in self.models]
         return out
 
     def to_json(self) -> dict:
@@ -208,7 +214,7 @@ def run_study(
         for d, m, s_ in deep:
             note(d, m, s_, {})
         deep = []
-    bar = tqdm([*deep, *[c for c in todo if c[1] == LINEAR]], desc="study", unit="cell", disable=not progress)
+    bar = tqdm([c for c in todo if c[1] == LINEAR or deep], desc="study", unit="cell", disable=not progress)
     for draw, model, seed in bar:
         bar.set_postfix_str(f"d{draw} {model}" + ("" if seed is None else f" s{seed}"))
         wall, cpu = time.perf_counter(), time.process_time()
