@@ -1,0 +1,280 @@
+"""Does ConVAT's variational bottleneck do anything? A β grid, a deterministic twin and two initial noise scales,
+over training seeds, with the bottleneck's own statistics beside UF1.
+
+The bottleneck samples each token from N(μ, σ²) in training and is pulled towards N(0, I) by β·KL. Started at
+log σ² = −6 (σ ≈ .05, the paper does not say), σ barely moves in a short budget and β = 0 and β > 0 give the
+same predictions: an ablation of β is then null by construction. This experiment therefore trains
+
+* ``deterministic``: the twin without the bottleneck (``variational=False``, the same layers otherwise);
+* ``default``: the recipe's model (its β and initial log σ²);
+* ``β = b``, for ``b`` on a log grid, with the noise started where it can matter (log σ² = ``logvar_init``,
+  0 by default: σ = 1);
+
+each under the same LOSO folds, budget and training seeds, and reports per arm the pooled UF1 and, from every
+fold's record (:mod:`convat.training.fit`), the bottleneck's mean σ, its KL term and how often a sampled
+prediction agrees with the posterior-mean one (1.0: the noise changes nothing), as mean ± SD over seeds. An
+arm is said to differ from the deterministic twin only when the mean difference over seeds is larger than
+both arms' seed-to-seed spread.
+
+Every (arm, seed) is one row of ``rows.csv`` in the output folder, written when finished (its LOSO run folder
+sits in the cache, resumable fold by fold); ``ablation.json`` records the spec, machine and date, each row the
+commit and code fingerprint. Run it with ``python -m convat.experiments.ablation --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from convat import runstore
+from convat.recipe import RECIPE
+
+ROWS_FILE = "rows.csv"
+RECORD_FILE = "ablation.json"
+DETERMINISTIC, DEFAULT = "deterministic", "default"
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """The arms, seeds and data of the ablation (recorded in ``ablation.json``)."""
+
+    model: str = "convat_tiny"
+    dataset: str = RECIPE.dataset
+    profile: str = RECIPE.profile
+    data_seed: int = RECIPE.data_seed
+    train_seeds: tuple[int, ...] = (0, 1, 2)
+    betas: tuple[float, ...] = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
+    logvar_init: float = 0.0
+    """Initial log σ² of the β arms (the recipe's model keeps its own in the ``default`` arm)."""
+    epochs: int | None = None
+    steps: int | None = None
+    """The budget (one of the two); neither is the recipe's for the dataset and profile."""
+    img_size: int = RECIPE.img_size
+    flow: str = RECIPE.flow
+    synth_overrides: dict = field(default_factory=dict)
+    """Extra arguments of :func:`convat.data.synth.generate` (a smaller population in tests)."""
+
+    def __post_init__(self) -> None:
+        if not self.train_seeds or len(set(self.train_seeds)) != len(self.train_seeds):
+            raise ValueError(f"train_seeds must be distinct and at least one, got {list(self.train_seeds)}")
+        if any(b < 0 for b in self.betas):
+            raise ValueError(f"β must be non-negative, got {list(self.betas)}")
+        RECIPE.budget(self.dataset, self.profile, epochs=self.epochs, steps=self.steps)  # one budget at most
+
+    def arms(self) -> dict[str, dict]:
+        """Arm name -> :class:`~convat.training.loop.TrainConfig` overrides."""
+        out: dict[str, dict] = {DETERMINISTIC: {"model_kwargs": {"variational": False}}, DEFAULT: {}}
+        for beta in self.betas:
+            out[beta_arm(beta)] = {"beta": float(beta), "model_kwargs": {"logvar_init": float(self.logvar_init)}}
+        return out
+
+    def cells(self) -> list[tuple[str, int]]:
+        """``(arm, train_seed)`` in run order: every arm at a seed before the next seed."""
+        return [(arm, seed) for seed in self.train_seeds for arm in self.arms()]
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def beta_arm(beta: float) -> str:
+    """The name of the arm with ``beta``: ``β = 0.001``."""
+    return f"β = {beta:g}"
+
+
+def default_out() -> Path:
+    """The repository's committed ablation, ``results/ablation`` next to the ``convat`` package."""
+    return runstore.PACKAGE_ROOT.parent / "results" / "ablation"
+
+
+def read_rows(out: str | Path) -> pd.DataFrame:
+    """The finished rows of an ablation folder (empty when there are none)."""
+    path = Path(out) / ROWS_FILE
+    return pd.read_csv(path, dtype={"commit": str, "code": str}) if path.exists() else pd.DataFrame()
+
+
+def read_record(out: str | Path) -> dict:
+    """``ablation.json`` of an ablation folder (spec, machine, date); an empty dict when there is none."""
+    path = Path(out) / RECORD_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def arm_row(arm: str, seed: int, predictions: pd.DataFrame, curves: pd.DataFrame, labels: list) -> dict:
+    """One finished (arm, seed): pooled UF1 / UAR and the folds' mean fit and bottleneck statistics."""
+    from convat.metrics import summarize
+    from convat.training.fit import fit_table
+
+    scores = summarize(predictions, labels=labels).loc["all"]
+    fits = fit_table(curves)
+    mean = {c: float(fits[c].mean()) if len(fits) else float("nan")
+            for c in ("fit_accuracy", "sigma", "kl", "sample_agreement")}
+    return {"arm": arm, "train_seed": seed, "uf1": float(scores["UF1"]), "uar": float(scores["UAR"]), **mean}
+
+
+def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Train every missing (arm, seed) and append its row to ``rows.csv``; return every finished row.
+
+    A folder holds one spec: another spec is refused, so rows of different experiments never mix.
+    """
+    from convat.book import default_preprocess, default_train, load_records, training_budget
+    from convat.experiments.study import machine_record
+    from convat.loso import cached_run
+    from convat.preprocess.pipeline import preprocess
+    from convat.site.environment import git_commit
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / RECORD_FILE
+    if record_path.exists():
+        diffs = runstore.identity_differences(json.loads(record_path.read_text())["spec"], spec.to_json())
+        if diffs:
+            raise runstore.RunStoreError(f"{out} holds an ablation with another spec ({'; '.join(diffs)}); "
+                                         "use another folder")
+    else:
+        runstore.atomic_write_text(record_path, json.dumps(
+            {"spec": spec.to_json(), "machine": machine_record(),
+             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
+    rows = read_rows(out)
+    done = set() if rows.empty else set(zip(rows["arm"], rows["train_seed"].astype(int), strict=True))
+    todo = [c for c in spec.cells() if c not in done]
+    if not todo:
+        return rows
+    if spec.dataset == "synthme" and spec.synth_overrides:
+        from convat.data.synth import generate
+
+        records = generate(spec.profile, seed=spec.data_seed, **spec.synth_overrides)
+    else:
+        records = load_records(spec.dataset, spec.profile, seed=spec.data_seed)
+    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+    labels = sorted(table["label"].unique())
+    budget = training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
+    arms = spec.arms()
+    for i, (arm, seed) in enumerate(todo, 1):
+        if progress:
+            print(f"[{i}/{len(todo)}] {arm}, training seed {seed}", flush=True)
+        wall, cpu = time.perf_counter(), time.process_time()
+        config = default_train(spec.model, budget, device="cpu", seed=seed, **arms[arm])
+        run = cached_run(x, table, config, progress=False)
+        row = {**arm_row(arm, seed, run.predictions, run.curves, labels),
+               "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+               "code": runstore.code_fingerprint(), "commit": git_commit()}
+        rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
+        buffer = io.StringIO()
+        rows.to_csv(buffer, index=False)
+        runstore.atomic_write_text(out / ROWS_FILE, buffer.getvalue())
+        if progress:
+            print(f"    UF1 {row['uf1']:.3f}, sigma {row['sigma']:.3f}, agreement {row['sample_agreement']:.3f}, "
+                  f"{row['wall_s']:.0f} s", flush=True)
+    return rows
+
+
+def ablation_table(rows: pd.DataFrame, arms: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per arm (rows, in ``arms`` order): mean ± SD over seeds of UF1, training accuracy, σ, KL and the
+    sampled-vs-mean agreement, and the number of seeds, as text for the page."""
+    order = list(arms) if arms is not None else list(dict.fromkeys(rows["arm"]))
+    columns = {"uf1": "UF1", "fit_accuracy": "training accuracy", "sigma": "σ", "kl": "KL",
+               "sample_agreement": "sampled = mean"}
+    out = {}
+    for arm in order:
+        sub = rows[rows["arm"] == arm]
+        if sub.empty:
+            continue
+        cells = {}
+        for key, name in columns.items():
+            values = sub[key].dropna()
+            cells[name] = "—" if values.empty else (
+                f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():.3f}")
+        cells["seeds"] = len(sub)
+        out[arm] = cells
+    return pd.DataFrame(out).T.rename_axis("arm")
+
+
+def differs(rows: pd.DataFrame, arm: str, reference: str = DETERMINISTIC, column: str = "uf1") -> tuple[float, bool]:
+    """``(mean difference arm − reference over the seeds both finished, whether it exceeds both arms' seed
+    SD)``: the ablation's rule for "differs" (a difference within the seed spread is not a finding)."""
+    a = rows[rows["arm"] == arm].set_index("train_seed")[column]
+    b = rows[rows["arm"] == reference].set_index("train_seed")[column]
+    seeds = a.index.intersection(b.index)
+    if len(seeds) < 2:
+        return float("nan"), False
+    diff = float((a[seeds] - b[seeds]).mean())
+    return diff, abs(diff) > max(float(a[seeds].std(ddof=1)), float(b[seeds].std(ddof=1)))
+
+
+def describe_ablation(out: str | Path) -> list[str]:
+    """The sentences beside the ablation's table: provenance, whether the bottleneck is active (σ away from its
+    start, predictions that change with the noise) and which arms differ from the deterministic twin."""
+    record, rows = read_record(out), read_rows(out)
+    if rows.empty:
+        return [f"No arm of the ablation has finished yet (`{out}`)."]
+    spec = AblationSpec(**{**record["spec"], "train_seeds": tuple(record["spec"]["train_seeds"]),
+                           "betas": tuple(record["spec"]["betas"])})
+    machine = record.get("machine", {})
+    commits = ", ".join(f"`{c}`" for c in sorted(rows["commit"].astype(str).unique()))
+    lines = [f"Made by `python -m convat.experiments.ablation` from {record.get('date', '?')} on "
+             f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs), commit(s) {commits}: {spec.model}, "
+             f"{spec.dataset} ({spec.profile} profile, data seed {spec.data_seed}), "
+             f"{len(rows)} of {len(spec.cells())} runs, {rows['wall_s'].sum() / 60:.0f} min."]
+    betas = [beta_arm(b) for b in spec.betas if beta_arm(b) in set(rows["arm"])]
+    if betas:
+        sigma = rows[rows["arm"].isin(betas)].groupby("arm")["sigma"].mean().reindex(betas)
+        agree = rows[rows["arm"].isin(betas)].groupby("arm")["sample_agreement"].mean().reindex(betas)
+        lines.append(f"Started at σ = {math.exp(spec.logvar_init / 2):.2f} (log σ² = {spec.logvar_init:g}), "
+                     f"the trained bottleneck's mean σ runs from {sigma.iloc[0]:.3f} ({betas[0]}) to "
+                     f"{sigma.iloc[-1]:.3f} ({betas[-1]}); a sampled prediction agrees with the posterior-mean one "
+                     f"on {agree.min():.0%}–{agree.max():.0%} of the training clips"
+                     + (" (the noise changes some predictions: the bottleneck is active)." if agree.min() < 0.99
+                        else " (the noise changes almost nothing: the bottleneck is close to inert)."))
+    if DEFAULT in set(rows["arm"]):
+        d = rows[rows["arm"] == DEFAULT]
+        lines.append(f"The recipe's own model (`{DEFAULT}`) ends at σ = {d['sigma'].mean():.3f}, sampled = mean on "
+                     f"{d['sample_agreement'].mean():.0%} of its training clips.")
+    verdicts = []
+    for arm in [DEFAULT, *betas]:
+        diff, real = differs(rows, arm)
+        if diff == diff:  # not NaN
+            verdicts.append(f"{arm} {diff:+.3f}" + (" (beyond the seed spread)" if real else ""))
+    if verdicts:
+        beyond = [v for v in verdicts if "beyond" in v]
+        lines.append("UF1 against the deterministic twin, mean over seeds: " + "; ".join(verdicts) + ". "
+                     + ("No arm differs from it by more than the seed-to-seed spread: on this data the variational "
+                        "bottleneck neither helps nor hurts measurably." if not beyond else
+                        f"{len(beyond)} arm(s) differ by more than the seed-to-seed spread."))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    default = AblationSpec()
+    p = argparse.ArgumentParser(
+        prog="python -m convat.experiments.ablation", description=__doc__.split("\n\n")[0],
+        epilog="example: python -m convat.experiments.ablation --out results/ablation --train-seeds 0 1 2",
+        allow_abbrev=False)
+    p.add_argument("--out", default="results/ablation", help="ablation folder (resumable; default results/ablation)")
+    p.add_argument("--model", default=default.model, help=f"timm model with a bottleneck (default {default.model})")
+    p.add_argument("--profile", default=default.profile, help=f"SynthME profile (default {default.profile})")
+    p.add_argument("--train-seeds", nargs="+", type=int, default=list(default.train_seeds), help="training seeds")
+    p.add_argument("--betas", nargs="+", type=float, default=list(default.betas), help="β grid")
+    p.add_argument("--logvar-init", type=float, default=default.logvar_init,
+                   help=f"initial log σ² of the β arms (default {default.logvar_init:g})")
+    p.add_argument("--epochs", type=int, default=None, help="budget in epochs (default: the recipe's)")
+    p.add_argument("--steps", type=int, default=None, help="budget in optimiser steps (default: the recipe's)")
+    args = p.parse_args(argv)
+    try:
+        spec = replace(default, model=args.model, profile=args.profile, train_seeds=tuple(args.train_seeds),
+                       betas=tuple(args.betas), logvar_init=args.logvar_init, epochs=args.epochs, steps=args.steps)
+    except ValueError as err:
+        p.error(str(err))
+    rows = run_ablation(spec, args.out)
+    print(ablation_table(rows, list(spec.arms())).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

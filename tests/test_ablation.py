@@ -1,0 +1,64 @@
+"""The variational ablation: its arms, resumable rows, the seed-spread rule and the page's sentences."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from convat.experiments.ablation import (
+    DEFAULT,
+    DETERMINISTIC,
+    AblationSpec,
+    ablation_table,
+    beta_arm,
+    describe_ablation,
+    differs,
+    read_rows,
+    run_ablation,
+)
+from convat.runstore import RunStoreError
+
+
+def test_the_arms_are_the_twin_the_default_and_the_beta_grid_with_noise_that_can_matter():
+    spec = AblationSpec(betas=(0.0, 0.1), logvar_init=0.0)
+    arms = spec.arms()
+    assert list(arms) == [DETERMINISTIC, DEFAULT, "β = 0", "β = 0.1"]
+    assert arms[DETERMINISTIC] == {"model_kwargs": {"variational": False}} and arms[DEFAULT] == {}
+    assert arms["β = 0.1"] == {"beta": 0.1, "model_kwargs": {"logvar_init": 0.0}}
+    assert spec.cells()[:4] == [(a, 0) for a in arms]  # every arm at a seed before the next seed
+    with pytest.raises(ValueError, match="two budgets"):
+        AblationSpec(epochs=1, steps=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        AblationSpec(betas=(-1.0,))
+
+
+def test_differs_needs_more_than_the_seed_spread():
+    rows = pd.DataFrame({"arm": ["a"] * 3 + ["b"] * 3, "train_seed": [0, 1, 2] * 2,
+                         "uf1": [0.50, 0.60, 0.55, 0.52, 0.58, 0.57]})
+    diff, real = differs(rows, "a", "b")
+    assert math.isclose(diff, -0.02 / 3) and not real
+    rows.loc[rows["arm"] == "a", "uf1"] += 0.2
+    assert differs(rows, "a", "b")[1]
+    assert math.isnan(differs(rows.iloc[[0, 3]], "a", "b")[0])  # one shared seed: no verdict
+
+
+def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    spec = AblationSpec(model="convat_tiny", profile="quick", train_seeds=(0, 1), betas=(0.0, 1.0), steps=2,
+                        img_size=16, flow="dis", synth_overrides={"n_subjects": 3, "clips_per_subject": 4})
+    rows = run_ablation(spec, tmp_path / "a", progress=False)
+    assert len(rows) == 8 and rows["uf1"].between(0, 1).all()
+    twin = rows[rows["arm"] == DETERMINISTIC]
+    assert twin["sigma"].isna().all() and rows[rows["arm"] == beta_arm(1.0)]["sigma"].gt(0).all()
+    (tmp_path / "a" / "rows.csv").write_text(rows.iloc[:5].to_csv(index=False))  # as if killed after 5 rows
+    again = run_ablation(spec, tmp_path / "a", progress=False)
+    pd.testing.assert_series_equal(again["uf1"], rows["uf1"])  # the rerun rows are the same computation
+    pd.testing.assert_frame_equal(read_rows(tmp_path / "a"), again)
+    with pytest.raises(RunStoreError, match="another spec"):
+        run_ablation(AblationSpec(train_seeds=(0,), steps=2, img_size=16, flow="dis"), tmp_path / "a")
+    table = ablation_table(again, list(spec.arms()))
+    assert list(table.index) == list(spec.arms()) and (table["seeds"] == 2).all()
+    assert table.loc[DETERMINISTIC, "σ"] == "—"
+    text = " ".join(describe_ablation(tmp_path / "a"))
+    assert "8 of 8 runs" in text and "against the deterministic twin" in text and "Started at σ = 1.00" in text
+    assert "No arm" in describe_ablation(tmp_path / "empty")[0]
