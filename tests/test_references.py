@@ -14,6 +14,7 @@ from convat.experiments.references import (
     au_set_baseline,
     identity_baseline,
     majority_baseline,
+    paired_comparisons,
     ranking_verdict,
     reference_runs,
 )
@@ -74,3 +75,16 @@ def test_the_ceiling_never_wins_a_ranking():
     overall = pd.DataFrame({"UF1": [0.5, 0.9, 0.3], "UF1_low": [0.4, 0.8, 0.2], "UF1_high": [0.6, 1.0, 0.4]},
                            index=["convat_tiny", AU_SET, MAJORITY])
     assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")
+
+
+def test_paired_comparisons_tell_apart_only_what_the_subjects_separate():
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "d", "subject": f"s{i // 10}", "label": ["a", "b"][i % 2]} for i in range(200)]
+    truth = pd.DataFrame(rows)
+    right = truth.assign(pred=truth["label"])
+    noisy = truth.assign(pred=np.where(rng.random(200) < 0.5, truth["label"], "a"))
+    same = right.copy()
+    lines = paired_comparisons({"ours": right, "noisy": noisy, "twin": same, AU_SET: right}, "ours", n_boot=300)
+    assert lines[0].startswith("- noisy: ours − noisy = +") and lines[0].endswith("the subjects tell them apart")
+    assert lines[1].startswith("- twin: ours − twin = +0.000") and "cannot tell them apart" in lines[1]
+    assert len(lines) == 3 and "training seed" in lines[2]  # the ceiling row is left out

@@ -222,6 +222,10 @@ def describe_ablation(out: str | Path) -> list[str]:
              f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs), commit(s) {commits}: {spec.model}, "
              f"{spec.dataset} ({spec.profile} profile, data seed {spec.data_seed}), "
              f"{len(rows)} of {len(spec.cells())} runs, {rows['wall_s'].sum() / 60:.0f} min."]
+    other = sorted(set(rows["code"].astype(str)) - {runstore.code_fingerprint()})
+    if other:
+        lines.append(f"> **Made by other code.** Rows were made with code fingerprint(s) {', '.join(other)}; the code "
+                     f"that decides results is now {runstore.code_fingerprint()}: rerun the command to refresh them.")
     betas = [beta_arm(b) for b in spec.betas if beta_arm(b) in set(rows["arm"])]
     if betas:
         sigma = rows[rows["arm"].isin(betas)].groupby("arm")["sigma"].mean().reindex(betas)

@@ -188,3 +188,25 @@ def ranking_verdict(overall: pd.DataFrame, ours: str, metric: str = "UF1") -> st
         return (f"**A trivial reference wins**: {winner} reaches a pooled {metric} of {w[metric]:.3f}, against "
                 f"{interval} for {ours}; no model here has learnt the task.")
     return f"**A baseline wins: {winner}** reaches a pooled {metric} of {w[metric]:.3f}, against {interval} for {ours}."
+
+
+def paired_comparisons(predictions: dict[str, pd.DataFrame], ours: str, labels: list | None = None,
+                       metric: str = "UF1", n_boot: int = 2000) -> list[str]:
+    """One Markdown line per other row of a single-seed ranking: ``ours`` minus it, with the interval of a
+    paired subject bootstrap (:func:`convat.metrics.paired_seed_test` with one run each; ceiling rows left out),
+    and whether the subjects tell them apart. A closing line says what such an interval leaves out: the
+    training seed's variance, so no line here ranks architectures."""
+    from convat.metrics import paired_seed_test
+
+    lines = []
+    for other, frame in predictions.items():
+        if other == ours or other in CEILING_ROWS:
+            continue
+        t = paired_seed_test([predictions[ours]], [frame], labels=labels, metric=metric, n_boot=n_boot)
+        apart = t["low"] > 0 or t["high"] < 0
+        lines.append(f"- {other}: {ours} − {other} = {t['difference']:+.3f} (paired over subjects, 95 % "
+                     f"{t['low']:+.3f} to {t['high']:+.3f}): "
+                     + ("the subjects tell them apart" if apart else "the subjects cannot tell them apart"))
+    lines.append("\nOne training seed: these intervals hold the subjects' variance but not the training seed's, so "
+                 "none of them ranks architectures; the study below does, over seeds.")
+    return lines
