@@ -32,17 +32,6 @@ def plot_confusion(
     return ax
 
 
-def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """Colour-wheel picture of a flow field (hue = direction, saturation = magnitude), ``(H, W, 3)`` float."""
-    import matplotlib.colors as mcolors
-
-    mag = np.linalg.norm(flow, axis=-1)
-    scale = max_magnitude or (np.percentile(mag, 99) + 1e-8)
-    hue = (np.arctan2(-flow[..., 1], flow[..., 0]) / (2 * np.pi)) % 1.0
-    hsv = np.dstack([hue, np.clip(mag / scale, 0, 1), np.ones_like(mag)])
-    return mcolors.hsv_to_rgb(hsv)
-
-
 def plot_subject_confusions(
     predictions, labels: Sequence, cols: int = 5, normalize: bool = False, size: float = 2.1,
     title: str = "",

@@ -158,15 +158,30 @@ def test_cache_writes_are_atomic_and_corrupt_entries_are_recomputed(tmp_path, mo
     assert not cache.path("cd" * 16).exists() and not list(tmp_path.rglob("*.tmp"))
 
 
-def test_flow_colour_coding():
-    from convat.preprocess.plots import colour_wheel, flow_to_rgb
+def test_one_flow_colour_code_for_every_figure():
+    """One convention, pinned: image coordinates, hue = direction, saturation = magnitude, still = white; every
+    plotting module draws motion with the same function."""
+    import convat.data.synth_plots as synth_plots
+    import convat.explain.plots as explain_plots
+    import convat.preprocess.plots as preprocess_plots
+    from convat.flowviz import colour_wheel, flow_to_rgb
 
     flow = np.zeros((4, 4, 2), np.float32)
-    flow[0, 0] = (1, 0)
+    flow[0, 0], flow[0, 1], flow[0, 2], flow[0, 3] = (1, 0), (0, 1), (-1, 0), (0, -1)
+    flow[1, 0] = (0.5, 0)
     rgb = flow_to_rgb(flow, 1.0)
-    np.testing.assert_allclose(rgb[1, 1], 1.0, atol=1e-6)  # still = white
-    assert rgb[0, 0, 0] > 0.9 and rgb[0, 0, 1] < 0.1  # rightwards = red
+    np.testing.assert_allclose(rgb[2, 2], 1.0, atol=1e-6)  # still = white
+    np.testing.assert_allclose(rgb[0, 0], (1, 0, 0), atol=1e-6)  # rightward = red
+    np.testing.assert_allclose(rgb[0, 1], (0.5, 1, 0), atol=1e-6)  # downward (image y) = yellow-green
+    np.testing.assert_allclose(rgb[0, 2], (0, 1, 1), atol=1e-6)  # leftward = cyan
+    np.testing.assert_allclose(rgb[0, 3], (0.5, 0, 1), atol=1e-6)  # upward = violet
+    np.testing.assert_allclose(rgb[1, 0], (1, 0.5, 0.5), atol=1e-6)  # half the scale: half the saturation
+    np.testing.assert_allclose(flow_to_rgb(flow * 3, 3.0), rgb, atol=1e-6)  # the scale normalises
     assert colour_wheel(9).shape == (9, 9, 4)
+    for module in (synth_plots, explain_plots, preprocess_plots):
+        assert module.flow_to_rgb is flow_to_rgb
+    with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
+        flow_to_rgb(np.zeros((4, 4)))
 
 
 def test_disk_clips_with_non_square_uncropped_frames_go_through_the_same_code(clips, tmp_path):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from convat.data.records import ClipRecord
 from convat.data.synth import EMOTION_AUS, LABEL_SCHEMES, _blink_amount, generate
-from convat.plots import flow_to_rgb
+from convat.flowviz import flow_to_rgb
 
 
 def one_clip_per_class(records: Sequence[ClipRecord], by: str = "emotion") -> list[ClipRecord]:

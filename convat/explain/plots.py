@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from convat.flowviz import flow_to_rgb
+
 METHOD_TITLES = {
     "saliency": "Saliency",
     "integrated_gradients": "Integrated Gradients",
@@ -17,17 +19,6 @@ METHOD_TITLES = {
     "rollout": "Attention rollout",
     "random": "Random map",
 }
-
-
-def flow_to_rgb(u: np.ndarray, v: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """Colour-coded flow ``(H, W, 3)`` in [0, 1]: hue = direction, brightness = magnitude (robust max)."""
-    import matplotlib.colors as mcolors
-
-    mag = np.hypot(u, v)
-    scale = scale or float(np.percentile(mag, 99) + 1e-8)
-    hue = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
-    hsv = np.dstack([hue, np.ones_like(hue), np.clip(mag / scale, 0, 1)])
-    return mcolors.hsv_to_rgb(hsv)
 
 
 def _normalise(amap: np.ndarray) -> np.ndarray:
@@ -65,7 +56,7 @@ def plot_gallery(
     cols = 2 + len(maps)
     fig, axes = plt.subplots(n, cols, figsize=(cell * cols, cell * n + 0.3), squeeze=False)
     for i in range(n):
-        flow = flow_to_rgb(x[i, 0], x[i, 1])
+        flow = flow_to_rgb(np.dstack([x[i, 0], x[i, 1]]))
         gray = apex[i].mean(-1)
         bg = gray if background == "apex" else flow
         overlay(axes[i, 0], apex[i], mask=masks[i], title="apex frame" if i == 0 else None)

@@ -7,35 +7,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from convat.data.records import ClipRecord
+from convat.flowviz import colour_wheel, flow_to_rgb
 from convat.preprocess.apex import apex_index, motion_curve
 from convat.preprocess.face import FaceBox, box_iou, per_frame_boxes
 from convat.preprocess.flow import compute_flow
 from convat.preprocess.strain import optical_strain
-
-
-def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """Colour coding of a flow field: hue = direction, saturation = magnitude / ``max_magnitude`` (white = still).
-
-    Direction follows the wheel of :func:`colour_wheel` (image coordinates, y down).
-    """
-    magnitude = np.linalg.norm(flow, axis=-1)
-    scale = max_magnitude or float(np.percentile(magnitude, 99)) or 1.0
-    angle = np.arctan2(flow[..., 1], flow[..., 0])
-    hsv = np.zeros((*flow.shape[:2], 3), dtype=np.float32)
-    hsv[..., 0] = (np.degrees(angle) % 360)
-    hsv[..., 1] = np.clip(magnitude / scale, 0, 1)
-    hsv[..., 2] = 1.0
-    return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0, 1)
-
-
-def colour_wheel(size: int = 65) -> np.ndarray:
-    """The legend of :func:`flow_to_rgb`: the colour of a unit flow in every direction, RGBA."""
-    r = (size - 1) / 2
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    flow = np.dstack([(xs - r) / r, (ys - r) / r])
-    rgb = flow_to_rgb(flow, 1.0)
-    alpha = (np.linalg.norm(flow, axis=-1) <= 1).astype(np.float32)
-    return np.dstack([rgb, alpha])
 
 
 def draw_box(ax, box: FaceBox, colour: str = "lime", label: str | None = None) -> None:
