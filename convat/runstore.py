@@ -36,7 +36,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "loso.py", "metrics.py")
 #: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
 #: (SynthME's generator and the readers' frame loading).
-PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth.py", "data/records.py")
+PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth", "data/records.py")
 
 
 class RunStoreError(ValueError):

@@ -8,12 +8,12 @@ from convat.data.synth import (
     LABEL_SCHEMES,
     PROFILES,
     SynthFrames,
-    _warp,
     clip_truth,
     composite_counts,
     generate,
     render_neutral,
 )
+from convat.data.synth.render import _warp
 
 
 def test_same_seed_same_frames_other_seed_other_frames():
