@@ -231,8 +231,9 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
 
     Checks per row: known emotion spelling, parsable onset/apex/offset, the clip folder, its frame names,
     onset <= offset, apex within [onset, offset], onset != apex, the onset/apex/offset frames on disk, and gaps
-    between onset and offset. Known defects are looked up in :mod:`convat.data.errata`; problems on clips the
-    scheme leaves out are downgraded to warnings.
+    between onset and offset (:func:`check_annotation`, :func:`check_clip_frames`). Known defects are looked up
+    in :mod:`convat.data.errata` (:func:`apply_erratum`); problems on clips the scheme leaves out are downgraded
+    to warnings.
     """
     records = []
     for row in rows:
@@ -244,75 +245,15 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
                  _local=local, _clip=clip_name, _row=row.row) -> None:
             _local.append(Issue(severity, code, dataset, message, file=file, row=_row, clip=_clip, frame=frame))
 
-        emotion = normalize_emotion(row.emotion)
-        if emotion not in EMOTIONS[dataset]:
-            flag("error", "unknown-emotion", f"Estimated Emotion {row.emotion!r} is not a known {dataset} label; "
-                 f"accepted: {', '.join(EMOTIONS[dataset])}")
-        label = mapping.get(emotion)
-        values = {}
-        for name, column, raw in zip(("onset", "apex", "offset"), row.columns, (row.onset, row.apex, row.offset),
-                                     strict=True):
-            values[name] = parse_frame_number(raw)
-            if values[name] is None:
-                what = "is blank" if is_blank(raw) else f"{raw!r} is not a frame number"
-                flag("error", "unparsable-annotation", f"{column} {what}", frame="blank" if is_blank(raw) else str(raw))
-        onset, apex, offset = values["onset"], values["apex"], values["offset"]
-        if onset is not None and offset is not None and onset > offset:
-            flag("error", "onset-after-offset", f"onset {onset} comes after offset {offset}", frame=onset)
-        if apex is not None and onset is not None and offset is not None and not onset <= apex <= offset:
-            flag("error", "apex-outside", f"apex {apex} is outside [onset {onset}, offset {offset}]", frame=apex)
-        if apex is not None and apex == onset:
-            flag("error", "onset-equals-apex", f"onset and apex are both frame {apex}, so the onset-to-apex "
-                 "motion is empty", frame=apex)
-
+        label = mapping.get(normalize_emotion(row.emotion))
+        onset, apex, offset = check_annotation(dataset, row, flag)
         folder = frames_dir / row.subject / row.clip
-        folder_name = rel(folder, base)
-        scan = None
-        if not inside(folder, frames_dir):
-            flag("error", "path-outside-root", f"subject {row.subject!r} / clip {row.clip!r} names the folder "
-                 f"{os.path.normpath(folder)}, outside the frame folder {frames_dir}; not read")
-        elif not folder.is_dir():
-            flag("error", "missing-clip-folder", f"clip folder {folder_name} does not exist", file=folder_name)
-        else:
-            scan = scan_frames(folder, pattern)
-            check_frame_folder(scan, flag, folder_name)
-            present = set(scan.numbers)
-            outside = any(i.code in ("apex-outside", "onset-after-offset") for i in local)
-            for name, number in (("onset", onset), ("apex", apex), ("offset", offset)):
-                if number is not None and number not in present and not (outside and name == "apex"):
-                    hint = frame_hint(row.subject, number)
-                    flag("error", "missing-frame", f"{name} frame {number} ({hint}) is not in the clip folder "
-                         f"({len(present)} frames found)", file=folder_name, frame=number)
-            if onset is not None and offset is not None and onset <= offset:
-                annotated = {onset, apex, offset}  # reported above when missing
-                gaps = [n for n in range(onset, offset + 1) if n not in present and n not in annotated]
-                if gaps:
-                    shown = ", ".join(map(str, gaps[:5])) + (" ..." if len(gaps) > 5 else "")
-                    flag("warning", "frame-gap", f"{len(gaps)} frame(s) missing between onset {onset} and offset "
-                         f"{offset}: {shown}", file=folder_name, frame=gaps[0])
-
-        entry = errata.lookup(dataset, row.subject, row.clip)
+        scan = check_clip_frames(row, (onset, apex, offset), folder, frames_dir, base, pattern, frame_hint, flag,
+                                 local)
         errors = [i for i in local if i.severity == "error"]
-        apex_unknown = False
-        if entry is not None:
-            matched = [i for i in errors if i.code == entry.defect]
-            what = matched[0].message if matched else f"defect {entry.defect!r} not found in this copy"
-            action = entry.action_for(scheme)
-            done = "excluded" if action == "exclude" else "kept with the apex unknown"
-            report.add("erratum", entry.defect, f"{what}; {done} in the {scheme} scheme by erratum: {entry.reason}",
-                       file=sheet_name, row=row.row, clip=clip_name, frame=matched[0].frame if matched else None)
-            local = [i for i in local if i not in matched]
-            if action == "exclude":
-                for issue in local:
-                    if issue.severity == "error":
-                        issue.severity = "warning"
-                        issue.message += " (clip excluded by an erratum anyway)"
-                report.issues.extend(local)
-                continue
-            apex_unknown = True
-            # the apex is dropped: checks that involve it no longer apply
-            local = [i for i in local if not (i.code in ("apex-outside", "onset-equals-apex") or
-                                              (i.code == "missing-frame" and i.message.startswith("apex")))]
+        local, excluded, apex_unknown = apply_erratum(dataset, row, scheme, local, report, sheet_name)
+        if excluded:
+            continue
         local = _one_error_per_row(local)
         if label is None:
             for issue in errors:
@@ -328,10 +269,101 @@ def build_annotated_records(dataset: str, rows: list[AnnotationRow], *, sheet_na
             onset=positions[onset], apex=None if apex_unknown else positions[apex], offset=positions[offset],
             frames=DiskFrames(tuple(scan.paths)), aus=row.aus, emotion=str(row.emotion).strip(),
             extra={"frame_numbers": tuple(scan.numbers), "annotation_file": sheet_name, "row": row.row,
-                   "folder": folder_name, "scheme": scheme},
+                   "folder": rel(folder, base), "scheme": scheme},
         ))
     report.n_records += len(records)
     return records
+
+
+def check_annotation(dataset: str, row: AnnotationRow, flag: Callable[..., None]
+                     ) -> tuple[int | None, int | None, int | None]:
+    """The sheet-only checks of one row (emotion spelling, frame numbers that parse, onset <= apex <= offset,
+    onset != apex), each problem reported through ``flag``; the parsed ``(onset, apex, offset)`` (None where
+    unparsable)."""
+    emotion = normalize_emotion(row.emotion)
+    if emotion not in EMOTIONS[dataset]:
+        flag("error", "unknown-emotion", f"Estimated Emotion {row.emotion!r} is not a known {dataset} label; "
+             f"accepted: {', '.join(EMOTIONS[dataset])}")
+    values = {}
+    for name, column, raw in zip(("onset", "apex", "offset"), row.columns, (row.onset, row.apex, row.offset),
+                                 strict=True):
+        values[name] = parse_frame_number(raw)
+        if values[name] is None:
+            what = "is blank" if is_blank(raw) else f"{raw!r} is not a frame number"
+            flag("error", "unparsable-annotation", f"{column} {what}", frame="blank" if is_blank(raw) else str(raw))
+    onset, apex, offset = values["onset"], values["apex"], values["offset"]
+    if onset is not None and offset is not None and onset > offset:
+        flag("error", "onset-after-offset", f"onset {onset} comes after offset {offset}", frame=onset)
+    if apex is not None and onset is not None and offset is not None and not onset <= apex <= offset:
+        flag("error", "apex-outside", f"apex {apex} is outside [onset {onset}, offset {offset}]", frame=apex)
+    if apex is not None and apex == onset:
+        flag("error", "onset-equals-apex", f"onset and apex are both frame {apex}, so the onset-to-apex "
+             "motion is empty", frame=apex)
+    return onset, apex, offset
+
+
+def check_clip_frames(row: AnnotationRow, frames: tuple[int | None, int | None, int | None], folder: Path,
+                      frames_dir: Path, base: Path, pattern: re.Pattern, frame_hint: Callable[[str, int], str],
+                      flag: Callable[..., None], local: list[Issue]) -> FrameScan | None:
+    """The on-disk checks of one row: the clip folder exists inside the frame folder, its frame names, the
+    annotated frames are present and the gaps between onset and offset; the folder's scan (None when it cannot
+    be read). ``local`` holds the row's issues so far (an apex already outside the clip is not looked for)."""
+    onset, apex, offset = frames
+    folder_name = rel(folder, base)
+    if not inside(folder, frames_dir):
+        flag("error", "path-outside-root", f"subject {row.subject!r} / clip {row.clip!r} names the folder "
+             f"{os.path.normpath(folder)}, outside the frame folder {frames_dir}; not read")
+        return None
+    if not folder.is_dir():
+        flag("error", "missing-clip-folder", f"clip folder {folder_name} does not exist", file=folder_name)
+        return None
+    scan = scan_frames(folder, pattern)
+    check_frame_folder(scan, flag, folder_name)
+    present = set(scan.numbers)
+    outside = any(i.code in ("apex-outside", "onset-after-offset") for i in local)
+    for name, number in (("onset", onset), ("apex", apex), ("offset", offset)):
+        if number is not None and number not in present and not (outside and name == "apex"):
+            hint = frame_hint(row.subject, number)
+            flag("error", "missing-frame", f"{name} frame {number} ({hint}) is not in the clip folder "
+                 f"({len(present)} frames found)", file=folder_name, frame=number)
+    if onset is not None and offset is not None and onset <= offset:
+        annotated = {onset, apex, offset}  # reported above when missing
+        gaps = [n for n in range(onset, offset + 1) if n not in present and n not in annotated]
+        if gaps:
+            shown = ", ".join(map(str, gaps[:5])) + (" ..." if len(gaps) > 5 else "")
+            flag("warning", "frame-gap", f"{len(gaps)} frame(s) missing between onset {onset} and offset "
+                 f"{offset}: {shown}", file=folder_name, frame=gaps[0])
+    return scan
+
+
+def apply_erratum(dataset: str, row: AnnotationRow, scheme: str, local: list[Issue], report: ValidationReport,
+                  sheet_name: str) -> tuple[list[Issue], bool, bool]:
+    """Apply a known defect of the row's clip (:mod:`convat.data.errata`), if it has one: report it, and either
+    exclude the clip (its other errors become warnings, already added to ``report``) or keep it with the apex
+    unknown (the apex checks no longer apply). Returns ``(issues left, excluded, apex unknown)``."""
+    entry = errata.lookup(dataset, row.subject, row.clip)
+    if entry is None:
+        return local, False, False
+    clip_name = f"{row.subject}/{row.clip}"
+    errors = [i for i in local if i.severity == "error"]
+    matched = [i for i in errors if i.code == entry.defect]
+    what = matched[0].message if matched else f"defect {entry.defect!r} not found in this copy"
+    action = entry.action_for(scheme)
+    done = "excluded" if action == "exclude" else "kept with the apex unknown"
+    report.add("erratum", entry.defect, f"{what}; {done} in the {scheme} scheme by erratum: {entry.reason}",
+               file=sheet_name, row=row.row, clip=clip_name, frame=matched[0].frame if matched else None)
+    local = [i for i in local if i not in matched]
+    if action == "exclude":
+        for issue in local:
+            if issue.severity == "error":
+                issue.severity = "warning"
+                issue.message += " (clip excluded by an erratum anyway)"
+        report.issues.extend(local)
+        return local, True, False
+    # the apex is dropped: checks that involve it no longer apply
+    local = [i for i in local if not (i.code in ("apex-outside", "onset-equals-apex") or
+                                      (i.code == "missing-frame" and i.message.startswith("apex")))]
+    return local, False, True
 
 
 def is_blank(value: object) -> bool:
