@@ -38,8 +38,9 @@ env: $(STAMP)  ## create .venv (torch, torchvision from the registry) and instal
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, and the layer contract (import-linter: stages import only earlier stages)
 	$(BIN)/ruff check convat tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 book: $(STAMP)  ## execute every chapter (SynthME, or DATASET=... DATA=...) and render _build/html; fails on any error
 	OMP_NUM_THREADS=$(BOOK_THREADS) MKL_NUM_THREADS=$(BOOK_THREADS) OMP_WAIT_POLICY=PASSIVE \

@@ -83,6 +83,21 @@ def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, r
     raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(map(repr, dataset_names()))}")
 
 
+def key_results(items: Mapping[str, object], dataset: str, profile: str) -> str:
+    """The "Key results" box of a chapter: its headline numbers, each computed by the chapter's cells and passed in
+    as ``label -> value`` (floats shown to three decimals), under a title that says what data they come from (the
+    quick SynthME profile is labelled a smoke test)."""
+    if not items:
+        raise ValueError("key_results needs at least one item")
+    source = (f"SynthME, {profile} profile" + (": a smoke test, no ranking" if profile == "quick" else "")
+              if dataset == "synthme" else dataset)
+    lines = [f"> **Key results** (computed on this page; {source})", ">"]
+    for label, value in items.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        lines.append(f"> - {label}: **{shown}**")
+    return "\n".join(lines)
+
+
 def profile_note(dataset: str, profile: str) -> str:
     """The label every results page shows beside its numbers: the quick SynthME profile is a smoke test.
 

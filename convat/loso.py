@@ -313,7 +313,7 @@ def run_loso(
             if strategy == "batched" and todo:
                 from convat.training.batched import run_batched
 
-                for fold, part in run_batched(x, table, classes, config, todo).items():
+                for fold, part in run_batched(x, table, classes, config, todo, fold_inputs).items():
                     curve = part.attrs.pop("curve", None)
                     if store is not None:
                         store.write_fold(fold, part, curve, RunStore.clip_ids(table, todo[fold]))

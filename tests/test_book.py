@@ -203,3 +203,16 @@ def test_the_quick_profile_is_labelled_a_smoke_test_on_every_results_page():
     for chapter in ("02_data", "04_model", "05_loso", "06_results", "07_explainability", "08_pitfalls"):
         text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
         assert "profile_note(DATASET, PROFILE)" in text, f"{chapter} does not label its profile"
+
+
+def test_key_results_box_shows_the_computed_values_and_labels_the_smoke_test():
+    from convat.book import key_results
+
+    box = key_results({"pooled UF1": 0.51234, "folds": 10, "verdict": "about the same"}, "synthme", "quick")
+    lines = box.splitlines()
+    assert lines[0].startswith("> **Key results**") and "smoke test" in lines[0]
+    assert lines[2:] == ["> - pooled UF1: **0.512**", "> - folds: **10**", "> - verdict: **about the same**"]
+    assert "smoke" not in key_results({"x": 1.0}, "casme2", "quick") and "casme2" in key_results({"x": 1.0}, "casme2",
+                                                                                                "quick")
+    with pytest.raises(ValueError, match="at least one"):
+        key_results({}, "synthme", "quick")

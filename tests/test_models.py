@@ -155,7 +155,7 @@ def test_convat_rejects_an_unknown_pooling():
 def test_grouped_cv_scores_a_candidate_on_whole_subjects(one_thread):
     import pandas as pd
 
-    from convat.models.selection import dev_selection, grouped_cv
+    from convat.experiments.selection import dev_selection, grouped_cv
 
     rng = np.random.default_rng(0)
     labels = np.array(["negative", "positive", "surprise"])[np.arange(16) % 3]

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convat import pitfalls
 from convat.data.synth import generate
+from convat.experiments import pitfalls
 from convat.loso import cached_loso, loso_splits, random_splits, run_loso, subject_ids
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig

@@ -81,8 +81,8 @@ def test_paired_comparisons_tell_apart_only_what_the_subjects_separate():
     rng = np.random.default_rng(0)
     rows = [{"dataset": "d", "subject": f"s{i // 10}", "label": ["a", "b"][i % 2]} for i in range(200)]
     truth = pd.DataFrame(rows)
-    right = truth.assign(pred=truth["label"])
-    noisy = truth.assign(pred=np.where(rng.random(200) < 0.5, truth["label"], "a"))
+    right = truth.assign(prediction=truth["label"])
+    noisy = truth.assign(prediction=np.where(rng.random(200) < 0.5, truth["label"], "a"))
     same = right.copy()
     lines = paired_comparisons({"ours": right, "noisy": noisy, "twin": same, AU_SET: right}, "ours", n_boot=300)
     assert lines[0].startswith("- noisy: ours − noisy = +") and lines[0].endswith("the subjects tell them apart")

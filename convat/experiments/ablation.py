@@ -221,6 +221,7 @@ def describe_ablation(out: str | Path) -> list[str]:
     lines = [f"Made by `python -m convat.experiments.ablation` from {record.get('date', '?')} on "
              f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs), commit(s) {commits}: {spec.model}, "
              f"{spec.dataset} ({spec.profile} profile, data seed {spec.data_seed}), "
+             f"{RECIPE.budget(spec.dataset, spec.profile, spec.epochs, spec.steps).label} per fold, "
              f"{len(rows)} of {len(spec.cells())} runs, {rows['wall_s'].sum() / 60:.0f} min."]
     other = sorted(set(rows["code"].astype(str)) - {runstore.code_fingerprint()})
     if other:

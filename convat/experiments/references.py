@@ -6,7 +6,7 @@ All of them are computed on the same folds as the models and return predictions 
 ``prediction``, ``fold`` and ``p_<class>``), so the metrics apply unchanged:
 
 * the **linear reference**: a class-balanced logistic regression on the same motion maps
-  (:func:`convat.data.synth_difficulty.linear_baseline`); a deep model that does not beat it has learnt nothing
+  (:func:`convat.experiments.synth_difficulty.linear_baseline`); a deep model that does not beat it has learnt nothing
   a linear read-out of the input could not;
 * the **majority class** of each fold's training subjects, answered for every test clip: the accuracy a
   model gets for free on imbalanced data (its UF1 shows why the field reports macro scores);
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from convat.data.synth_difficulty import linear_baseline
+from convat.experiments.synth_difficulty import linear_baseline
 from convat.loso import Splits, loso_splits
 
 LINEAR = "logistic regression (linear reference)"

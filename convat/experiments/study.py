@@ -174,7 +174,7 @@ def run_study(
     """
     from tqdm.auto import tqdm
 
-    from convat.data.synth_difficulty import linear_baseline
+    from convat.experiments.synth_difficulty import linear_baseline
     from convat.site.environment import git_commit
     from convat.sweep import SweepPoint, point_inputs, run_point, run_sweep
 

@@ -78,8 +78,8 @@ def run_tuning(spec: TuningSpec, out: str | Path, progress: bool = True) -> pd.D
     the code fingerprint and commit that made it (a search may span commits that leave results unchanged, e.g.
     refactors; the page shows the fingerprints).
     """
+    from convat.experiments.selection import dev_selection
     from convat.experiments.study import machine_record
-    from convat.models.selection import dev_selection
     from convat.site.environment import git_commit
     from convat.training.config import TrainConfig
 

@@ -29,6 +29,7 @@ configurations are statistically, not numerically, those of a sequential run.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,13 @@ def _schedule(config: TrainConfig, total_steps: int) -> tuple[list[float], list[
 
 
 def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: TrainConfig,
-                todo: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+                todo: dict[str, np.ndarray], fold_inputs: Callable) -> dict[str, pd.DataFrame]:
     """Train the folds of ``todo`` (``{fold: test mask}``) as one batched model; per fold, its predictions in
-    the format of :func:`convat.loso.run_fold`, with its training curve in ``attrs["curve"]``."""
-    from convat.loso import fold_inputs
+    the format of :func:`convat.loso.run_fold`, with its training curve in ``attrs["curve"]``.
 
+    ``fold_inputs(x, table, fold, classes, config, test_mask)`` splits and scales one fold; the LOSO engine
+    passes its own (:func:`convat.loso.fold_inputs`), so that both engines train on the same inputs and the
+    training stage does not import the stage above it."""
     if not supports(config):
         raise ValueError("the batched strategy trains fixed budgets only (val_fraction=0, compile=None); "
                          "use strategy='sequential' or 'pool'")
