@@ -33,7 +33,7 @@ def test_a_search_resumes_row_by_row_and_refuses_another_spec(tmp_path, monkeypa
     assert len(again) == 2 and again.iloc[0].equals(rows.iloc[0])
     assert again.iloc[1]["val_uf1"] == rows.iloc[1]["val_uf1"]  # the recomputed row is the same computation
     pd.testing.assert_frame_equal(read_rows(tmp_path / "t"), again)
-    with pytest.raises(RunStoreError, match="differs in budgets"):
+    with pytest.raises(RunStoreError, match="another spec.*budgets"):
         run_tuning(TuningSpec(models=("ststnet",), budgets=(2,), profile="quick", n_groups=2), tmp_path / "t")
 
 

@@ -24,10 +24,8 @@ commit and code fingerprint. Run it with ``python -m convat.experiments.ablation
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,9 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
+from convat.experiments.rows import append_row, made_by, open_rows, read_rows, started
 from convat.recipe import RECIPE
 
-ROWS_FILE = "rows.csv"
 RECORD_FILE = "ablation.json"
 DETERMINISTIC, DEFAULT = "deterministic", "default"
 
@@ -94,12 +92,6 @@ def default_out() -> Path:
     return runstore.PACKAGE_ROOT.parent / "results" / "ablation"
 
 
-def read_rows(out: str | Path) -> pd.DataFrame:
-    """The finished rows of an ablation folder (empty when there are none)."""
-    path = Path(out) / ROWS_FILE
-    return pd.read_csv(path, dtype={"commit": str, "code": str}) if path.exists() else pd.DataFrame()
-
-
 def read_record(out: str | Path) -> dict:
     """``ablation.json`` of an ablation folder (spec, machine, date); an empty dict when there is none."""
     path = Path(out) / RECORD_FILE
@@ -124,24 +116,10 @@ def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> 
     A folder holds one spec: another spec is refused, so rows of different experiments never mix.
     """
     from convat.book import default_preprocess, default_train, load_records, training_budget
-    from convat.experiments.study import machine_record
     from convat.loso import cached_run
     from convat.preprocess.pipeline import preprocess
-    from convat.site.environment import git_commit
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / RECORD_FILE
-    if record_path.exists():
-        diffs = runstore.identity_differences(json.loads(record_path.read_text())["spec"], spec.to_json())
-        if diffs:
-            raise runstore.RunStoreError(f"{out} holds an ablation with another spec ({'; '.join(diffs)}); "
-                                         "use another folder")
-    else:
-        runstore.atomic_write_text(record_path, json.dumps(
-            {"spec": spec.to_json(), "machine": machine_record(),
-             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
-    rows = read_rows(out)
+    rows = open_rows(out, RECORD_FILE, spec.to_json(), "an ablation")
     done = set() if rows.empty else set(zip(rows["arm"], rows["train_seed"].astype(int), strict=True))
     todo = [c for c in spec.cells() if c not in done]
     if not todo:
@@ -159,16 +137,11 @@ def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> 
     for i, (arm, seed) in enumerate(todo, 1):
         if progress:
             print(f"[{i}/{len(todo)}] {arm}, training seed {seed}", flush=True)
-        wall, cpu = time.perf_counter(), time.process_time()
+        since = started()
         config = default_train(spec.model, budget, device="cpu", seed=seed, **arms[arm])
         run = cached_run(x, table, config, progress=False)
-        row = {**arm_row(arm, seed, run.predictions, run.curves, labels),
-               "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
-               "code": runstore.code_fingerprint(), "commit": git_commit()}
-        rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
-        buffer = io.StringIO()
-        rows.to_csv(buffer, index=False)
-        runstore.atomic_write_text(out / ROWS_FILE, buffer.getvalue())
+        rows = append_row(out, rows, arm_row(arm, seed, run.predictions, run.curves, labels), since)
+        row = rows.iloc[-1]
         if progress:
             print(f"    UF1 {row['uf1']:.3f}, sigma {row['sigma']:.3f}, agreement {row['sample_agreement']:.3f}, "
                   f"{row['wall_s']:.0f} s", flush=True)
@@ -216,11 +189,8 @@ def describe_ablation(out: str | Path) -> list[str]:
         return [f"No arm of the ablation has finished yet (`{out}`)."]
     spec = AblationSpec(**{**record["spec"], "train_seeds": tuple(record["spec"]["train_seeds"]),
                            "betas": tuple(record["spec"]["betas"])})
-    machine = record.get("machine", {})
-    commits = ", ".join(f"`{c}`" for c in sorted(rows["commit"].astype(str).unique()))
-    lines = [f"Made by `python -m convat.experiments.ablation` from {record.get('date', '?')} on "
-             f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs), commit(s) {commits}: {spec.model}, "
-             f"{spec.dataset} ({spec.profile} profile, data seed {spec.data_seed}), "
+    lines = [made_by("python -m convat.experiments.ablation", record, rows)
+             + f": {spec.model}, {spec.dataset} ({spec.profile} profile, data seed {spec.data_seed}), "
              f"{RECIPE.budget(spec.dataset, spec.profile, spec.epochs, spec.steps).label} per fold, "
              f"{len(rows)} of {len(spec.cells())} runs, {rows['wall_s'].sum() / 60:.0f} min."]
     other = sorted(set(rows["code"].astype(str)) - {runstore.code_fingerprint()})

@@ -20,9 +20,7 @@ and the date. Run it with ``python -m convat.experiments.tuning --help``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
+from convat.experiments.rows import append_row, made_by, open_rows, read_rows, started
 
-ROWS_FILE = "rows.csv"
 RECORD_FILE = "tuning.json"
 
 
@@ -65,12 +63,6 @@ class TuningSpec:
         return [(m, b) for b in sorted(self.budgets) for m in self.models]
 
 
-def read_rows(out: str | Path) -> pd.DataFrame:
-    """The finished candidates of a search folder (an empty frame when none)."""
-    path = Path(out) / ROWS_FILE
-    return pd.read_csv(path) if path.exists() else pd.DataFrame()
-
-
 def run_tuning(spec: TuningSpec, out: str | Path, progress: bool = True) -> pd.DataFrame:
     """Run every missing candidate of ``spec`` into ``out`` (resumable), and return all rows.
 
@@ -79,45 +71,24 @@ def run_tuning(spec: TuningSpec, out: str | Path, progress: bool = True) -> pd.D
     refactors; the page shows the fingerprints).
     """
     from convat.experiments.selection import dev_selection
-    from convat.experiments.study import machine_record
-    from convat.site.environment import git_commit
     from convat.training.config import TrainConfig
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / RECORD_FILE
-    spec_json = json.loads(json.dumps(asdict(spec)))
-    if record_path.exists():
-        old = json.loads(record_path.read_text()).get("spec")
-        if old != spec_json:
-            changed = sorted(k for k in spec_json if old is None or old.get(k) != spec_json[k])
-            raise runstore.RunStoreError(f"{out}: made by another search (differs in {', '.join(changed)}); "
-                                         "use a new folder")
-    else:
-        runstore.atomic_write_text(record_path, json.dumps(
-            {"spec": spec_json, "machine": machine_record(),
-             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2, sort_keys=True))
-    rows = read_rows(out)
+    rows = open_rows(out, RECORD_FILE, json.loads(json.dumps(asdict(spec))), "a budget search")
     done = set() if rows.empty else set(zip(rows["model"], rows["steps"], strict=True))
     todo = [c for c in spec.candidates() if c not in done]
     for i, (model, steps) in enumerate(todo, 1):
         if progress:
             print(f"[{i}/{len(todo)}] {model}, {steps} steps", flush=True)
         config = TrainConfig(model=model, steps=steps, lr=spec.lr, seed=spec.train_seed, device="auto")
-        wall, cpu = time.perf_counter(), time.process_time()
+        since = started()
         scores = dev_selection({model: config}, dev_seed=spec.data_seed, profile=spec.profile,
                                img_size=spec.img_size, n_groups=spec.n_groups).iloc[0]
         row = {"model": model, "steps": steps, "lr": spec.lr, "val_uf1": scores["UF1"], "val_uar": scores["UAR"],
-               "train_accuracy": scores["train accuracy"], "final_train_loss": scores["final train loss"],
-               "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
-               "code": runstore.code_fingerprint(), "commit": git_commit()}
-        rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
-        buffer = io.StringIO()
-        rows.to_csv(buffer, index=False)
-        runstore.atomic_write_text(out / ROWS_FILE, buffer.getvalue())
+               "train_accuracy": scores["train accuracy"], "final_train_loss": scores["final train loss"]}
+        rows = append_row(out, rows, row, since)
         if progress:
             print(f"    val UF1 {row['val_uf1']:.3f}, train accuracy {row['train_accuracy']:.3f}, "
-                  f"{row['wall_s']:.0f} s", flush=True)
+                  f"{rows.iloc[-1]['wall_s']:.0f} s", flush=True)
     return rows
 
 
@@ -165,11 +136,8 @@ def describe_tuning(out: str | Path, recipe_steps: int | None, fit_threshold: fl
         return [f"No candidate of the budget search has finished yet (`{out}`)."]
     spec = record.get("spec", {})
     total = len(spec.get("models", [])) * len(spec.get("budgets", [])) or len(rows)
-    machine = record.get("machine", {})
-    commits = ", ".join(f"`{c}`" for c in sorted(rows["commit"].astype(str).unique()))
-    lines = [f"Made by `python -m convat.experiments.tuning` from {record.get('date', '?')} on "
-             f"{machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, torch {machine.get('torch', '?')}), "
-             f"commit(s) {commits}; {len(rows)} of {total} candidates finished, "
+    lines = [made_by("python -m convat.experiments.tuning", record, rows)
+             + f"; {len(rows)} of {total} candidates finished, "
              f"{rows['wall_s'].sum() / 60:.0f} min wall. Development draw: SynthME `data_seed` "
              f"{spec.get('data_seed', '?')}, {spec.get('profile', '?')} profile, {spec.get('n_groups', '?')} "
              "subject groups (never the draw the book evaluates on)."]

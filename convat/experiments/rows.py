@@ -1,0 +1,79 @@
+"""The resumable table of an experiment: one row per finished unit in ``rows.csv``, the spec in a record file.
+
+A search or an ablation trains unit after unit (a model at a budget, an arm at a seed). Each finished unit is
+appended to ``rows.csv`` at once, atomically, with its wall and CPU time, the code fingerprint and the commit
+that made it, so a killed run continues where it stopped and every row says what produced it. The record file
+holds the spec, the machine and the date; a folder holds one spec, and another is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from convat import runstore
+
+ROWS_FILE = "rows.csv"
+
+
+def read_rows(out: str | Path) -> pd.DataFrame:
+    """The finished rows of an experiment folder (an empty frame when none)."""
+    path = Path(out) / ROWS_FILE
+    return pd.read_csv(path, dtype={"commit": str, "code": str}) if path.exists() else pd.DataFrame()
+
+
+def open_rows(out: str | Path, record_file: str, spec: dict, kind: str) -> pd.DataFrame:
+    """Create the folder ``out`` for ``spec`` (writing its record) or check that it holds ``spec``; its rows.
+
+    ``kind`` names the experiment in the refusal (``"a budget search"``), which lists the differing fields.
+    """
+    from convat.experiments.study import machine_record
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / record_file
+    if path.exists():
+        diffs = runstore.identity_differences(json.loads(path.read_text())["spec"], spec)
+        if diffs:
+            raise runstore.RunStoreError(f"{out} holds {kind} with another spec ({'; '.join(diffs)}); "
+                                         "use another folder")
+    else:
+        runstore.atomic_write_text(path, json.dumps(
+            {"spec": spec, "machine": machine_record(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            indent=2, sort_keys=True) + "\n")
+    return read_rows(out)
+
+
+def started() -> tuple[float, float]:
+    """The wall and CPU clocks at the start of a unit, for :func:`append_row`."""
+    return time.perf_counter(), time.process_time()
+
+
+def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[float, float]) -> pd.DataFrame:
+    """``rows`` plus ``row`` (with its wall and CPU seconds since ``since``, the code fingerprint and the commit),
+    written to ``out/rows.csv`` atomically; the new table."""
+    from convat.site.environment import git_commit
+
+    wall, cpu = since
+    row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+           "code": runstore.code_fingerprint(), "commit": git_commit()}
+    rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
+    buffer = io.StringIO()
+    rows.to_csv(buffer, index=False)
+    runstore.atomic_write_text(Path(out) / ROWS_FILE, buffer.getvalue())
+    return rows
+
+
+def made_by(command: str, record: dict, rows: pd.DataFrame) -> str:
+    """The provenance sentence of an experiment's rows: the command, the date, the machine and the commits."""
+    machine = record.get("machine", {})
+    commits = ", ".join(f"`{c}`" for c in sorted(rows["commit"].astype(str).unique()))
+    return (f"Made by `{command}` from {record.get('date', '?')} on {machine.get('device', '?')} "
+            f"({machine.get('cpus', '?')} CPUs, torch {machine.get('torch', '?')}), commit(s) {commits}")
+
+
+__all__ = ["ROWS_FILE", "append_row", "made_by", "open_rows", "read_rows", "started"]
