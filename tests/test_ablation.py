@@ -61,7 +61,9 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
     assert table.loc[DETERMINISTIC, "σ"] == "—"
     text = " ".join(describe_ablation(tmp_path / "a"))
     assert "8 of 8 runs" in text and "against the deterministic twin" in text and "Started at σ = 1.00" in text
-    assert "No arm" in describe_ablation(tmp_path / "empty")[0] and "other code" not in text
+    assert "does not ship it" in describe_ablation(tmp_path / "absent")[0] and "other code" not in text
+    (tmp_path / "empty").mkdir()
+    assert "No arm" in describe_ablation(tmp_path / "empty")[0]
     stale = again.assign(code="0" * 16)
     stale.to_csv(tmp_path / "a" / "rows.csv", index=False)
     assert "Made by other code" in " ".join(describe_ablation(tmp_path / "a"))

@@ -41,6 +41,7 @@ def test_the_description_names_the_choice_and_the_models_that_do_not_fit(tmp_pat
     from convat.experiments.tuning import describe_tuning
 
     assert "No candidate" in describe_tuning(tmp_path, None)[0]
+    assert "does not ship it" in describe_tuning(tmp_path / "absent", None)[0]
     rows = pd.DataFrame({"model": ["a", "b", "a", "b"], "steps": [100, 100, 400, 400], "lr": 0.002,
                          "val_uf1": [0.50, 0.40, 0.56, 0.50], "train_accuracy": [0.6, 0.7, 0.95, 0.8],
                          "wall_s": 60.0, "commit": "abc1234", "code": "f" * 16})

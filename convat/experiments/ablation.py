@@ -185,6 +185,9 @@ def describe_ablation(out: str | Path) -> list[str]:
     """The sentences beside the ablation's table: provenance, whether the bottleneck is active (σ away from its
     start, predictions that change with the noise) and which arms differ from the deterministic twin."""
     record, rows = read_record(out), read_rows(out)
+    if not Path(out).is_dir():
+        return [f"No ablation at `{out}`: it is committed in the repository (`results/ablation`), and an "
+                "installed package does not ship it."]
     if rows.empty:
         return [f"No arm of the ablation has finished yet (`{out}`)."]
     spec = AblationSpec(**{**record["spec"], "train_seeds": tuple(record["spec"]["train_seeds"]),

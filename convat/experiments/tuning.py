@@ -132,6 +132,9 @@ def describe_tuning(out: str | Path, recipe_steps: int | None, fit_threshold: fl
     (the logistic regression on the same inputs reaches ~.96).
     """
     record, rows = read_record(out), read_rows(out)
+    if not Path(out).is_dir():
+        return [f"No budget search at `{out}`: it is committed in the repository (`results/tuning`), and an "
+                "installed package does not ship it."]
     if rows.empty:
         return [f"No candidate of the budget search has finished yet (`{out}`)."]
     spec = record.get("spec", {})
