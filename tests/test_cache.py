@@ -123,7 +123,7 @@ def test_clear_to_a_size_removes_the_least_recently_used(tmp_path):
     removed, _ = runstore.clear_cache(tmp_path, max_size=size)
     assert removed == 2 and cache.path("aa" * 16).exists()
     with pytest.raises(SystemExit):
-        main(["cache", "clear", "--root", str(tmp_path), "--max-size", "lots"])
+        main(["cache", "clear", "--cache-dir", str(tmp_path), "--max-size", "lots"])
 
 
 def test_stray_cache_tmp_files_of_dead_processes_are_cleared(tmp_path):

@@ -261,7 +261,7 @@ def test_load_records_reads_the_root_from_convat_data(full_root, monkeypatch):
 
 def test_cli_data_check_prints_report_and_counts(tmp_path, capsys, monkeypatch):
     root, _ = small_root(tmp_path)
-    assert main(["data", "check", "--dataset", "casme2", "--root", str(root), "--layout", "raw"]) == 0
+    assert main(["data", "check", "--dataset", "casme2", "--data-root", str(root), "--layout", "raw"]) == 0
     out = capsys.readouterr().out
     assert "ERRATUM casme2 CASME2-coding-20140508.xlsx row" in out and "Clips per subject" in out
     assert "casme2/sub01" in out and "happiness" in out

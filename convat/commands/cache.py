@@ -61,10 +61,12 @@ def register(subparsers) -> None:
                               "process is kept.")
     sub = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     info = sub.add_parser("info", help="entries and sizes per kind (tensor, run, weights, damaged, tmp)")
-    info.add_argument("--root", default=None, help="cache folder (default: $CONVAT_CACHE)")
+    info.add_argument("--cache-dir", "--root", default=None, dest="root",
+                      help="cache folder (default: $CONVAT_CACHE; --root is the old name)")
     info.set_defaults(func=_info)
     clear = sub.add_parser("clear", help="remove entries: all, or the least recently used down to --max-size")
-    clear.add_argument("--root", default=None, help="cache folder (default: $CONVAT_CACHE)")
+    clear.add_argument("--cache-dir", "--root", default=None, dest="root",
+                      help="cache folder (default: $CONVAT_CACHE; --root is the old name)")
     clear.add_argument("--max-size", type=_size, default=None,
                        help="keep the most recently used entries up to this size, e.g. 500M or 2G")
     clear.set_defaults(func=_clear)

@@ -39,7 +39,8 @@ def register(subparsers) -> None:
         "Exit status: 0 clean, 1 annotation errors, 2 the dataset cannot be read at all.",
     )
     check.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset")
-    check.add_argument("--root", default=None, help="data root holding CASME2/, SAMM/, SMIC/ (default: $CONVAT_DATA)")
+    check.add_argument("--data-root", "--root", dest="root", default=None,
+                       help="data root holding CASME2/, SAMM/, SMIC/ (default: $CONVAT_DATA; --root is the old name)")
     check.add_argument("--scheme", default=None, help="class scheme: megc3 or 5class (default: the dataset's own)")
     check.add_argument("--layout", default=None, choices=("auto", "raw", "cropped"), help="CASME II frame layout")
     check.add_argument("--no-subjects", action="store_true", help="leave out the per-subject table")
