@@ -129,6 +129,22 @@ def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, t
 # -- pooled against per-fold, accuracy against macro scores -----------------------------------------------------
 
 
+def test_linear_protocols_report_the_fit_and_the_gap(data):
+    x, table = data
+    out = pitfalls.linear_protocols(x, table, k=2, seed=0)
+    assert list(out.index) == ["LOSO", "random 2-fold"] and out["training accuracy"].between(0, 1).all()
+    assert out.loc["LOSO", "test clips whose subject was trained on"] == 0
+    text = pitfalls.describe_fitted_gap(out, "random 2-fold")
+    gap = out.loc["random 2-fold", "UF1"] - out.loc["LOSO", "UF1"]
+    assert f"({gap:+.3f})" in text and "training clips" in text
+    made = pd.DataFrame({"UF1": [0.5, 0.7], "training accuracy": [0.95, 0.96]}, index=["LOSO", "random 5-fold"])
+    assert pitfalls.describe_fitted_gap(made, "random 5-fold") == (
+        "The logistic regression fits its training clips (accuracy 0.95); it scores 0.200 UF1 higher under the "
+        "random split than under LOSO (+0.200).")
+    made["training accuracy"] = 0.5
+    assert "does **not** fit" in pitfalls.describe_fitted_gap(made, "random 5-fold")
+
+
 def test_per_fold_mean_differs_from_pooled_when_folds_hold_few_classes():
     # fold 1: one class only, all right -> per-fold UF1 1.0; fold 2: two classes, all wrong.
     predictions = pd.DataFrame({

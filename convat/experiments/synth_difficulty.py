@@ -27,19 +27,22 @@ def linear_baseline(x: np.ndarray, table: pd.DataFrame, splits: Splits | None = 
                     pool: int = 4) -> pd.DataFrame:
     """Pooled predictions of a class-balanced logistic regression over the folds of ``splits`` (default LOSO).
 
-    Same output columns as :func:`convat.loso.run_loso`, so :func:`convat.metrics.summarize` applies.
+    Same output columns as :func:`convat.loso.run_loso`, so :func:`convat.metrics.summarize` applies;
+    ``attrs["train_accuracy"]`` is the mean over folds of the model's accuracy on its own training clips.
     """
     from sklearn.linear_model import LogisticRegression
 
     splits = splits if splits is not None else loso_splits(table)
     classes = sorted(table["label"].unique())
     y = table["label"].to_numpy()
-    parts = []
+    parts, fit = [], []
     for fold, mask in splits.items():
         test = np.asarray(mask, dtype=bool)
         x_train, x_test = standardize(x[~test], x[test])
         model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-        model.fit(linear_features(x_train, pool), y[~test])
+        features = linear_features(x_train, pool)
+        model.fit(features, y[~test])
+        fit.append(float(model.score(features, y[~test])))
         proba = np.zeros((int(test.sum()), len(classes)))
         proba[:, [classes.index(k) for k in model.classes_]] = model.predict_proba(linear_features(x_test, pool))
         out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
@@ -48,4 +51,6 @@ def linear_baseline(x: np.ndarray, table: pd.DataFrame, splits: Splits | None = 
         for k, name in enumerate(classes):
             out[f"p_{name}"] = proba[:, k]
         parts.append(out)
-    return pd.concat(parts, ignore_index=True)
+    result = pd.concat(parts, ignore_index=True)
+    result.attrs["train_accuracy"] = float(np.mean(fit))
+    return result
