@@ -10,7 +10,8 @@ Several folds can train at once (``parallel_folds=N``): worker processes, each w
 threads (or all sharing one GPU), each writing its own fold files; the predictions do not depend on N.
 
 Splits are plain ``{fold name: boolean test mask}`` dictionaries, so LOSO and the random splits of the
-protocol-pitfalls chapter run through one engine.
+protocol-pitfalls chapter run through one engine, :func:`convat.folds.run_folds`; this module gives it the
+deep models' ``fit_predict`` (:func:`fit_fold`) and their strategies (sequential, worker pool, batched).
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from convat import runstore
+from convat.folds import FoldResult, Splits, fold_predictions, run_folds
 from convat.metrics import subject_key
 from convat.runstore import RunStore, array_digest, default_cache_dir, json_digest
 from convat.training.fit import attach_fit, fold_fit
 from convat.training.loop import TrainConfig, predict_proba, train_model
-
-Splits = dict[str, np.ndarray]
 
 
 def subject_ids(table: pd.DataFrame) -> pd.Series:
@@ -148,36 +147,29 @@ def run_fold(
     the returned epoch also carries the model's fit to its training clips and its bottleneck's statistics
     (:func:`convat.training.fit.fold_fit`).
     """
+    return fit_fold(x, table, fold, classes, config, test_mask, progress=progress, curves=curves).predictions
+
+
+def fit_fold(
+    x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
+    test_mask: np.ndarray | None = None, progress: bool = False, curves: list | None = None,
+) -> FoldResult:
+    """:func:`run_fold` as the fold engine's ``fit_predict``: the predictions and the fold's training curve."""
     data = fold_inputs(x, table, fold, classes, config, test_mask)
     history: list = []
     model = train_model(data.x_fit, data.y[data.fit], len(classes), config, progress=progress, val=data.val,
                         history=history)
     proba = predict_proba(model, data.x_test, amp=config.amp)
+    attach_fit(history, fold_fit(model, data.x_fit, data.y[data.fit], len(classes), data.x_test, seed=config.seed))
+    rows = [{"fold": fold, **row} for row in history]
     if curves is not None:
-        attach_fit(history, fold_fit(model, data.x_fit, data.y[data.fit], len(classes), data.x_test, seed=config.seed))
-        curves.extend({"fold": fold, **row} for row in history)
-    out = table.loc[data.test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
-    out["prediction"] = [classes[i] for i in proba.argmax(1)]
-    out["fold"] = fold
-    for k, c in enumerate(classes):
-        out[f"p_{c}"] = proba[:, k].astype(np.float64)  # float64 round-trips exactly through CSV
-    return out
+        curves.extend(rows)
+    return FoldResult(fold_predictions(table, data.test, classes, proba, fold), pd.DataFrame(rows))
 
 
-def _run_and_save(x, table, fold, classes, config, mask, store: RunStore | None, progress=False) -> pd.DataFrame:
-    """One fold; with a store, its curve, predictions and manifest are written (the manifest last)."""
-    curves: list = []
-    part = run_fold(x, table, fold, classes, config, test_mask=mask, curves=curves, progress=progress)
-    if store is not None:
-        store.write_fold(fold, part, pd.DataFrame(curves), RunStore.clip_ids(table, mask))
-    return part
-
-
-def _pool_fold(shared, table, fold, classes, config, mask, out) -> tuple[str, pd.DataFrame]:
-    """One fold in a pool worker: ``x`` arrives as a memory-mapped shared array, not a pickled copy; the fold's
-    files go through a :class:`RunStore` of the run folder ``out`` (the parent holds the lock)."""
-    store = RunStore(out) if out is not None else None
-    return fold, _run_and_save(shared.load(), table, fold, classes, config, mask, store)
+def _pool_fold(shared, table, fold, classes, config, mask) -> tuple[str, FoldResult]:
+    """One fold in a pool worker: ``x`` arrives as a memory-mapped shared array, not a pickled copy."""
+    return fold, fit_fold(shared.load(), table, fold, classes, config, mask)
 
 
 def check_model_name(name: str) -> None:
@@ -289,84 +281,50 @@ def run_loso(
     check_model_name(config.model)
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
-    store = RunStore(out_dir) if out_dir is not None else None
-    mine = set(splits) if folds is None else set(folds)
-    unknown = sorted(mine - set(splits))
-    if unknown:
-        raise ValueError(f"folds {unknown} are not folds of this run; folds are {list(splits)}")
-    if folds is not None and store is None:
-        raise ValueError("training a subset of the folds needs out_dir (the tasks merge through the run folder)")
     strategy = resolve_strategy(strategy, config, parallel_folds)
-    done: dict[str, pd.DataFrame] = {}
-    if store is not None:
-        # a task of a split run locks its own share, so tasks of one run can write side by side
-        tag = "" if folds is None else "task-" + hashlib.sha256(",".join(sorted(mine)).encode()).hexdigest()[:8]
-        store.open(run_identity(x, table, config, splits, data), _run_info(config, classes, parallel_folds),
-                   lock_tag=tag)
-    try:
-        if store is not None:
-            done = store.valid_folds({fold: RunStore.clip_ids(table, mask) for fold, mask in splits.items()})
-        todo = {fold: mask for fold, mask in splits.items() if fold not in done and fold in mine}
-        bar = tqdm(total=len(splits), initial=len(done), desc=f"LOSO {config.model}", disable=not progress,
-                   unit="fold")
-        try:
-            if strategy == "batched" and todo:
-                from convat.training.batched import run_batched
+    store = RunStore(out_dir) if out_dir is not None else None
+    identity = run_identity(x, table, config, splits, data) if store is not None else None
+    info = _run_info(config, classes, parallel_folds) if store is not None else None
 
-                for fold, part in run_batched(x, table, classes, config, todo, fold_inputs).items():
-                    curve = part.attrs.pop("curve", None)
-                    if store is not None:
-                        store.write_fold(fold, part, curve, RunStore.clip_ids(table, todo[fold]))
-                    done[fold] = part
-                    bar.update()
-            elif strategy == "sequential" or parallel_folds == 1 or len(todo) <= 1:
-                for fold, mask in todo.items():
-                    done[fold] = _run_and_save(x, table, fold, classes, config, mask, store, progress=progress)
-                    bar.update()
+    def fit_predict(fold: str, mask: np.ndarray) -> FoldResult:
+        return fit_fold(x, table, fold, classes, config, mask, progress=progress)
+
+    execute = None
+    if strategy == "batched":
+        def execute(todo):
+            from convat.training.batched import run_batched
+
+            for fold, part in run_batched(x, table, classes, config, dict(todo), fold_inputs).items():
+                yield fold, FoldResult(part, part.attrs.pop("curve", None))
+    elif strategy == "pool" and parallel_folds > 1:
+        def execute(todo):
+            if len(todo) <= 1:
+                yield from ((fold, fit_predict(fold, mask)) for fold, mask in todo.items())
             else:
-                _run_parallel(x, table, classes, config, todo, store, parallel_folds, done, bar)
-        finally:
-            bar.close()
-        if any(fold not in done for fold in splits):  # a task of a split run: the others are not finished yet
-            present = [done[fold] for fold in splits if fold in done]
-            return pd.concat(present, ignore_index=True) if present else pd.DataFrame()
-        predictions = pd.concat([done[fold] for fold in splits], ignore_index=True)
-        if store is not None:
-            from convat.metrics import summarize
-
-            store.finalise(list(splits), done)
-            by = "dataset" if predictions["dataset"].nunique() > 1 else None
-            store.write_metrics(summarize(predictions, labels=classes, by=by).rename_axis("group"))
-    finally:
-        if store is not None:
-            store.close()
-    return predictions
+                yield from _run_parallel(x, table, classes, config, todo, parallel_folds)
+    return run_folds(table, splits, fit_predict, store=store, identity=identity, info=info, only=folds,
+                     execute=execute, progress=progress, desc=f"LOSO {config.model}")
 
 
-def _run_parallel(x, table, classes, config, todo, store, workers, done, bar) -> None:
-    """Folds in the reusable worker pool (:mod:`convat.pool`); each writes its own fold files, so a crash
-    loses nothing. ``x`` is written once to a memory-mapped file the workers share."""
+def _run_parallel(x, table, classes, config, todo, workers):
+    """Folds in the reusable worker pool (:mod:`convat.pool`), yielded as they finish (the engine writes each
+    at once, so a crash loses only folds in flight). ``x`` is written once to a memory-mapped file the workers
+    share."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     from convat.pool import share_array, worker_pool
 
-    workers = min(workers, len(todo))
-    pool = worker_pool(workers)
+    pool = worker_pool(min(workers, len(todo)))
     shared = share_array(x)
-    out = store.path if store is not None else None
-    pending = {pool.submit(_pool_fold, shared, table, fold, classes, config, mask, out)
-               for fold, mask in todo.items()}
+    pending = {pool.submit(_pool_fold, shared, table, fold, classes, config, mask) for fold, mask in todo.items()}
     try:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                fold, part = future.result()
-                done[fold] = part
-                bar.update()
-    except BaseException:
+                yield future.result()
+    finally:
         for future in pending:
             future.cancel()
-        raise
 
 
 def load_curves(out_dir: str | Path, folds: list[str] | None = None) -> pd.DataFrame | None:

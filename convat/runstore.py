@@ -33,7 +33,7 @@ import pandas as pd
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: The parts of the package whose code decides results (paths relative to ``convat/``; folders recursively).
-RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "loso.py", "metrics.py")
+RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "folds.py", "loso.py", "metrics.py")
 #: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
 #: (SynthME's generator and the readers' frame loading).
 PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth", "data/records.py")
@@ -436,7 +436,7 @@ class RunStore:
             if not path.exists():
                 continue
             try:
-                parts.append(pd.read_csv(path))
+                parts.append(pd.read_csv(path, dtype={"subject": str, "clip": str}))
             except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
                 raise RunStoreError(f"{path}: not a training curve ({exc})") from None
         return pd.concat(parts, ignore_index=True) if parts else None

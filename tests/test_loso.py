@@ -111,7 +111,7 @@ def test_resume_after_a_crash_gives_identical_predictions(data, sequential, tmp_
 
     import convat.loso as loso
 
-    real, calls = loso.run_fold, {"n": 0}
+    real, calls = loso.fit_fold, {"n": 0}
 
     def crash_on_third(*args, **kwargs):
         calls["n"] += 1
@@ -119,14 +119,14 @@ def test_resume_after_a_crash_gives_identical_predictions(data, sequential, tmp_
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loso, "run_fold", crash_on_third)
+    monkeypatch.setattr(loso, "fit_fold", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_loso(x, table, FAST, out_dir=tmp_path, progress=False)
     assert len(list((tmp_path / "folds").glob("*.csv"))) == 2
     assert not list((tmp_path / "folds").glob("*.tmp"))
 
     trained = []
-    monkeypatch.setattr(loso, "run_fold", lambda *a, **k: trained.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(loso, "fit_fold", lambda *a, **k: trained.append(a[2]) or real(*a, **k))
     resumed = run_loso(x, table, FAST, out_dir=tmp_path, progress=False)
     assert len(trained) == len(fold_subjects(table)) - 2  # nothing repeated
     pd.testing.assert_frame_equal(full, resumed)

@@ -159,7 +159,8 @@ def test_grouped_cv_scores_a_candidate_on_whole_subjects(one_thread):
 
     rng = np.random.default_rng(0)
     labels = np.array(["negative", "positive", "surprise"])[np.arange(16) % 3]
-    table = pd.DataFrame({"subject": np.repeat(["a", "b", "c", "d"], 4), "label": labels})
+    table = pd.DataFrame({"dataset": "toy", "subject": np.repeat(["a", "b", "c", "d"], 4),
+                          "clip": [f"c{i:02d}" for i in range(16)], "label": labels})
     x = rng.normal(size=(16, 3, 28, 28)).astype(np.float32)
     x[:, 0] += np.array([0.0, 2.0, -2.0])[np.arange(16) % 3][:, None, None]  # a class signal in channel u
     result = grouped_cv(x, table, TrainConfig(model="ststnet", epochs=3, batch_size=8, lr=1e-2), n_groups=2)

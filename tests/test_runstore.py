@@ -8,6 +8,7 @@ import sys
 import warnings
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,8 +54,8 @@ def _copy(reference, tmp_path):
 def _count_training(monkeypatch):
     import convat.loso as loso
 
-    trained, real = [], loso.run_fold
-    monkeypatch.setattr(loso, "run_fold", lambda *a, **k: trained.append(a[2]) or real(*a, **k))
+    trained, real = [], loso.fit_fold
+    monkeypatch.setattr(loso, "fit_fold", lambda *a, **k: trained.append(a[2]) or real(*a, **k))
     return trained
 
 
@@ -260,7 +261,7 @@ def test_the_lock_is_released_after_an_interrupted_run(data, tmp_path, monkeypat
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loso, "run_fold", boom)
+    monkeypatch.setattr(loso, "fit_fold", boom)
     with pytest.raises(KeyboardInterrupt):
         run_loso(x, table, ONE, out_dir=tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "config.json").exists() and not (tmp_path / "run" / ".lock").exists()
@@ -287,15 +288,28 @@ def test_code_fingerprint_covers_result_code_only(tmp_path, monkeypatch):
     assert code_fingerprint(PREPROCESS_SOURCES) != prep
 
 
-def test_explain_weights_and_run_keys_use_the_one_fingerprint():
-    import inspect
-
+def test_explain_weights_and_run_keys_use_the_one_fingerprint(monkeypatch, tmp_path):
+    """Run folders and explanation weights are keyed by the same rule: a change of the code that decides results
+    (here a stand-in fingerprint) moves both, and nothing else about the inputs does."""
     import convat.explain.fold as fold
     import convat.loso as loso
+    from convat.training.config import TrainConfig
 
     assert not hasattr(loso, "source_fingerprint")
-    assert "runstore.code_fingerprint()" in inspect.getsource(fold._weights_path)
-    assert "runstore.code_fingerprint()" in inspect.getsource(loso.run_key)
+    table = pd.DataFrame({"dataset": "toy", "subject": ["a", "a", "b", "b"], "clip": list("wxyz"),
+                          "label": ["negative", "positive"] * 2})
+    x = np.zeros((4, 3, 8, 8), dtype=np.float32)
+    config = TrainConfig(epochs=1)
+
+    def keys():
+        return (loso.run_key(x, table, config), fold._weights_path(x, table, "toy/a", config, tmp_path).name,
+                fold._weights_path(x, table, "toy/a", config, tmp_path, permute_labels=0).name)
+
+    before = keys()
+    assert before == keys() and len(set(before)) == 3
+    monkeypatch.setattr(runstore, "code_fingerprint", lambda *a, **k: "another-code")
+    after = keys()
+    assert all(b != a for b, a in zip(before, after, strict=True))
 
 
 def test_empty_convat_cache_is_an_error(monkeypatch):

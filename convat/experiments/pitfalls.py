@@ -25,21 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from convat.data.errata import PROTOCOL_COUNTS
-from convat.loso import (
-    Splits,
-    cached_loso,
-    inner_validation_mask,
-    loso_splits,
-    random_splits,
-    run_key,
-    standardize,
-    subject_ids,
-)
+from convat.folds import FoldResult, Splits, fold_predictions, run_folds
+from convat.loso import cached_loso, fold_inputs, loso_splits, random_splits, run_identity, run_key, subject_ids
 from convat.metrics import accuracy, macro_precision, subject_key, uar, uf1
-from convat.runstore import default_cache_dir
+from convat.runstore import RunStore, default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
 # --------------------------------------------------------------------------------------------------------------
@@ -147,59 +138,66 @@ def trace_fold(
 ) -> pd.DataFrame:
     """Train one fold and record every epoch's predictions for the test clips and the inner-validation clips.
 
-    The model trains on the training subjects minus an inner-validation group of them, drawn exactly as the
-    LOSO engine draws it (:func:`convat.loso.inner_validation_mask`); nothing about the test subject (not even
+    The model trains on the training subjects minus an inner-validation group of them, prepared exactly as the
+    LOSO engine prepares a fold (:func:`convat.loso.fold_inputs`); nothing about the test subject (not even
     the input scaling) enters training. The three epoch-selection rules then read this one run, so they differ
     only in which epoch's predictions each keeps. Rows: ``fold, epoch, role`` (``test`` or ``val``), the clip's
     identity, ``label``, ``prediction`` and ``nll`` (the clip's negative log-likelihood of its label).
     """
-    test = np.asarray(test_mask, dtype=bool)
-    val = inner_validation_mask(table, ~test, inner_fraction, config.seed, fold)
-    train = ~test & ~val
-    index = {c: i for i, c in enumerate(classes)}
-    y = table["label"].map(index).to_numpy()
-    x_train, x_val, x_test = standardize(x[train], x[val], x[test])
-    rows = []
+    return _trace_fold(x, table, fold, test_mask, classes, config, inner_fraction).curve
+
+
+def _trace_fold(x, table, fold, test_mask, classes, config, inner_fraction) -> FoldResult:
+    """:func:`trace_fold` for the fold engine: the last epoch's test predictions (the fixed budget) and the
+    trace as the fold's curve."""
+    if not inner_fraction > 0:
+        raise ValueError(f"inner_fraction must be > 0 (the share of training subjects kept for validation), "
+                         f"got {inner_fraction}")
+    data = fold_inputs(x, table, fold, classes, replace(config, val_fraction=inner_fraction), test_mask)
+    val = ~data.test & ~data.fit
+    rows, last = [], {}
 
     def record(epoch, model, _loss):
-        for role, xs, mask in (("test", x_test, test), ("val", x_val, val)):
+        for role, xs, mask in (("test", data.x_test, data.test), ("val", data.val[0], val)):
             proba = predict_proba(model, xs, amp=config.amp)
             part = table.loc[mask, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
             part["prediction"] = [classes[i] for i in proba.argmax(1)]
-            part["nll"] = -np.log(np.clip(proba[np.arange(len(proba)), y[mask]], 1e-12, None)).astype(np.float64)
+            part["nll"] = -np.log(np.clip(proba[np.arange(len(proba)), data.y[mask]], 1e-12, None)).astype(np.float64)
             part["fold"], part["epoch"], part["role"] = fold, epoch + 1, role
             rows.append(part)
+            last[role] = proba
 
-    train_model(x_train, y[train], len(classes), replace(config, val_fraction=0.0), on_epoch=record)
-    return pd.concat(rows, ignore_index=True)
+    train_model(data.x_fit, data.y[data.fit], len(classes), replace(config, val_fraction=0.0), on_epoch=record)
+    return FoldResult(fold_predictions(table, data.test, classes, last["test"], fold),
+                      pd.concat(rows, ignore_index=True))
 
 
 def epoch_trace(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
     inner_fraction: float = 0.2, progress: bool = False, root: str | Path | None = None, cache: bool = True,
 ) -> pd.DataFrame:
-    """:func:`trace_fold` over every fold (default: LOSO), each fold cached on disk and resumed like a LOSO run."""
+    """:func:`trace_fold` over every fold (default: LOSO), through the fold engine: with ``cache``, a run folder
+    under ``$CONVAT_CACHE/runs`` (or ``root``) that is checked and resumed like a LOSO run, the trace of each
+    fold kept as its curve and the last epoch's predictions as its predictions."""
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
-    out = None
+    traces: dict[str, pd.DataFrame] = {}
+
+    def fit_predict(fold: str, mask: np.ndarray) -> FoldResult:
+        result = _trace_fold(x, table, fold, mask, classes, config, inner_fraction)
+        traces[fold] = result.curve
+        return result
+
+    store = identity = None
     if cache:
         base = Path(root) if root is not None else default_cache_dir() / "runs"
         tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}".encode()).hexdigest()
-        out = base / f"epochs-{config.model}-{tag[:24]}"
-        out.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for fold, mask in tqdm(splits.items(), desc="epoch trace", disable=not progress, unit="fold"):
-        path = out / (fold.replace("/", "__") + ".csv") if out is not None else None
-        if path is not None and path.exists():
-            parts.append(pd.read_csv(path, dtype={"subject": str, "clip": str}))
-            continue
-        part = trace_fold(x, table, fold, mask, classes, config, inner_fraction)
-        if path is not None:
-            tmp = path.with_suffix(".tmp")
-            part.to_csv(tmp, index=False)
-            tmp.replace(path)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+        store = RunStore(base / f"epochs-{config.model}-{tag[:24]}")
+        identity = {**run_identity(x, table, config, splits), "epoch_trace": {"inner_fraction": inner_fraction}}
+    run_folds(table, splits, fit_predict, store=store, identity=identity, progress=progress, desc="epoch trace")
+    if store is not None:
+        return store.read_curves(list(splits))
+    return pd.concat([traces[fold] for fold in splits], ignore_index=True)
 
 
 def _pick(trace: pd.DataFrame, role: str, score, labels: list[str], latest: bool) -> dict[str, int]:

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from convat.experiments.synth_difficulty import linear_baseline
-from convat.loso import Splits, loso_splits
+from convat.folds import FoldResult, Splits, fold_predictions, run_folds
+from convat.loso import loso_splits
 
 LINEAR = "logistic regression (linear reference)"
 MAJORITY = "majority class (reference)"
@@ -40,54 +41,38 @@ REFERENCE_ROWS = (LINEAR, MAJORITY, CHANCE, IDENTITY)
 CEILING_ROWS = (AU_SET,)
 
 
-def _predictions(table: pd.DataFrame, test: np.ndarray, classes: list[str], proba: np.ndarray,
-                 fold: str) -> pd.DataFrame:
-    out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
-    out["prediction"] = [classes[i] for i in proba.argmax(1)]
-    out["fold"] = fold
-    for k, name in enumerate(classes):
-        out[f"p_{name}"] = proba[:, k]
-    return out
-
-
 def majority_baseline(table: pd.DataFrame, splits: Splits | None = None) -> pd.DataFrame:
     """Every test clip gets the most frequent label of its fold's training clips (ties: first in sorted order)."""
-    splits = splits if splits is not None else loso_splits(table)
-    classes = sorted(table["label"].unique())
     labels = table["label"].to_numpy()
-    parts = []
-    for fold, mask in splits.items():
-        test = np.asarray(mask, dtype=bool)
-        counts = pd.Series(labels[~test]).value_counts()
+
+    def fit_predict(train: np.ndarray, test: np.ndarray, classes: list[str]) -> np.ndarray:
+        counts = pd.Series(labels[train]).value_counts()
         majority = sorted(counts[counts == counts.max()].index)[0]
         proba = np.zeros((int(test.sum()), len(classes)))
         proba[:, classes.index(majority)] = 1.0
-        parts.append(_predictions(table, test, classes, proba, fold))
-    return pd.concat(parts, ignore_index=True)
+        return proba
+
+    return _over_folds(table, splits, fit_predict)
 
 
 def chance_baseline(table: pd.DataFrame, splits: Splits | None = None, seed: int = 0) -> pd.DataFrame:
-    """Every test clip gets a label drawn uniformly at random (reproducible from ``seed``)."""
-    splits = splits if splits is not None else loso_splits(table)
-    classes = sorted(table["label"].unique())
+    """Every test clip gets a label drawn uniformly at random (reproducible from ``seed``; folds draw in order)."""
     rng = np.random.default_rng(seed)
-    parts = []
-    for fold, mask in splits.items():
-        test = np.asarray(mask, dtype=bool)
-        proba = np.eye(len(classes))[rng.integers(len(classes), size=int(test.sum()))]
-        parts.append(_predictions(table, test, classes, proba, fold))
-    return pd.concat(parts, ignore_index=True)
+
+    def fit_predict(_train: np.ndarray, test: np.ndarray, classes: list[str]) -> np.ndarray:
+        return np.eye(len(classes))[rng.integers(len(classes), size=int(test.sum()))]
+
+    return _over_folds(table, splits, fit_predict)
 
 
 def _over_folds(table: pd.DataFrame, splits: Splits | None,
                 fit_predict: Callable[[np.ndarray, np.ndarray, list[str]], np.ndarray]) -> pd.DataFrame:
+    """A rule ``fit_predict(train_mask, test_mask, classes) -> probabilities`` over the folds of ``splits``
+    (default LOSO), through the fold engine."""
     splits = splits if splits is not None else loso_splits(table)
     classes = sorted(table["label"].unique())
-    parts = []
-    for fold, mask in splits.items():
-        test = np.asarray(mask, dtype=bool)
-        parts.append(_predictions(table, test, classes, fit_predict(~test, test, classes), fold))
-    return pd.concat(parts, ignore_index=True)
+    return run_folds(table, splits, lambda fold, test: FoldResult(
+        fold_predictions(table, test, classes, fit_predict(~test, test, classes), fold)))
 
 
 def _one_hot(labels: list[str], classes: list[str]) -> np.ndarray:

@@ -7,40 +7,52 @@ that the book reports never took part in a decision. Rerun it with :func:`dev_se
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
-from convat.loso import standardize
+from convat.folds import FoldResult, run_folds
+from convat.loso import fit_fold, subject_ids
 from convat.metrics import uar, uf1
-from convat.training.loop import TrainConfig, predict_proba, train_model
+from convat.training.loop import TrainConfig
+
+
+def grouped_splits(table: pd.DataFrame, n_groups: int = 5) -> dict[str, np.ndarray]:
+    """``n_groups`` folds of whole subjects: the sorted ``dataset/subject`` ids dealt round-robin
+    (``group1`` holds subjects 1, 1 + n, 1 + 2n, ...)."""
+    ids = subject_ids(table).to_numpy()
+    subjects = sorted(set(ids))
+    if len(subjects) < n_groups:
+        raise ValueError(f"n_groups={n_groups} needs at least as many subjects; got {len(subjects)}")
+    return {f"group{k + 1}": np.isin(ids, subjects[k::n_groups]) for k in range(n_groups)}
 
 
 def grouped_cv(x: np.ndarray, table: pd.DataFrame, config: TrainConfig, n_groups: int = 5) -> dict:
     """Pooled UF1 / UAR over ``n_groups`` folds of whole subjects, and the mean final training loss/accuracy.
 
-    The training loss and accuracy say whether a candidate fits its training subjects at all within the
-    budget (underfitting) or fits them and fails on new ones (overfitting).
+    The folds run through the fold engine with the LOSO models' ``fit_predict`` (:func:`convat.loso.fit_fold`
+    over :func:`grouped_splits`), without an inner validation split. The training loss and accuracy say
+    whether a candidate fits its training subjects at all within the budget (underfitting) or fits them and
+    fails on new ones (overfitting).
     """
+    from convat.training.fit import fit_table
+
+    config = replace(config, val_fraction=0.0)
     classes = sorted(table["label"].unique())
-    y = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    subjects = sorted(table["subject"].astype(str).unique())
-    if len(subjects) < n_groups:
-        raise ValueError(f"n_groups={n_groups} needs at least as many subjects; got {len(subjects)}")
-    predictions = np.zeros(len(y), dtype=int)
-    final_loss, train_acc = [], []
-    for k in range(n_groups):
-        test = table["subject"].astype(str).isin(subjects[k::n_groups]).to_numpy()
-        x_train, x_test = standardize(x[~test], x[test])
-        curve: list[float] = []
-        model = train_model(x_train, y[~test], len(classes), config,
-                            on_epoch=lambda e, m, loss, c=curve: c.append(loss))
-        predictions[test] = predict_proba(model, x_test).argmax(1)
-        final_loss.append(curve[-1])
-        train_acc.append(float((predict_proba(model, x_train).argmax(1) == y[~test]).mean()))
-    labels = [classes[i] for i in y]
-    predicted = [classes[i] for i in predictions]
+    curves: list[pd.DataFrame] = []
+
+    def fit_predict(fold: str, test: np.ndarray) -> FoldResult:
+        result = fit_fold(x, table, fold, classes, config, test)
+        curves.append(result.curve)
+        return result
+
+    predictions = run_folds(table, grouped_splits(table, n_groups), fit_predict)
+    curve = pd.concat(curves, ignore_index=True)
+    labels, predicted = predictions["label"].tolist(), predictions["prediction"].tolist()
     return {"UF1": uf1(labels, predicted, classes), "UAR": uar(labels, predicted, classes),
-            "final train loss": float(np.mean(final_loss)), "train accuracy": float(np.mean(train_acc))}
+            "final train loss": float(curve.groupby("fold")["loss"].last().mean()),
+            "train accuracy": float(fit_table(curve)["fit_accuracy"].mean())}
 
 
 def dev_selection(candidates: dict[str, TrainConfig], dev_seed: int = 1, profile: str = "quick",

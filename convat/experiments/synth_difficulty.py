@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from convat.loso import Splits, loso_splits, standardize
+from convat.folds import FoldResult, Splits, fold_predictions, run_folds
+from convat.loso import loso_splits, standardize
 
 
 def linear_features(x: np.ndarray, pool: int = 4) -> np.ndarray:
@@ -35,9 +36,9 @@ def linear_baseline(x: np.ndarray, table: pd.DataFrame, splits: Splits | None = 
     splits = splits if splits is not None else loso_splits(table)
     classes = sorted(table["label"].unique())
     y = table["label"].to_numpy()
-    parts, fit = [], []
-    for fold, mask in splits.items():
-        test = np.asarray(mask, dtype=bool)
+    fit: list[float] = []
+
+    def fit_predict(fold: str, test: np.ndarray) -> FoldResult:
         x_train, x_test = standardize(x[~test], x[test])
         model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
         features = linear_features(x_train, pool)
@@ -45,12 +46,8 @@ def linear_baseline(x: np.ndarray, table: pd.DataFrame, splits: Splits | None = 
         fit.append(float(model.score(features, y[~test])))
         proba = np.zeros((int(test.sum()), len(classes)))
         proba[:, [classes.index(k) for k in model.classes_]] = model.predict_proba(linear_features(x_test, pool))
-        out = table.loc[test, ["dataset", "subject", "clip", "label"]].reset_index(drop=True)
-        out["prediction"] = [classes[i] for i in proba.argmax(1)]
-        out["fold"] = fold
-        for k, name in enumerate(classes):
-            out[f"p_{name}"] = proba[:, k]
-        parts.append(out)
-    result = pd.concat(parts, ignore_index=True)
+        return FoldResult(fold_predictions(table, test, classes, proba, fold))
+
+    result = run_folds(table, splits, fit_predict)
     result.attrs["train_accuracy"] = float(np.mean(fit))
     return result

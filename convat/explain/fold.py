@@ -8,12 +8,10 @@ decides results (:func:`convat.runstore.code_fingerprint`), so a chapter rebuild
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pickle
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import torch
 
 from convat import runstore
 from convat.data.records import ClipRecord
-from convat.loso import fold_inputs
+from convat.loso import fold_inputs, run_key
 from convat.preprocess.pipeline import PreprocessConfig, align_to_input, apex_index
 from convat.training.loop import TrainConfig, build_model, predict_proba, resolve_device, train_model
 
@@ -48,14 +46,14 @@ class FoldModel:
 
 def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None,
                   permute_labels: int | None = None) -> Path:
+    """The weights file of one fold model, keyed like every cached run (:func:`convat.loso.run_key`: inputs,
+    labels, configuration, code fingerprint) plus the fold, the label permutation and the torch version (the
+    file format)."""
     base = Path(root) if root is not None else runstore.default_cache_dir() / "explain_models"
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(x).tobytes())
-    digest.update(table[["dataset", "subject", "clip", "label"]].to_csv(index=False).encode())
-    key = [fold, asdict(config)] + ([{"permute_labels": permute_labels}] if permute_labels is not None else [])
-    digest.update(json.dumps(key, sort_keys=True, default=str).encode())
-    digest.update(runstore.code_fingerprint().encode() + torch.__version__.encode())
-    return base / f"{config.model}-{digest.hexdigest()[:24]}.pt"
+    extra = {"fold": fold, "torch": torch.__version__}
+    if permute_labels is not None:
+        extra["permute_labels"] = permute_labels
+    return base / f"{config.model}-{run_key(x, table, config, data=extra)}.pt"
 
 
 def permuted_labels(y: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
