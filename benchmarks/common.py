@@ -53,3 +53,24 @@ def write_result(name: str, payload: dict, out: Path = RESULTS) -> Path:
     path = out / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, **context(), **payload}, indent=1, default=str) + "\n")
     return path
+
+
+def child_main(prog: str, doc: str, child, run, add_arguments=None, argv: list[str] | None = None) -> int:
+    """The ``main`` of a benchmark that measures in child processes: ``--child`` runs one measurement
+    (``child(args)``, with the hidden ``--data`` file the parent wrote); otherwise ``run(args)`` measures and
+    its result is printed as JSON. ``add_arguments(parser)`` adds the benchmark's own flags."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per measured fold")
+    p.add_argument("--repeats", type=int, default=2, help="repeats per scenario (their median is reported)")
+    if add_arguments is not None:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+    else:
+        print(json.dumps(run(args), indent=1))
+    return 0

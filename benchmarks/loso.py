@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import target
+from benchmarks.common import child_main, target
 from benchmarks.load import busy, load_average, median, timed_child
 from convat.recipe import RECIPE
 
@@ -145,23 +145,19 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 2, workers: int = 2,
             "load_average_end": load_average(), "targets": targets}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.loso", description=__doc__.splitlines()[0])
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+def _arguments(p) -> None:
+    import argparse
+
     p.add_argument("--strategy", default="sequential", help=argparse.SUPPRESS)
     p.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
-    args = p.parse_args(argv)
-    if args.child:
-        _child(args)
-        return 0
-    print(json.dumps(run(n_folds=args.folds, epochs=args.epochs, workers=max(2, args.workers),
-                         repeats=args.repeats), indent=1))
-    return 0
+    p.add_argument("--workers", type=int, default=1, help="fold workers of the pool scenario (at least 2)")
+    p.add_argument("--folds", type=int, default=2, help="composite folds measured (extrapolated to all 68)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return child_main("python -m benchmarks.loso", __doc__, _child, lambda args: run(
+        n_folds=args.folds, epochs=args.epochs, workers=max(2, args.workers), repeats=args.repeats),
+        _arguments, argv)
 
 
 if __name__ == "__main__":

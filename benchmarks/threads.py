@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.common import child_main
 from benchmarks.load import busy, load_average, median, timed_child
 from convat.recipe import RECIPE
 
@@ -34,7 +35,7 @@ def _child(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from convat.book import default_train
-    from convat.loso import fold_subjects, run_fold
+    from convat.loso import fit_fold, fold_subjects
     from convat.runtime import configure_threads
 
     if args.threads is not None:
@@ -44,7 +45,7 @@ def _child(args: argparse.Namespace) -> None:
     fold = fold_subjects(table)[0]
     classes = sorted(table["label"].unique())
     start = time.perf_counter()
-    run_fold(x, table, fold, classes, default_train(RECIPE.model, epochs=args.epochs, device="cpu"))
+    fit_fold(x, table, fold, classes, default_train(RECIPE.model, epochs=args.epochs, device="cpu"))
     print(json.dumps({"train_s": round(time.perf_counter() - start, 2)}))
 
 
@@ -96,19 +97,11 @@ def run(x=None, table=None, epochs: int = 2, repeats: int = 2, loads: tuple[int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.threads", description=__doc__.splitlines()[0])
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
-    args = p.parse_args(argv)
-    if args.child:
-        _child(args)
-        return 0
-    result = run(epochs=args.epochs, repeats=args.repeats)
-    print(json.dumps(result, indent=1))
-    return 0
+    import argparse
+
+    return child_main("python -m benchmarks.threads", __doc__, _child,
+                      lambda args: run(epochs=args.epochs, repeats=args.repeats),
+                      lambda p: p.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS), argv)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ _EXPORTS: dict[str, str] = {
     # training and evaluation
     "TrainConfig": "convat.training.config", "train_model": "convat.training.loop",
     "predict_proba": "convat.training.loop", "loso_splits": "convat.loso", "run_loso": "convat.loso",
-    "cached_loso": "convat.loso", "cached_run": "convat.loso",
+    "cached_run": "convat.loso", "fold_subjects": "convat.loso", "run_folds": "convat.folds",
+    "FoldResult": "convat.folds",
     # metrics
     "uf1": "convat.metrics", "uar": "convat.metrics", "summarize": "convat.metrics",
     "results_table": "convat.metrics", "per_subject": "convat.metrics", "bootstrap_ci": "convat.metrics",

@@ -1,7 +1,7 @@
 """What the chapters share: loading a dataset by name and the default configurations.
 
 Chapters import these instead of repeating settings, so two chapters that run the same experiment hit the
-same cached run (see :func:`convat.loso.cached_loso`) and a reader switches every chapter to the real data by
+same cached run (see :func:`convat.loso.cached_run`) and a reader switches every chapter to the real data by
 changing the parameters cell only.
 """
 
@@ -48,10 +48,10 @@ def inline_figures() -> bool:
     return True
 
 
-def data_root(root: str | Path | None = None) -> Path | None:
+def find_data_root(data_root: str | Path | None = None) -> Path | None:
     """The data root: the argument, else ``$CONVAT_DATA``, else ``None`` (SynthME needs none)."""
-    if root is not None:
-        return Path(root).expanduser()
+    if data_root is not None:
+        return Path(data_root).expanduser()
     env = os.environ.get("CONVAT_DATA")
     return Path(env).expanduser() if env else None
 
@@ -63,13 +63,13 @@ def dataset_names() -> list[str]:
     return ["synthme", *DATASETS, *PROTOCOLS]
 
 
-def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, root: str | Path | None = None,
+def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, data_root: str | Path | None = None,
                  seed: int = RECIPE.data_seed) -> list[ClipRecord]:
     """Clip records of a dataset by name: ``synthme`` (built in) or a real dataset under the data root.
 
     Real datasets (``casme2``, ``samm``, ``smic``, ``megc2019``) and named protocols (``casme2_5class``,
     ``samm_5class``, ``casme2_megc3``, ``samm_megc3``: one class scheme each, with its own label map) are read
-    strictly from ``root`` (default ``$CONVAT_DATA``): annotation errors raise with the report (see
+    strictly from ``data_root`` (default ``$CONVAT_DATA``): annotation errors raise with the report (see
     ``convat data check``); ``profile`` and ``seed`` (the data seed: which SynthME draw) apply to SynthME only.
     """
     if dataset == "synthme":
@@ -79,7 +79,7 @@ def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, r
     from convat.data.readers import DATASETS, PROTOCOLS, read_protocol
 
     if dataset in DATASETS or dataset in PROTOCOLS:
-        return read_protocol(dataset, data_root(root), strict=True)[0]
+        return read_protocol(dataset, find_data_root(data_root), strict=True)[0]
     raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(map(repr, dataset_names()))}")
 
 

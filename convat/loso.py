@@ -34,19 +34,14 @@ from convat.training.fit import attach_fit, fold_fit
 from convat.training.loop import TrainConfig, predict_proba, train_model
 
 
-def subject_ids(table: pd.DataFrame) -> pd.Series:
-    """``dataset/subject`` for every row: subjects are only unique within a dataset."""
-    return subject_key(table)
-
-
 def fold_subjects(table: pd.DataFrame) -> list[str]:
     """LOSO fold order: one fold per ``dataset/subject``, sorted."""
-    return sorted(subject_ids(table).unique())
+    return sorted(subject_key(table).unique())
 
 
 def loso_splits(table: pd.DataFrame) -> Splits:
     """One fold per subject; its test mask selects that subject's clips."""
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     return {fold: ids == fold for fold in fold_subjects(table)}
 
 
@@ -82,7 +77,7 @@ def inner_validation_mask(table: pd.DataFrame, train: np.ndarray, fraction: floa
     depends on the seed and the fold name only. Returns a boolean mask over ``table``'s rows.
     """
     train = np.asarray(train, dtype=bool)
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     candidates = sorted(set(ids[train]))
     if len(candidates) < 2:
         raise ValueError(f"fold {fold!r}: an inner validation split needs >= 2 training subjects, "
@@ -113,13 +108,13 @@ def fold_inputs(
     x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
     test_mask: np.ndarray | None = None,
 ) -> FoldInputs:
-    """Split and scale one fold exactly as :func:`run_fold` trains it (also used to rebuild a fold's model).
+    """Split and scale one fold exactly as :func:`fit_fold` trains it (also used to rebuild a fold's model).
 
     Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO). With
     ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split.
     """
     if test_mask is None:
-        test_mask = (subject_ids(table) == fold).to_numpy()
+        test_mask = (subject_key(table) == fold).to_numpy()
     test = np.asarray(test_mask, dtype=bool)
     if not test.any():
         raise ValueError(f"fold {fold!r} selects no clip; subjects are {fold_subjects(table)}")
@@ -135,26 +130,18 @@ def fold_inputs(
     return FoldInputs(test, fit, y, x_fit, x_test, None)
 
 
-def run_fold(
+def fit_fold(
     x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
-    test_mask: np.ndarray | None = None, curves: list | None = None, progress: bool = False,
-) -> pd.DataFrame:
-    """Train on everything outside ``test_mask`` and return the predictions for the clips inside it.
+    test_mask: np.ndarray | None = None, progress: bool = False,
+) -> FoldResult:
+    """Train on everything outside ``test_mask``; return the predictions for the clips inside it and the fold's
+    training curve (the deep models' ``fit_predict`` of :func:`convat.folds.run_folds`).
 
     Without ``test_mask``, ``fold`` names a ``dataset/subject`` to hold out (LOSO). With
     ``config.val_fraction > 0``, whole training subjects are set aside as an inner validation split and the
-    best validation epoch is kept. ``curves``, a list, receives one dict per epoch (training curve); the row of
-    the returned epoch also carries the model's fit to its training clips and its bottleneck's statistics
-    (:func:`convat.training.fit.fold_fit`).
+    best validation epoch is kept. The curve has one row per epoch; the row of the returned epoch also carries
+    the model's fit to its training clips and its bottleneck's statistics (:func:`convat.training.fit.fold_fit`).
     """
-    return fit_fold(x, table, fold, classes, config, test_mask, progress=progress, curves=curves).predictions
-
-
-def fit_fold(
-    x: np.ndarray, table: pd.DataFrame, fold: str, classes: list[str], config: TrainConfig,
-    test_mask: np.ndarray | None = None, progress: bool = False, curves: list | None = None,
-) -> FoldResult:
-    """:func:`run_fold` as the fold engine's ``fit_predict``: the predictions and the fold's training curve."""
     data = fold_inputs(x, table, fold, classes, config, test_mask)
     history: list = []
     model = train_model(data.x_fit, data.y[data.fit], len(classes), config, progress=progress, val=data.val,
@@ -162,8 +149,6 @@ def fit_fold(
     proba = predict_proba(model, data.x_test, amp=config.amp)
     attach_fit(history, fold_fit(model, data.x_fit, data.y[data.fit], len(classes), data.x_test, seed=config.seed))
     rows = [{"fold": fold, **row} for row in history]
-    if curves is not None:
-        curves.extend(rows)
     return FoldResult(fold_predictions(table, data.test, classes, proba, fold), pd.DataFrame(rows))
 
 
@@ -367,8 +352,8 @@ class LosoRun:
 
 def cached_run(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
-    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1, data: dict | None = None,
-    strategy: str = "auto", folds: list[str] | None = None,
+    splits: Splits | None = None, cache_dir: str | Path | None = None, parallel_folds: int = 1,
+    data: dict | None = None, strategy: str = "auto", folds: list[str] | None = None,
 ) -> LosoRun:
     """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`, with its curves.
 
@@ -378,26 +363,12 @@ def cached_run(
     :func:`run_loso`).
     """
     config = config or TrainConfig()
-    base = Path(root) if root is not None else default_cache_dir() / "runs"
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "runs"
     out = base / f"{config.model}-{run_key(x, table, config, splits, data)}"
     predictions = run_loso(x, table, config, out_dir=out, progress=progress, splits=splits,
                            parallel_folds=parallel_folds, data=data, strategy=strategy, folds=folds)
     all_folds = list(splits) if splits is not None else fold_subjects(table)
     return LosoRun(predictions, load_curves(out, all_folds), out, config)
-
-
-def cached_loso(
-    x: np.ndarray, table: pd.DataFrame, config: TrainConfig | None = None, progress: bool = True,
-    splits: Splits | None = None, root: str | Path | None = None, parallel_folds: int = 1,
-    strategy: str = "auto", data: dict | None = None,
-) -> pd.DataFrame:
-    """:func:`run_loso` in a folder under ``$CONVAT_CACHE/runs`` named by :func:`run_key`.
-
-    Chapters that need the same run (the LOSO and results chapters, say) train it once per build; a changed
-    input, configuration or package source starts a new run; an interrupted run resumes.
-    """
-    return cached_run(x, table, config, progress, splits, root, parallel_folds, data=data,
-                      strategy=strategy).predictions
 
 
 def _run_info(config: TrainConfig, classes: list[str], parallel_folds: int = 1) -> dict:

@@ -145,10 +145,10 @@ def test_damaged_explanation_weights_are_named_and_retrained(tmp_path):
                           cache=TensorCache(tmp_path / "tensors"), progress=False)
     config = TrainConfig(epochs=1, batch_size=8)
     fold = "synthme/" + sorted(table.subject.unique())[0]
-    first = fold_model(x, table, fold, config, root=tmp_path / "weights")
+    first = fold_model(x, table, fold, config, cache_dir=tmp_path / "weights")
     (path,) = (tmp_path / "weights").glob("*.pt")
     path.write_bytes(path.read_bytes()[:100])
     with pytest.warns(UserWarning, match=path.name):
-        again = fold_model(x, table, fold, config, root=tmp_path / "weights")
+        again = fold_model(x, table, fold, config, cache_dir=tmp_path / "weights")
     np.testing.assert_array_equal(first.predict(), again.predict())
     assert path.exists() and path.with_name(path.name + ".bad").exists()

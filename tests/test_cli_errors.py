@@ -18,8 +18,8 @@ TINY = ["--epochs", "1", "--img-size", "16", "--flow", "dis", "--n-boot", "20", 
 
 def _tiny(patch, calls):
     """Every dataset becomes 4 SynthME subjects x 5 clips of the asked profile and seed (fast); calls recorded."""
-    def load(dataset="synthme", profile="quick", root=None, seed=0):
-        calls.append((dataset, profile, root, seed))
+    def load(dataset="synthme", profile="quick", data_root=None, seed=0):
+        calls.append((dataset, profile, data_root, seed))
         return generate(profile, seed=seed, n_subjects=4, clips_per_subject=5)
 
     patch.setattr(convat.book, "load_records", load)
@@ -193,6 +193,6 @@ def test_the_same_command_into_a_finished_folder_trains_nothing(finished_run, ti
     def refuse(*a, **k):
         raise AssertionError("a finished fold was trained again")
 
-    monkeypatch.setattr(convat.loso, "run_fold", refuse)
+    monkeypatch.setattr(convat.loso, "fit_fold", refuse)
     assert main(["loso", *TINY, "--out", str(out)]) == 0
     assert (out / "predictions.csv").read_bytes() == (finished_run / "predictions.csv").read_bytes()

@@ -8,7 +8,7 @@ from convat.book import default_train
 from convat.data.synth import generate
 from convat.explain import apex_frames, explain_maps, faithfulness_table, fold_model, truth_masks
 from convat.explain.plots import plot_deletion, plot_gallery
-from convat.loso import subject_ids
+from convat.metrics import subject_key
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 
 FOLD = "synthme/s01"
@@ -30,7 +30,7 @@ def trained():
 def test_fold_model_holds_out_exactly_the_subject_and_is_cached(trained):
     records, x, table, pre, fm, held_out = trained
     assert {r.subject for r in held_out} == {"s01"}
-    assert len(fm.test_index) == (subject_ids(table) == FOLD).sum()
+    assert len(fm.test_index) == (subject_key(table) == FOLD).sum()
     again = fold_model(x, table, FOLD, default_train("convat_tiny", epochs=25))  # from the weight cache
     a = explain_maps(fm.model, fm.x_test, fm.y_test, methods=["saliency"], with_rollout=False)["saliency"]
     b = explain_maps(again.model, again.x_test, again.y_test, methods=["saliency"], with_rollout=False)["saliency"]

@@ -111,7 +111,7 @@ def test_the_epoch_trace_is_a_checked_run_folder_that_resumes(tmp_path, monkeypa
     x, table = preprocess(generate("quick", n_subjects=4, clips_per_subject=4), PreprocessConfig(flow="dis", size=32),
                           progress=False)
     config = TrainConfig(epochs=2, batch_size=16)
-    trace = pitfalls.epoch_trace(x, table, config, root=tmp_path)
+    trace = pitfalls.epoch_trace(x, table, config, cache_dir=tmp_path)
     (folder,) = tmp_path.iterdir()
     assert (folder / "config.json").exists() and (folder / "predictions.csv").exists()
     assert set(trace["role"]) == {"test", "val"} and trace["epoch"].max() == 2
@@ -122,7 +122,7 @@ def test_the_epoch_trace_is_a_checked_run_folder_that_resumes(tmp_path, monkeypa
     calls = []
     real = pitfalls._trace_fold
     monkeypatch.setattr(pitfalls, "_trace_fold", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
-    again = pitfalls.epoch_trace(x, table, config, root=tmp_path)
+    again = pitfalls.epoch_trace(x, table, config, cache_dir=tmp_path)
     assert calls == []
     pd.testing.assert_frame_equal(trace, again)
     with pytest.raises(ValueError, match="inner_fraction"):

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from convat.data.synth import generate
-from convat.loso import fold_subjects, loso_splits, run_fold, run_loso, subject_ids
+from convat.loso import fit_fold, fold_subjects, loso_splits, run_loso
+from convat.metrics import subject_key
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig
 
@@ -40,7 +41,7 @@ def _identify(rows: np.ndarray, x: np.ndarray) -> set[int]:
 def test_folds_never_share_a_subject(data):
     _, table = data
     splits = loso_splits(table)
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     assert (np.sum(list(splits.values()), axis=0) == 1).all()
     for fold, mask in splits.items():
         assert set(ids[mask]) == {fold}
@@ -66,7 +67,7 @@ def test_held_out_subject_never_reaches_training_or_model_selection(data, monkey
     import convat.loso as loso
 
     x, table = data
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     assert len(_identify(x, x)) == len(x)  # every clip recognisable
     seen = []
     real = loso.train_model
@@ -95,10 +96,8 @@ def test_held_out_subject_never_reaches_training_or_model_selection(data, monkey
 
 def test_early_stopping_keeps_the_best_validation_epoch(data):
     x, table = data
-    curves = []
     config = TrainConfig(epochs=4, batch_size=16, val_fraction=0.34, patience=1)
-    run_fold(x, table, fold_subjects(table)[0], sorted(table.label.unique()), config, curves=curves)
-    frame = pd.DataFrame(curves)
+    frame = fit_fold(x, table, fold_subjects(table)[0], sorted(table.label.unique()), config).curve
     assert frame["selected"].sum() == 1 and {"val_uf1", "val_loss"} <= set(frame)
     best = frame.loc[frame["selected"]].iloc[0]
     assert best["val_uf1"] == frame["val_uf1"].max()
@@ -172,18 +171,19 @@ def test_random_splits_cover_every_clip_once_and_mix_subjects(data):
 
 
 def test_cached_run_is_reused_and_a_config_change_is_not(data, tmp_path, monkeypatch):
-    from convat.loso import cached_loso, cached_run
+    from convat.loso import cached_run
 
     monkeypatch.setattr("convat.runstore.code_fingerprint", lambda *a: "fixed")  # others edit sources meanwhile
     x, table = data
     one = TrainConfig(epochs=1, batch_size=16)
-    a = cached_run(x, table, one, progress=False, root=tmp_path)
-    b = cached_loso(x, table, one, progress=False, root=tmp_path)
-    pd.testing.assert_frame_equal(a.predictions, b)
+    a = cached_run(x, table, one, progress=False, cache_dir=tmp_path)
+    b = cached_run(x, table, one, progress=False, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    assert a.path == b.path
     assert len(list(tmp_path.iterdir())) == 1 and len(a.curves) == len(fold_subjects(table))
     with pytest.raises(ValueError, match="holds another run"):
         run_loso(x, table, TrainConfig(epochs=3), out_dir=a.path, progress=False)
-    cached_loso(x, table, TrainConfig(epochs=1, batch_size=8), progress=False, root=tmp_path)
+    cached_run(x, table, TrainConfig(epochs=1, batch_size=8), progress=False, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
 
 
@@ -191,7 +191,7 @@ def test_validation_split_needs_training_subjects(data):
     from convat.loso import inner_validation_mask
 
     _, table = data
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     train = ids != fold_subjects(table)[0]
     mask = inner_validation_mask(table, train, 0.01, seed=0, fold="f")
     assert len(set(ids[mask])) == 1 and not (mask & ~train).any()

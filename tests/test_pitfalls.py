@@ -8,7 +8,8 @@ import pytest
 
 from convat.data.synth import generate
 from convat.experiments import pitfalls
-from convat.loso import cached_loso, loso_splits, random_splits, run_loso, subject_ids
+from convat.loso import cached_run, loso_splits, random_splits, run_loso
+from convat.metrics import subject_key
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig
 
@@ -28,7 +29,7 @@ def traced(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
-        return pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), root
+        return pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, cache_dir=root), root
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,8 @@ def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
     x, table = data
     trace, root = traced
     monkeypatch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
-    monkeypatch.setattr(pitfalls, "trace_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
-    pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, root=root), trace)
+    monkeypatch.setattr(pitfalls, "_trace_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, cache_dir=root), trace)
 
 
 def test_inner_validation_rule_reproduces_the_engines_inner_validation_run(data, trace):
@@ -116,13 +117,13 @@ def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, t
     config = TrainConfig(epochs=1, batch_size=16)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
-        result = pitfalls.random_vs_loso(x, table, config, k=3, root=tmp_path)
+        result = pitfalls.random_vs_loso(x, table, config, k=3, cache_dir=tmp_path)
         assert list(result.index) == ["LOSO", "random 3-fold"]
-        assert result.loc["LOSO", "folds"] == subject_ids(table).nunique()
+        assert result.loc["LOSO", "folds"] == subject_key(table).nunique()
         assert result[["UF1", "UAR", "accuracy"]].stack().between(0, 1).all()
         # the LOSO run is the one the LOSO chapter asks for (default folds): served from the cache, not retrained
-        patch.setattr("convat.loso.run_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
-        shared = cached_loso(x, table, config, progress=False, root=tmp_path)
+        patch.setattr("convat.loso.fit_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+        shared = cached_run(x, table, config, progress=False, cache_dir=tmp_path).predictions
     assert pitfalls.scores(shared)["UF1"] == result.loc["LOSO", "UF1"]
 
 

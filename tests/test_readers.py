@@ -336,7 +336,7 @@ def test_five_class_protocols_run_loso_from_the_cli_with_their_own_labels(tmp_pa
     monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
     root, _ = small_root(tmp_path / "data", only=("samm", "casme2"))
     assert {"casme2_5class", "samm_5class"} <= set(PROTOCOLS)
-    assert load_records("samm_5class", root=root)[0].extra["scheme"] == "5class"
+    assert load_records("samm_5class", data_root=root)[0].extra["scheme"] == "5class"
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="no face found"):  # the fixture's frames are noise, not faces
         assert main(["loso", "--dataset", "samm_5class", "--data-root", str(root), "--epochs", "1", "--img-size",
@@ -348,4 +348,4 @@ def test_five_class_protocols_run_loso_from_the_cli_with_their_own_labels(tmp_pa
     assert set(protocol_classes("casme2_5class")) == {"happiness", "surprise", "disgust", "repression", "others"}
     assert "samm_5class" in capsys.readouterr().out
     with pytest.raises(ValueError, match="samm_5class"):
-        load_records("samm5", root=root)
+        load_records("samm5", data_root=root)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from convat.data.synth import generate
-from convat.loso import fold_subjects, resolve_strategy, run_fold, run_loso, task_folds
+from convat.loso import fit_fold, fold_subjects, resolve_strategy, run_loso, task_folds
 from convat.preprocess.cache import TensorCache
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 from convat.training.loop import TrainConfig
@@ -27,7 +27,7 @@ def test_channels_last_on_the_cpu_keeps_the_predictions(data):
     x, table = data
     classes = sorted(table["label"].unique())
     fold = fold_subjects(table)[0]
-    probs = [run_fold(x, table, fold, classes, TrainConfig(epochs=2, batch_size=16, channels_last=cl))
+    probs = [fit_fold(x, table, fold, classes, TrainConfig(epochs=2, batch_size=16, channels_last=cl)).predictions
              .filter(like="p_").to_numpy() for cl in (False, True)]
     # float rounding only (measured 3e-7 after 3 epochs); a wrong layout (e.g. a mis-strided input) is O(0.1)
     np.testing.assert_allclose(probs[1], probs[0], atol=1e-4)

@@ -109,8 +109,8 @@ def test_quick_profile_has_composite_like_class_balance_and_skewed_subjects():
 
 
 def test_five_class_scheme_is_casme2_style():
-    records = generate("composite", label_scheme="five")
-    assert {r.label for r in records} == set(LABEL_SCHEMES["five"].values())
+    records = generate("composite", label_scheme="5class")
+    assert {r.label for r in records} == set(LABEL_SCHEMES["5class"].values())
     assert sum(r.label in ("disgust", "repression", "others") for r in records) == 250
     for r in records:
         assert LABEL_SCHEMES["megc3"][r.emotion] == {"happiness": "positive", "surprise": "surprise"}.get(

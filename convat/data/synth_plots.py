@@ -34,7 +34,7 @@ def emotion_table(label_scheme: str = "megc3") -> pd.DataFrame:
         {
             "emotion": list(EMOTION_AUS),
             "class (MEGC 3)": [LABEL_SCHEMES["megc3"][e] for e in EMOTION_AUS],
-            "class (5)": [LABEL_SCHEMES["five"][e] for e in EMOTION_AUS],
+            "class (5)": [LABEL_SCHEMES["5class"][e] for e in EMOTION_AUS],
             "AU combinations": ["; ".join("+".join(c) for c in combos) for combos in EMOTION_AUS.values()],
         }
     ).set_index("emotion")

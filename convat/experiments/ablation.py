@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
-from convat.experiments.rows import append_row, made_by, open_rows, read_rows, started
+from convat.experiments.rows import absent, append_row, made_by, open_rows, read_rows, started
 from convat.recipe import RECIPE
 
 RECORD_FILE = "ablation.json"
@@ -184,12 +184,10 @@ def differs(rows: pd.DataFrame, arm: str, reference: str = DETERMINISTIC, column
 def describe_ablation(out: str | Path) -> list[str]:
     """The sentences beside the ablation's table: provenance, whether the bottleneck is active (σ away from its
     start, predictions that change with the noise) and which arms differ from the deterministic twin."""
+    missing = absent(out, "ablation", "arm of the ablation")
+    if missing:
+        return [missing]
     record, rows = read_record(out), read_rows(out)
-    if not Path(out).is_dir():
-        return [f"No ablation at `{out}`: it is committed in the repository (`results/ablation`), and an "
-                "installed package does not ship it."]
-    if rows.empty:
-        return [f"No arm of the ablation has finished yet (`{out}`)."]
     spec = AblationSpec(**{**record["spec"], "train_seeds": tuple(record["spec"]["train_seeds"]),
                            "betas": tuple(record["spec"]["betas"])})
     lines = [made_by("python -m convat.experiments.ablation", record, rows)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from convat.data.errata import PROTOCOL_COUNTS
 from convat.folds import FoldResult, Splits, fold_predictions, run_folds
-from convat.loso import cached_loso, fold_inputs, loso_splits, random_splits, run_identity, run_key, subject_ids
+from convat.loso import cached_run, fold_inputs, loso_splits, random_splits, run_identity, run_key
 from convat.metrics import accuracy, macro_precision, subject_key, uar, uf1
 from convat.runstore import RunStore, default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
@@ -55,7 +55,7 @@ def scores(predictions: pd.DataFrame, labels: Sequence | None = None) -> dict[st
 
 def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
     """Share of test clips whose subject also has clips in that fold's training set (LOSO: 0 by construction)."""
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     shared = 0
     total = 0
     for mask in splits.values():
@@ -68,7 +68,7 @@ def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
 
 def protocol_runs(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
-    root: str | Path | None = None, parallel_folds: int = 1,
+    cache_dir: str | Path | None = None, parallel_folds: int = 1,
 ) -> dict[str, tuple[Splits, pd.DataFrame]]:
     """The same model and budget run by LOSO and by ``k`` stratified random folds that ignore subjects.
 
@@ -77,10 +77,10 @@ def protocol_runs(
     """
     random = random_splits(table, k, seed)
     return {
-        "LOSO": (loso_splits(table), cached_loso(x, table, config, progress=progress, root=root,
-                                                 parallel_folds=parallel_folds)),
-        f"random {k}-fold": (random, cached_loso(x, table, config, progress=progress, splits=random, root=root,
-                                                 parallel_folds=parallel_folds)),
+        "LOSO": (loso_splits(table), cached_run(x, table, config, progress=progress, cache_dir=cache_dir,
+                                                parallel_folds=parallel_folds).predictions),
+        f"random {k}-fold": (random, cached_run(x, table, config, progress=progress, splits=random,
+                                                cache_dir=cache_dir, parallel_folds=parallel_folds).predictions),
     }
 
 
@@ -122,10 +122,10 @@ def describe_fitted_gap(protocols: pd.DataFrame, random_name: str, threshold: fl
 
 def random_vs_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
-    root: str | Path | None = None, parallel_folds: int = 1,
+    cache_dir: str | Path | None = None, parallel_folds: int = 1,
 ) -> pd.DataFrame:
     """:func:`compare_protocols` of :func:`protocol_runs`: LOSO against a random ``k``-fold split."""
-    return compare_protocols(table, protocol_runs(x, table, config, k, seed, progress, root, parallel_folds))
+    return compare_protocols(table, protocol_runs(x, table, config, k, seed, progress, cache_dir, parallel_folds))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,10 +174,11 @@ def _trace_fold(x, table, fold, test_mask, classes, config, inner_fraction) -> F
 
 def epoch_trace(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
-    inner_fraction: float = 0.2, progress: bool = False, root: str | Path | None = None, cache: bool = True,
+    inner_fraction: float = 0.2, progress: bool = False, cache_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """:func:`trace_fold` over every fold (default: LOSO), through the fold engine: with ``cache``, a run folder
-    under ``$CONVAT_CACHE/runs`` (or ``root``) that is checked and resumed like a LOSO run, the trace of each
+    under ``$CONVAT_CACHE/runs`` (or ``cache_dir``) that is checked and resumed like a LOSO run, the trace of each
     fold kept as its curve and the last epoch's predictions as its predictions."""
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
@@ -190,7 +191,7 @@ def epoch_trace(
 
     store = identity = None
     if cache:
-        base = Path(root) if root is not None else default_cache_dir() / "runs"
+        base = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "runs"
         tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}".encode()).hexdigest()
         store = RunStore(base / f"epochs-{config.model}-{tag[:24]}")
         identity = {**run_identity(x, table, config, splits), "epoch_trace": {"inner_fraction": inner_fraction}}

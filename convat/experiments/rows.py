@@ -68,6 +68,19 @@ def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[floa
     return rows
 
 
+def absent(out: str | Path, what: str, unit: str) -> str | None:
+    """The sentence a chapter shows instead of an experiment's results when there are none, else ``None``:
+    ``what`` names the experiment ("budget search"), ``unit`` one finished row ("candidate of the budget
+    search"). A missing folder is said to be the repository's (an installed package, e.g. on Colab, ships no
+    ``results/``)."""
+    if not Path(out).is_dir():
+        return (f"No {what} at `{out}`: it is committed in the repository (`results/{Path(out).name}`), and an "
+                "installed package does not ship it.")
+    if read_rows(out).empty:
+        return f"No {unit} has finished yet (`{out}`)."
+    return None
+
+
 def made_by(command: str, record: dict, rows: pd.DataFrame) -> str:
     """The provenance sentence of an experiment's rows: the command, the date, the machine and the commits."""
     machine = record.get("machine", {})
@@ -76,4 +89,4 @@ def made_by(command: str, record: dict, rows: pd.DataFrame) -> str:
             f"({machine.get('cpus', '?')} CPUs, torch {machine.get('torch', '?')}), commit(s) {commits}")
 
 
-__all__ = ["ROWS_FILE", "append_row", "made_by", "open_rows", "read_rows", "started"]
+__all__ = ["ROWS_FILE", "absent", "append_row", "made_by", "open_rows", "read_rows", "started"]

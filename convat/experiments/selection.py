@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 
 from convat.folds import FoldResult, run_folds
-from convat.loso import fit_fold, subject_ids
-from convat.metrics import uar, uf1
+from convat.loso import fit_fold
+from convat.metrics import subject_key, uar, uf1
 from convat.training.loop import TrainConfig
 
 
 def grouped_splits(table: pd.DataFrame, n_groups: int = 5) -> dict[str, np.ndarray]:
     """``n_groups`` folds of whole subjects: the sorted ``dataset/subject`` ids dealt round-robin
     (``group1`` holds subjects 1, 1 + n, 1 + 2n, ...)."""
-    ids = subject_ids(table).to_numpy()
+    ids = subject_key(table).to_numpy()
     subjects = sorted(set(ids))
     if len(subjects) < n_groups:
         raise ValueError(f"n_groups={n_groups} needs at least as many subjects; got {len(subjects)}")

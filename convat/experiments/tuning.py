@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
-from convat.experiments.rows import append_row, made_by, open_rows, read_rows, started
+from convat.experiments.rows import absent, append_row, made_by, open_rows, read_rows, started
 
 RECORD_FILE = "tuning.json"
 
@@ -131,12 +131,10 @@ def describe_tuning(out: str | Path, recipe_steps: int | None, fit_threshold: fl
     ``fit_threshold`` is the training accuracy below which a model is said not to fit its training subjects
     (the logistic regression on the same inputs reaches ~.96).
     """
+    missing = absent(out, "budget search", "candidate of the budget search")
+    if missing:
+        return [missing]
     record, rows = read_record(out), read_rows(out)
-    if not Path(out).is_dir():
-        return [f"No budget search at `{out}`: it is committed in the repository (`results/tuning`), and an "
-                "installed package does not ship it."]
-    if rows.empty:
-        return [f"No candidate of the budget search has finished yet (`{out}`)."]
     spec = record.get("spec", {})
     total = len(spec.get("models", [])) * len(spec.get("budgets", [])) or len(rows)
     lines = [made_by("python -m convat.experiments.tuning", record, rows)

@@ -44,12 +44,12 @@ class FoldModel:
         return predict_proba(self.model, self.x_test).argmax(1)
 
 
-def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, root: Path | None,
+def _weights_path(x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, cache_dir: Path | None,
                   permute_labels: int | None = None) -> Path:
     """The weights file of one fold model, keyed like every cached run (:func:`convat.loso.run_key`: inputs,
     labels, configuration, code fingerprint) plus the fold, the label permutation and the torch version (the
     file format)."""
-    base = Path(root) if root is not None else runstore.default_cache_dir() / "explain_models"
+    base = Path(cache_dir) if cache_dir is not None else runstore.default_cache_dir() / "explain_models"
     extra = {"fold": fold, "torch": torch.__version__}
     if permute_labels is not None:
         extra["permute_labels"] = permute_labels
@@ -81,11 +81,11 @@ def _load_weights(path: Path, config: TrainConfig, n_classes: int, x: np.ndarray
 
 def fold_model(
     x: np.ndarray, table: pd.DataFrame, fold: str, config: TrainConfig, cache: bool = True,
-    root: str | Path | None = None, permute_labels: int | None = None,
+    cache_dir: str | Path | None = None, permute_labels: int | None = None,
 ) -> FoldModel:
     """Train (or load from the cache) the LOSO model that held out ``fold`` (a ``dataset/subject``).
 
-    Training follows :func:`convat.loso.run_fold` exactly, through the same :func:`convat.loso.fold_inputs`
+    Training follows :func:`convat.loso.fit_fold` exactly, through the same :func:`convat.loso.fold_inputs`
     (inner validation subjects, standardisation with the fitting clips' statistics), then
     :func:`convat.training.loop.train_model` on the other subjects. ``permute_labels``, a seed, trains the
     same recipe on the training clips' labels shuffled among them (a control: the returned ``y_test`` stays
@@ -98,7 +98,7 @@ def fold_model(
     if val is not None and permute_labels is not None:
         inner = ~data.test & ~data.fit
         val = (val[0], y_train[inner])
-    path = _weights_path(x, table, fold, config, Path(root) if root is not None else None, permute_labels)
+    path = _weights_path(x, table, fold, config, Path(cache_dir) if cache_dir is not None else None, permute_labels)
     model = _load_weights(path, config, len(classes), x) if cache and path.exists() else None
     if model is None:
         model = train_model(data.x_fit, y_train[data.fit], len(classes), config, val=val)

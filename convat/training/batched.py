@@ -94,7 +94,7 @@ def _schedule(config: TrainConfig, total_steps: int) -> tuple[list[float], list[
 def run_batched(x: np.ndarray, table: pd.DataFrame, classes: list[str], config: TrainConfig,
                 todo: dict[str, np.ndarray], fold_inputs: Callable) -> dict[str, pd.DataFrame]:
     """Train the folds of ``todo`` (``{fold: test mask}``) as one batched model; per fold, its predictions in
-    the format of :func:`convat.loso.run_fold`, with its training curve in ``attrs["curve"]``.
+    the format of :func:`convat.loso.fit_fold`, with its training curve in ``attrs["curve"]``.
 
     ``fold_inputs(x, table, fold, classes, config, test_mask)`` splits and scales one fold; the LOSO engine
     passes its own (:func:`convat.loso.fold_inputs`), so that both engines train on the same inputs and the

@@ -1,7 +1,7 @@
 """One model, one training set: the training loop (fixed budget or inner-validation model selection) and
 batched prediction.
 
-The loop knows nothing about subjects: the caller (:func:`convat.loso.run_fold`) draws the inner validation
+The loop knows nothing about subjects: the caller (:func:`convat.loso.fit_fold`) draws the inner validation
 set from the training subjects and passes it in, so the held-out subject cannot reach any decision made here.
 """
 

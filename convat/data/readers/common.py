@@ -37,7 +37,7 @@ def require_root(root: str | Path | None, dataset: str) -> Path:
         env = os.environ.get("CONVAT_DATA")
         root = env if env else None
     if root is None:
-        raise DatasetError(f"no data root for {dataset}: pass root=... (--root DIR) or set CONVAT_DATA. "
+        raise DatasetError(f"no data root for {dataset}: pass data_root=... (--data-root DIR) or set CONVAT_DATA. "
                            f"Expected layout: {EXPECTED_LAYOUT[dataset]}")
     path = Path(root).expanduser()
     if not path.is_dir():

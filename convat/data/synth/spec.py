@@ -40,7 +40,8 @@ EMOTION_AUS: dict[str, list[tuple[str, ...]]] = {
     "others": [("AU4", "AU15"), ("AU1", "AU4"), ("AU14",), ("AU20",), ("AU1", "AU4", "AU20")],
 }
 
-#: Label schemes: emotion -> class name. ``megc3`` is the MEGC2019 composite's; ``five`` is CASME II-style.
+#: Label schemes: emotion -> class name. ``megc3`` is the MEGC2019 composite's; ``5class`` is CASME II-style
+#: (named as the readers name that scheme).
 LABEL_SCHEMES: dict[str, dict[str, str]] = {
     "megc3": {
         "happiness": "positive",
@@ -49,7 +50,7 @@ LABEL_SCHEMES: dict[str, dict[str, str]] = {
         "repression": "negative",
         "others": "negative",
     },
-    "five": {
+    "5class": {
         "happiness": "happiness",
         "surprise": "surprise",
         "disgust": "disgust",
