@@ -32,6 +32,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # the reference recipe
     "RECIPE": "convat.recipe", "Recipe": "convat.recipe",
+    # what the chapters call (the recipe's defaults, the notes beside results)
+    "default_preprocess": "convat.book", "default_train": "convat.book", "training_budget": "convat.book",
+    "key_results": "convat.book", "profile_note": "convat.book", "cache_note": "convat.book",
     # data
     "generate": "convat.data.synth", "load_records": "convat.book", "records_table": "convat.data.records",
     # preprocessing (the verb itself: convat.preprocess.pipeline.preprocess)
@@ -39,10 +42,12 @@ _EXPORTS: dict[str, str] = {
     # training and evaluation
     "TrainConfig": "convat.training.config", "train_model": "convat.training.loop",
     "predict_proba": "convat.training.loop", "loso_splits": "convat.loso", "run_loso": "convat.loso",
-    "cached_run": "convat.loso", "fold_subjects": "convat.loso", "run_folds": "convat.folds",
-    "FoldResult": "convat.folds",
+    "cached_run": "convat.loso", "fold_subjects": "convat.loso", "random_splits": "convat.loso",
+    "run_folds": "convat.folds", "FoldResult": "convat.folds",
+    # the reference rows
+    "linear_baseline": "convat.experiments.synth_difficulty",
     # metrics
-    "uf1": "convat.metrics", "uar": "convat.metrics", "summarize": "convat.metrics",
+    "uf1": "convat.metrics", "uar": "convat.metrics", "summarize": "convat.metrics", "subject_key": "convat.metrics",
     "results_table": "convat.metrics", "per_subject": "convat.metrics", "bootstrap_ci": "convat.metrics",
     "paired_seed_test": "convat.metrics", "compare_runs": "convat.metrics",
     # figures and explanations

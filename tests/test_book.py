@@ -147,6 +147,39 @@ def test_chapter_code_fits_the_page(chapter):
     assert not long, f"{chapter.name}: {len(long)} code lines over {MAX_CODE_LINE} characters, e.g. {long[0]!r}"
 
 
+def _face_imports(code: str) -> list[str]:
+    """``module.name`` of every ``from convat.<module> import name`` in ``code`` that the package exports as
+    the same object (so the chapter should write ``cv.name``)."""
+    import importlib
+
+    import convat
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:  # IPython magics: not plain Python
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("convat."):
+            for alias in node.names:
+                if alias.name in convat.__all__ and alias.name != "preprocess" and (
+                        getattr(importlib.import_module(node.module), alias.name) is getattr(convat, alias.name)):
+                    found.append(f"{node.module}.{alias.name}")
+    return found
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_chapters_call_the_public_face_as_cv(chapter):
+    """Chapters read like ``import convat as cv; cv.load_records(...)``: a verb the package exports is never
+    imported from its submodule (what the package does not export, e.g. an experiment's helpers, still is)."""
+    text = chapter.read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:\{code-cell\}[^\n]*|python)\n(.*?)```", text, flags=re.S)
+    offenders = [name for block in blocks for name in _face_imports(
+        "\n".join(line for line in block.splitlines() if not line.startswith(":")))]
+    assert not offenders, f"{chapter.name}: import these as cv.<name>: {sorted(set(offenders))}"
+    assert _face_imports("from convat.metrics import summarize") == ["convat.metrics.summarize"]  # can fail
+
+
 def test_no_chapter_uses_private_attributes_of_argparse():
     for chapter in CHAPTERS:
         tree_text = chapter.read_text(encoding="utf-8")
