@@ -16,7 +16,6 @@ from convat.data.readers.common import (
     build_annotated_records,
     find_dataset_dir,
     finish,
-    parse_aus,
     read_sheet,
     require_root,
 )
@@ -120,9 +119,7 @@ def read_casme2(root: str | Path | None = None, scheme: str | None = None, layou
             report.add("error", "unparsable-annotation", f"Subject {cells['subject']!r} / Filename {filename!r} "
                        "does not name a clip (Subject must be a number, '01' or 'sub01')", file=path.name, row=number)
             continue
-        rows.append(AnnotationRow(subject, filename, cells["estimatedemotion"], cells["onsetframe"],
-                                  cells["apexframe"], cells["offsetframe"], parse_aus(cells.get("actionunits")),
-                                  number))
+        rows.append(AnnotationRow.from_cells(subject, filename, cells, number))
     report.add("note", "version", f"Subject column written as {' and '.join(sorted(subject_types))}; accepted",
                file=path.name)
     records = build_annotated_records(

@@ -213,6 +213,13 @@ class AnnotationRow:
     row: int
     columns: tuple[str, str, str] = ("OnsetFrame", "ApexFrame", "OffsetFrame")
 
+    @classmethod
+    def from_cells(cls, subject: str, clip: str, cells: dict, row: int, **kwargs) -> AnnotationRow:
+        """The row of a sheet read with the usual column keys (``estimatedemotion``, ``onsetframe``,
+        ``apexframe``, ``offsetframe`` and the optional ``actionunits``), as CASME II and SAMM name them."""
+        return cls(subject, clip, cells["estimatedemotion"], cells["onsetframe"], cells["apexframe"],
+                   cells["offsetframe"], parse_aus(cells.get("actionunits")), row, **kwargs)
+
 
 def parse_aus(value: object) -> tuple[str, ...]:
     """Action units as written in the sheets ('4+7', 'R12A+L14', 12) → ('4', '7')..."""

@@ -11,15 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from convat.data.readers.common import (
-    AnnotationRow,
-    build_annotated_records,
-    find_dataset_dir,
-    finish,
-    parse_aus,
-    read_sheet,
-    require_root,
-)
+from convat.data.readers import common
 from convat.data.readers.labels import DEFAULT_SCHEME, scheme_mapping
 from convat.data.readers.report import DatasetError, ValidationReport
 from convat.data.records import ClipRecord
@@ -73,10 +65,10 @@ def read_samm(root: str | Path | None = None, scheme: str | None = None,
     """
     scheme = scheme or DEFAULT_SCHEME[DATASET]
     mapping = scheme_mapping(DATASET, scheme)
-    dataset_dir = find_dataset_dir(require_root(root, DATASET), DATASET, ("SAMM",), _has_codes)
+    dataset_dir = common.find_dataset_dir(common.require_root(root, DATASET), DATASET, ("SAMM",), _has_codes)
     report = ValidationReport(DATASET)
     path = codes_file(dataset_dir, report)
-    sheet = read_sheet(path, DATASET, SHEET, COLUMNS, HEADER_ROW, report)
+    sheet = common.read_sheet(path, DATASET, SHEET, COLUMNS, HEADER_ROW, report)
     rows = []
     for number, cells in sheet.rows:
         subject = parse_subject(cells["subject"])
@@ -88,13 +80,12 @@ def read_samm(root: str | Path | None = None, scheme: str | None = None,
         if not filename.startswith(subject + "_"):
             report.add("warning", "subject-mismatch", f"Filename {filename!r} does not start with subject "
                        f"{subject}", file=path.name, row=number, clip=f"{subject}/{filename}")
-        rows.append(AnnotationRow(subject, filename, cells["estimatedemotion"], cells["onsetframe"],
-                                  cells["apexframe"], cells["offsetframe"], parse_aus(cells.get("actionunits")),
-                                  number, columns=("Onset Frame", "Apex Frame", "Offset Frame")))
-    records = build_annotated_records(
+        rows.append(common.AnnotationRow.from_cells(subject, filename, cells, number,
+                                                    columns=("Onset Frame", "Apex Frame", "Offset Frame")))
+    records = common.build_annotated_records(
         DATASET, rows, sheet_name=path.name, frames_dir=dataset_dir, base=dataset_dir.parent, pattern=FRAME_PATTERN,
         mapping=mapping, scheme=scheme, report=report,
         frame_hint=lambda subject, n: f"{subject}_{n:04d}.jpg or {subject}_{n:05d}.jpg")
     for record in records:  # SAMM frames show the whole head: preprocessing detects the face
         record.extra["cropped"] = False
-    return finish(records, report, strict)
+    return common.finish(records, report, strict)

@@ -31,6 +31,7 @@ the true flow) and :mod:`~convat.data.synth.population` (subjects, emotion assig
 :func:`generate`). Everything public is importable from ``convat.data.synth``.
 """
 
+from convat.data.synth import spec
 from convat.data.synth.population import (
     _blink_amount,  # noqa: F401  (the data chapter's figure draws the blink curve)
     composite_counts,
@@ -47,24 +48,9 @@ from convat.data.synth.render import (
     render_neutral,
     temporal_profile,
 )
-from convat.data.synth.spec import (
-    AU_REGIONS,
-    COMPOSITE_CSV,
-    COMPOSITE_EMOTION_COUNTS,
-    COMPOSITE_EMOTION_SHARE,
-    EMOTION_AUS,
-    GENERATOR_VERSION,
-    LABEL_SCHEMES,
-    PROFILES,
-    ClipParams,
-    SubjectParams,
-    SynthConfig,
-    SynthTruth,
-)
+from convat.data.synth.spec import *  # noqa: F403  (the vocabulary and settings: spec.__all__)
 
 __all__ = [
-    "AU_REGIONS", "COMPOSITE_CSV", "COMPOSITE_EMOTION_COUNTS", "COMPOSITE_EMOTION_SHARE", "EMOTION_AUS",
-    "GENERATOR_VERSION", "LABEL_SCHEMES", "PROFILES", "ClipParams", "LazyTruth", "SubjectParams", "SynthConfig",
-    "SynthFrames", "SynthTruth", "au_displacement", "clip_truth", "composite_counts", "generate", "render_clip",
-    "render_frames", "render_neutral", "resolve_config", "temporal_profile",
+    *spec.__all__, "LazyTruth", "SynthFrames", "au_displacement", "clip_truth", "composite_counts", "generate",
+    "render_clip", "render_frames", "render_neutral", "resolve_config", "temporal_profile",
 ]

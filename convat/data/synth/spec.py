@@ -195,3 +195,8 @@ class SynthTruth:
         for m in self.masks.values():
             out |= m
         return out
+
+#: What ``convat.data.synth`` re-exports from here.
+__all__ = ["AU_REGIONS", "COMPOSITE_CSV", "COMPOSITE_EMOTION_COUNTS", "COMPOSITE_EMOTION_SHARE", "EMOTION_AUS",
+           "GENERATOR_VERSION", "LABEL_SCHEMES", "PROFILES", "ClipParams", "SubjectParams", "SynthConfig",
+           "SynthTruth"]
