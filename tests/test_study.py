@@ -113,14 +113,15 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     assert "--models" in capsys.readouterr().err
 
 
-def test_the_committed_bundle_reproduces_from_scratch():
-    """Two folds of a deep cell of the committed bundle, recomputed now, give the same predictions (a complete
+@pytest.mark.parametrize("name", ["study", "study-quick"])
+def test_the_committed_bundle_reproduces_from_scratch(name):
+    """Two folds of a deep cell of a committed bundle, recomputed now, give the same predictions (a complete
     bundle or one still being filled; a stale one -- the code changed since -- cannot match and is skipped)."""
     from convat.experiments.study import default_bundle
 
-    if not (default_bundle() / "bundle.json").exists():
-        pytest.skip("no committed study bundle yet (make study)")
-    study = load_study(default_bundle())
+    if not (default_bundle(name) / "bundle.json").exists():
+        pytest.skip(f"no committed bundle results/{name} yet (make {name})")
+    study = load_study(default_bundle(name))
     stale = [r for r in study_status(study) if r.startswith("stale")]
     if stale:
         pytest.skip(f"the committed bundle is stale: {stale}")
@@ -128,10 +129,28 @@ def test_the_committed_bundle_reproduces_from_scratch():
     if not deep:
         pytest.skip("the committed bundle has no deep cell yet")
     cell = next((c for c in deep if c["model"] == "convat_tiny"), deep[0])
-    part = study.predictions[study.predictions["model"] == cell["model"]]
+    part = study.predictions[(study.predictions["model"] == cell["model"])
+                             & (study.predictions["data_seed"] == cell["draw"])]
     folds = sorted(part["fold"].unique())[:2]
     fresh, committed = reproduce_slice(study, cell["model"], cell["train_seed"], folds, draw=cell["draw"])
     assert len(fresh) == len(committed) > 0
     assert (fresh["clip"] == committed["clip"]).all() and (fresh["prediction"] == committed["prediction"]).all()
     probs = [c for c in fresh.columns if c.startswith("p_")]
     np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-5)
+
+
+def test_a_report_renders_a_bundle_and_says_when_there_is_none(bundle, tmp_path):
+    from convat.experiments.study import study_report
+
+    assert study_report(tmp_path / "nothing") is None
+    report = study_report(bundle, "ststnet", n_boot=50, command="make study-quick")
+    assert set(report.table.index) == {"ststnet", LINEAR}
+    assert "bundle" in report.provenance.lower() or "made" in report.provenance.lower()
+    assert report.summary == describe_study(report.table, report.verdicts, "ststnet")
+    assert list(report.verdicts["model"]) == [LINEAR]
+
+
+def test_a_study_with_one_finished_model_ranks_nothing():
+    table = pd.DataFrame({"UF1": [0.6], "UF1_sd": [0.0], "runs": [1]}, index=pd.Index(["linear"], name="model"))
+    text = describe_study(table, pd.DataFrame(), "convat_tiny")
+    assert "no model is compared" in text and "Highest" not in text

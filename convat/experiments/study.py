@@ -94,10 +94,11 @@ class StudySpec:
         return cls(**value)
 
 
-def default_bundle() -> Path:
-    """The repository's committed bundle, ``results/study`` next to the ``convat`` package (a source checkout or
-    an editable install; an installed wheel has none)."""
-    return runstore.PACKAGE_ROOT.parent / "results" / "study"
+def default_bundle(name: str = "study") -> Path:
+    """A committed bundle, ``results/<name>`` next to the ``convat`` package (a source checkout or an editable
+    install; an installed wheel has none): ``study`` is the reference study (``make study``), ``study-quick``
+    the smoke-test grid over seeds and draws on the quick profile (``make study-quick``)."""
+    return runstore.PACKAGE_ROOT.parent / "results" / name
 
 
 def provenance_lines(study: Study) -> list[str]:
@@ -350,6 +351,9 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: str) -> str:
     """Markdown sentences over :func:`study_table` and :func:`study_comparisons`, computed from the numbers."""
     lines = []
+    if len(table) < 2:
+        only = ", ".join(table.index) or "nothing"
+        return f"Only {only} has finished so far: no model is compared yet."
     top = table.index[0]
     lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
                  f"{table.loc[top, 'UF1_sd']:.3f}, {int(table.loc[top, 'runs'])} runs).")
@@ -367,6 +371,46 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_MODELS", "LINEAR", "Study", "StudySpec", "cell_dir", "default_bundle", "describe_study",
-           "load_study", "provenance_lines",
-           "reproduce_slice", "run_study", "study_comparisons", "study_status", "study_table"]
+@dataclass(frozen=True)
+class StudyReport:
+    """What a chapter shows of a bundle: its provenance and status (Markdown), the per-model table over seeds
+    and draws, the paired verdicts against the reference model and the sentences over both."""
+
+    study: Study
+    status: list[str]
+    provenance: str
+    table: pd.DataFrame
+    verdicts: pd.DataFrame
+    summary: str
+
+    def display(self) -> None:
+        """Show it in a notebook: the provenance, the table (three decimals) and the sentences."""
+        from IPython.display import Markdown, display
+
+        display(Markdown(self.provenance))
+        numbers = [c for c in self.table.columns if c != "runs"]
+        display(self.table.style.format("{:.3f}", subset=numbers))
+        display(Markdown(self.summary))
+
+
+def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 2000,
+                 command: str = "make study") -> StudyReport | None:
+    """:class:`StudyReport` of the bundle in ``out`` (``None`` when there is none); ``command`` is what the
+    page tells the reader to run to complete or refresh it."""
+    out = Path(out)
+    if not (out / BUNDLE_FILE).exists():
+        return None
+    study = load_study(out)
+    status = study_status(study)
+    lines = provenance_lines(study) + ([f"**{reason}**; `{command}` completes or refreshes it" for reason in status]
+                                       or ["complete and current: made by this code"])
+    table = study_table(study)
+    verdicts = (study_comparisons(study, reference, n_boot=n_boot) if reference in table.index
+                else pd.DataFrame())
+    return StudyReport(study, status, "\n".join(f"- {line}" for line in lines), table, verdicts,
+                       describe_study(table, verdicts, reference))
+
+
+__all__ = ["DEFAULT_MODELS", "LINEAR", "Study", "StudyReport", "StudySpec", "cell_dir", "default_bundle",
+           "describe_study", "load_study", "provenance_lines", "reproduce_slice", "run_study", "study_comparisons",
+           "study_report", "study_status", "study_table"]
