@@ -150,6 +150,15 @@ def test_a_report_renders_a_bundle_and_says_when_there_is_none(bundle, tmp_path)
     assert list(report.verdicts["model"]) == [LINEAR]
 
 
+def test_provenance_does_not_report_the_parents_cpu_time_for_parallel_folds(bundle):
+    from convat.experiments.study import Study
+
+    study = load_study(bundle)
+    assert "min CPU" in provenance_lines(study)[-1]
+    parallel = Study(study.predictions, study.curves, {**study.record, "parallel_folds": 2}, study.path)
+    assert "min CPU" not in provenance_lines(parallel)[-1] and "2 folds at a time" in provenance_lines(parallel)[-1]
+
+
 def test_a_study_with_one_finished_model_ranks_nothing():
     table = pd.DataFrame({"UF1": [0.6], "UF1_sd": [0.0], "runs": [1]}, index=pd.Index(["linear"], name="model"))
     text = describe_study(table, pd.DataFrame(), "convat_tiny")

@@ -112,7 +112,9 @@ def provenance_lines(study: Study) -> list[str]:
         f"fingerprint `{r.get('code', '?')}`",
         f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
         f"torch {machine.get('torch', '?')})",
-        f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU",
+        f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, " + (
+            f"{cpu / 60:.1f} min CPU" if r.get("parallel_folds", 1) == 1 else
+            f"{r['parallel_folds']} folds at a time (the fold workers' CPU time is not recorded)"),
     ]
 
 
@@ -203,7 +205,7 @@ def run_study(
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
         record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=machine_record(),
-                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds)
         _write_bundle(out, record)
 
     deep = [c for c in todo if c[1] != LINEAR]
@@ -355,8 +357,9 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
         only = ", ".join(table.index) or "nothing"
         return f"Only {only} has finished so far: no model is compared yet."
     top = table.index[0]
+    runs = int(table.loc[top, "runs"])
     lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
-                 f"{table.loc[top, 'UF1_sd']:.3f}, {int(table.loc[top, 'runs'])} runs).")
+                 f"{table.loc[top, 'UF1_sd']:.3f}, {runs} run{'s' if runs != 1 else ''}).")
     if LINEAR in table.index and reference in table.index:
         lin, ref = table.loc[LINEAR, "UF1"], table.loc[reference, "UF1"]
         side = "above" if ref > lin else "below"
