@@ -148,6 +148,15 @@ def machine_record() -> dict:
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
 
+def _fold_threads(parallel_folds: int) -> int:
+    """The CPU threads each fold trains with: the worker pool's share per worker, or this process's threads."""
+    import torch
+
+    from convat import runtime
+
+    return runtime.worker_threads(parallel_folds) if parallel_folds > 1 else torch.get_num_threads()
+
+
 def _read_bundle(out: Path) -> dict | None:
     path = Path(out) / BUNDLE_FILE
     if not path.exists():
@@ -205,7 +214,8 @@ def run_study(
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
         record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=machine_record(),
-                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds)
+                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
+                      fold_threads=_fold_threads(parallel_folds))
         _write_bundle(out, record)
 
     deep = [c for c in todo if c[1] != LINEAR]
@@ -329,8 +339,8 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
 
 def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[str], draw: int | None = None,
                     data_root: str | Path | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Recompute ``folds`` of one deep cell from scratch; returns ``(recomputed, committed)`` predictions of
-    those folds, row for row, for the caller to compare."""
+    """Recompute ``folds`` of one deep cell from scratch, with the thread count its folds were trained with;
+    returns ``(recomputed, committed)`` predictions of those folds, row for row, for the caller to compare."""
     from convat.loso import loso_splits, run_loso
     from convat.sweep import SweepPoint, point_config, point_inputs
 
@@ -342,7 +352,16 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     missing = set(folds) - set(splits)
     if missing:
         raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
-    fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits)
+    import torch
+
+    # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities
+    threads, before = study.record.get("fold_threads"), torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits)
+    finally:
+        torch.set_num_threads(before)
     committed = study.predictions[(study.predictions["model"] == model) & (study.predictions["data_seed"] == draw)
                                   & (study.predictions["train_seed"] == train_seed)
                                   & study.predictions["fold"].isin(list(folds))]
