@@ -24,6 +24,7 @@ but the folder name. Command line: ``convat sweep`` (see its ``--help``), or fro
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -113,16 +114,19 @@ def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
 
 
 def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backend: str = "local", jobs: int = 1,
-              cluster: str | None = None, slurm: dict | None = None) -> pd.DataFrame:
+              cluster: str | None = None, slurm: dict | None = None,
+              on_done: Callable[[SweepPoint, dict], None] | None = None) -> pd.DataFrame:
     """Run every point; one row per point (its parameters, folder and pooled scores), also written to
     ``ROOT/sweep.csv``. ``slurm``: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu",
-    "gpus_per_node": 1, "timeout_min": 60, "slurm_array_parallelism": 16}``)."""
+    "gpus_per_node": 1, "timeout_min": 60, "slurm_array_parallelism": 16}``). ``on_done(point, row)`` is called
+    as each point finishes (in this process), so a caller can record it before the others end."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    on_done = on_done or (lambda point, row: None)
     if backend == "local":
-        rows = _run_local(points, spec, str(root), jobs)
+        rows = _run_local(points, spec, str(root), jobs, on_done)
     elif backend == "submitit":
-        rows = _run_submitit(points, spec, str(root), cluster, slurm or {})
+        rows = _run_submitit(points, spec, str(root), cluster, slurm or {}, on_done)
     else:
         raise ValueError(f"unknown sweep backend {backend!r}; choose 'local' or 'submitit'")
     frame = pd.DataFrame(rows)
@@ -132,17 +136,27 @@ def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backe
     return frame
 
 
-def _run_local(points: list[SweepPoint], spec: SweepSpec, root: str, jobs: int) -> list[dict]:
+def _run_local(points: list[SweepPoint], spec: SweepSpec, root: str, jobs: int, on_done) -> list[dict]:
+    rows: dict[SweepPoint, dict] = {}
     if jobs <= 1 or len(points) <= 1:
-        return [run_point(p, spec, root) for p in points]
+        for p in points:
+            rows[p] = run_point(p, spec, root)
+            on_done(p, rows[p])
+        return [rows[p] for p in points]
+    from concurrent.futures import as_completed
+
     from convat.pool import worker_pool
 
     pool = worker_pool(min(jobs, len(points)))
-    return [f.result() for f in [pool.submit(run_point, p, spec, root) for p in points]]
+    futures = {pool.submit(run_point, p, spec, root): p for p in points}
+    for future in as_completed(futures):
+        rows[futures[future]] = future.result()
+        on_done(futures[future], rows[futures[future]])
+    return [rows[p] for p in points]
 
 
 def _run_submitit(points: list[SweepPoint], spec: SweepSpec, root: str, cluster: str | None,
-                  slurm: dict) -> list[dict]:
+                  slurm: dict, on_done) -> list[dict]:
     try:
         import submitit
     except ImportError as err:
@@ -155,4 +169,8 @@ def _run_submitit(points: list[SweepPoint], spec: SweepSpec, root: str, cluster:
     executor.update_parameters(**params)
     n = len(points)
     job_list = executor.map_array(run_point, points, [spec] * n, [root] * n)
-    return [job.result() for job in job_list]
+    rows = []
+    for point, job in zip(points, job_list, strict=True):
+        rows.append(job.result())
+        on_done(point, rows[-1])
+    return rows

@@ -16,13 +16,20 @@ def test_grid_is_every_combination():
 
 def test_local_and_submitit_backends_agree_and_points_are_idempotent(tmp_path):
     points = grid(["ststnet"], [0, 1], [0])
-    local = run_sweep(points, SPEC, tmp_path / "local", backend="local", jobs=2)  # in the worker pool
+    finished = []
+    local = run_sweep(points, SPEC, tmp_path / "local", backend="local", jobs=2,  # in the worker pool
+                      on_done=lambda point, row: finished.append((point, row["UF1"])))
     assert len(local) == 2 and (tmp_path / "local" / "sweep.csv").exists()
+    assert {p for p, _ in finished} == set(points)  # each point reported as it finished
+    assert dict(finished)[points[0]] == local.loc[0, "UF1"]
     assert all((tmp_path / "local" / "ststnet" / f"seed{s}-draw0" / "predictions.csv").exists() for s in (0, 1))
     fold_files = sorted((tmp_path / "local").rglob("folds/*.csv"))
     stamps = [f.stat().st_mtime_ns for f in fold_files]
     pytest.importorskip("submitit")
-    remote = run_sweep(points, SPEC, tmp_path / "local", backend="submitit", cluster="debug")
+    reported = []
+    remote = run_sweep(points, SPEC, tmp_path / "local", backend="submitit", cluster="debug",
+                       on_done=lambda point, row: reported.append(point))
+    assert reported == points
     # the same folders: read back, not retrained (fold files untouched), same scores
     assert [f.stat().st_mtime_ns for f in fold_files] == stamps and len(stamps) == 6
     pd.testing.assert_frame_equal(local.drop(columns="folder"), remote.drop(columns="folder"))

@@ -222,7 +222,7 @@ def run_study(
     if deep and (backend != "local" or jobs > 1):
         wall = time.perf_counter()
         run_sweep([SweepPoint(m, s_, d) for d, m, s_ in deep], sweep, root, backend=backend, jobs=jobs,
-                  cluster=cluster)
+                  cluster=cluster, on_done=lambda p, _row: note(p.draw, p.model, p.seed, {}))
         record["batch_wall_s"] = round(time.perf_counter() - wall, 2)
         for d, m, s_ in deep:
             note(d, m, s_, {})
