@@ -82,6 +82,16 @@ def test_stale_bundle_says_why(bundle):
     assert any("code that decides results changed" in r for r in study_status(stale))
 
 
+def test_a_half_done_cell_is_reported_in_progress(bundle):
+    study = load_study(bundle)
+    cells = {k: v for k, v in study.record["cells"].items() if k != "cells/ststnet/seed1-draw0"}
+    partial = type(study)(study.predictions, study.curves, {**study.record, "cells": cells}, study.path)
+    status = study_status(partial)
+    folds = len(list((cell_dir(bundle, 0, "ststnet", 1) / "folds").glob("*.json")))
+    assert folds > 0 and f"in progress: ststnet seed 1 draw 0 has {folds} finished folds" in status
+    assert not any(r.startswith("in progress") for r in study_status(study))
+
+
 def test_a_slice_reproduces_from_scratch(bundle):
     study = load_study(bundle)
     fresh, committed = reproduce_slice(study, "ststnet", 1, ["synthme/s02", "synthme/s07"])

@@ -290,6 +290,11 @@ def study_status(study: Study) -> list[str]:
                if cell_dir(study.path, *c).relative_to(study.path).as_posix() not in study.record["cells"]]
     if missing:
         reasons.append(f"incomplete: {len(missing)} of {len(study.spec.cells())} cells not yet run")
+        for draw, model, seed in missing:  # a cell a killed run left half done resumes at its first missing fold
+            folds = cell_dir(study.path, draw, model, seed) / "folds"
+            done = len(list(folds.glob("*.json"))) if folds.is_dir() else 0
+            if done:
+                reasons.append(f"in progress: {model} seed {seed} draw {draw} has {done} finished folds")
     return reasons
 
 
