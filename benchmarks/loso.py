@@ -41,11 +41,17 @@ def composite_inputs(size: int = RECIPE.img_size, flow: str = "dis"):
 
 
 def steps_per_epoch(table, splits) -> float:
-    """Mean optimiser steps per epoch over the folds at the recipe's batch size (training clips of each fold)."""
+    """Mean optimiser steps per epoch over the folds at the recipe's batch size (training clips of each fold).
+
+    ``splits`` maps each fold to its boolean test mask (:func:`convat.loso.loso_splits`).
+    """
+    import numpy as np
+
     from convat.training.config import step_plan
 
     config = default_config()
-    return sum(step_plan(config, len(table) - len(test))[0] for test in splits.values()) / len(splits)
+    return sum(step_plan(config, int(np.count_nonzero(~np.asarray(test, bool))))[0]
+               for test in splits.values()) / len(splits)
 
 
 def default_config(**changes):

@@ -50,6 +50,10 @@ def render(results: dict[str, dict]) -> str:
            f"opencv {first['versions']['opencv-contrib-python-headless']}, python {m['python']}, "
            f"commit {first['git_commit']}. One-minute load average at the end of each part (other processes "
            f"competing for the {first['cpu_count']} cores): {loads}.", ""]
+    other_dates = {k: v["date"] for k, v in results.items() if v.get("date") and v["date"] != first["date"]}
+    if other_dates:
+        out[-2] += (" Parts measured at another time (kept from an earlier `make bench`): "
+                    + ", ".join(f"{k} {d} UTC" for k, d in other_dates.items()) + ".")
     parts = {k: v.get("part_seconds") for k, v in results.items() if v.get("part_seconds") is not None}
     if parts:
         out += ["`make bench` time: " + ", ".join(f"{k} {s:.0f} s" for k, s in parts.items())
@@ -128,12 +132,13 @@ def why_missed(results: dict[str, dict]) -> list[str]:
     """One sentence per missed target, from the measured throughputs."""
     notes = []
     missed = {t["target"] for r in results.values() for t in r.get("targets", []) if t["met"] is False}
-    load = max((r.get("load_average_1min") or 0.0) for r in results.values())
     cores = next(iter(results.values())).get("cpu_count") or 1
-    if load > cores:
-        notes.append(f"The machine was shared: a load average of up to {load:.1f} on {cores} cores means this run "
-                     f"got roughly {min(1.0, cores / load):.0%} of the CPU it would have alone; every time here is "
-                     "inflated by about that factor.")
+    shared = {k: r["load_average_1min"] for k, r in results.items() if (r.get("load_average_1min") or 0.0) > cores}
+    if shared:
+        load = max(shared.values())
+        notes.append(f"The machine was shared while {', '.join(shared)} ran: a load average of up to {load:.1f} on "
+                     f"{cores} cores means those parts got roughly {min(1.0, cores / load):.0%} of the CPU they would "
+                     "have had alone; their times are inflated by about that factor.")
     pre = results.get("preprocessing")
     if pre and any(t.startswith("composite preprocessing") for t in missed):
         rows = {r["method"]: r for r in pre["rows"]}

@@ -53,3 +53,30 @@ def test_readme_performance_section_is_replaced_between_markers(tmp_path):
     assert "old" not in text and f"{START}\n| new |\n{END}" in text and text.endswith("## Layout\n")
     readme.write_text("no markers")
     assert not update_readme("| new |\n", readme)
+
+
+def test_recipe_extrapolation_counts_each_folds_training_clips():
+    """LOSO splits are boolean test masks: the training clips of a fold are the mask's False entries."""
+    import pandas as pd
+
+    from benchmarks.loso import steps_per_epoch
+    from convat.loso import loso_splits
+
+    table = pd.DataFrame({"dataset": "synthme", "subject": [f"s{i // 10}" for i in range(100)],
+                          "label": ["a", "b"] * 50})
+    # 90 training clips per fold at the recipe's batch size of 32: ceil(90 / 32) = 3 steps an epoch
+    assert steps_per_epoch(table, loso_splits(table)) == 3
+
+
+def test_report_names_the_parts_measured_on_a_shared_machine_and_at_other_times(tmp_path):
+    write_result("models", {"rows": [], "gpu": None, "cpu_threads": 1}, tmp_path)
+    write_result("threads", {"rows": [], "how": "h", "targets": []}, tmp_path)
+    results = report.load(tmp_path)
+    results["models"]["load_average_1min"] = 0.5
+    results["threads"]["load_average_1min"] = 8.0
+    results["threads"]["date"] = "2000-01-01 00:00"
+    notes = report.why_missed(results)
+    assert len(notes) == 1 and "while threads ran" in notes[0] and "models" not in notes[0]
+    assert "threads 2000-01-01 00:00 UTC" in report.render(results)
+    results["threads"]["load_average_1min"] = 1.0
+    assert report.why_missed(results) == []
