@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "convat.training.config", "train_model": "convat.training.loop",
     "predict_proba": "convat.training.loop", "loso_splits": "convat.loso", "run_loso": "convat.loso",
     "cached_run": "convat.loso", "fold_subjects": "convat.loso", "random_splits": "convat.loso",
+    "bundled_run": "convat.experiments.study",
     "run_folds": "convat.folds", "FoldResult": "convat.folds",
     # the reference rows
     "linear_baseline": "convat.experiments.synth_difficulty",

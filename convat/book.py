@@ -239,11 +239,26 @@ def served_from_cache(run, since: float) -> tuple[int, int]:
 
 def cache_note(runs: Mapping[str, object], since: float) -> str:
     """One Markdown paragraph saying, for each named run, whether this execution trained it or served it from
-    the cache, and the key the cache used (so a reader knows a cached number is the one this code computes)."""
+    the cache (or from a committed result bundle that holds exactly this run, see
+    :func:`convat.experiments.study.bundled_run`), and the key the cache used (so a reader knows a cached number
+    is the one this code computes)."""
+    import json
+
+    from convat.runstore import SERVED_FROM
+
     parts = []
     for name, run in runs.items():
         cached, total = served_from_cache(run, since)
         folder = Path(run.path).name
+        marker = Path(run.path) / SERVED_FROM
+        if marker.exists():
+            src = json.loads(marker.read_text())
+            how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made at "
+                   f"commit `{str(src.get('commit'))[:12]}` by the same code, fingerprint `{src.get('code')}`)")
+            if cached < total:
+                how += f", {total - cached} damaged folds recomputed now"
+            parts.append(f"{name}: {how}")
+            continue
         if cached == total and total:
             how = f"served from the cache ({total} folds)"
         elif cached == 0:

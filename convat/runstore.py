@@ -34,6 +34,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: The parts of the package whose code decides results (paths relative to ``convat/``; folders recursively).
 RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "folds.py", "loso.py", "metrics.py")
+#: The file that marks a run folder copied from a committed result bundle (which bundle, cell, commit and date),
+#: so the page can say where its numbers came from.
+SERVED_FROM = "served_from.json"
 #: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
 #: (SynthME's generator and the readers' frame loading).
 PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth", "data/records.py")
@@ -161,6 +164,29 @@ def identity_differences(old: Mapping, new: Mapping, partial: bool = False) -> l
     keys = set(b) if partial else set(a) | set(b)
     return [f"{key}: {_short(a.get(key, missing))} -> {_short(b.get(key, missing))}"
             for key in sorted(keys) if a.get(key, missing) != b.get(key, missing)]
+
+
+def find_run(identity: Mapping, roots: Iterable[str | Path]) -> Path | None:
+    """The first run folder under ``roots`` whose ``config.json`` records exactly ``identity``, or ``None``.
+
+    Used to serve a run from a committed result bundle instead of recomputing it: a folder qualifies only when
+    every field of its identity (inputs, labels, folds, configuration, code fingerprint) equals ``identity``,
+    so a bundle made by other code or on other data is never picked. Missing roots and unreadable
+    ``config.json`` files are skipped (they identify nothing).
+    """
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for config in sorted(root.rglob("config.json")):
+            try:
+                info = json.loads(config.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            old = info.get("identity") if isinstance(info, dict) else None
+            if isinstance(old, Mapping) and not identity_differences(old, identity):
+                return config.parent
+    return None
 
 
 def fold_filename(fold: str) -> str:

@@ -173,3 +173,41 @@ def test_a_study_with_one_finished_model_ranks_nothing():
     table = pd.DataFrame({"UF1": [0.6], "UF1_sd": [0.0], "runs": [1]}, index=pd.Index(["linear"], name="model"))
     text = describe_study(table, pd.DataFrame(), "convat_tiny")
     assert "no model is compared" in text and "Highest" not in text
+
+
+def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_path, monkeypatch):
+    import time
+
+    import convat.loso
+    from convat.book import cache_note
+    from convat.experiments.study import bundled_run, sweep_spec
+    from convat.sweep import SweepPoint, point_config, point_inputs
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    study = load_study(bundle)
+    point, sweep = SweepPoint("ststnet", 1, 0), sweep_spec(study.spec, None, "cpu")
+    x, table = point_inputs(point, sweep)
+    config = point_config(point, sweep)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a served run must not train")
+
+    with monkeypatch.context() as m:
+        m.setattr(convat.loso, "fit_fold", no_training)
+        since = time.time()
+        run = bundled_run(x, table, config, bundle, progress=False)
+        again = bundled_run(x, table, config, bundle, progress=False)  # the cache's copy, checked again
+    committed = study.predictions[(study.predictions["model"] == "ststnet")
+                                  & (study.predictions["train_seed"] == 1)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(run.predictions.reset_index(drop=True),
+                                  committed.drop(columns=["model", "data_seed", "train_seed"]), check_dtype=False)
+    assert run.path == again.path and (tmp_path / "cache") in run.path.parents
+    assert not list(bundle.rglob(runstore.SERVED_FROM))  # the committed folder is never written
+    assert "served from the committed bundle" in cache_note({"ststnet": run}, since)
+    assert "cells/ststnet/seed1-draw0" in cache_note({"ststnet": run}, since)
+    # another recipe is not in the bundle: trained (into the cache), never served from a near miss
+    other = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
+    assert not (other.path / runstore.SERVED_FROM).exists() and "trained in this execution" in cache_note(
+        {"ststnet": other}, since)
+    # no bundle at all (an installed wheel): the cache, as before
+    assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"
