@@ -22,7 +22,7 @@ endif
 # OpenMP waiting stops idle threads from spinning against other work on a busy machine.
 BOOK_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help env test lint book notebooks browser sitecheck colab-check publish bench study study-quick clean
+.PHONY: help env test lint book notebooks browser sitecheck colab-check publish bench study study-quick controls clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ bench: $(STAMP)  ## run the benchmarks; JSON and a Markdown table go to benchmar
 
 study: $(STAMP)  ## the reference study (models x 3 seeds, composite, LOSO) into results/study; resumable
 	$(BIN)/convat study run --out results/study
+
+controls: $(STAMP)  ## the explanations' sanity checks over training seeds (quick profile) into results/controls; resumable
+	OMP_NUM_THREADS=$(BOOK_THREADS) MKL_NUM_THREADS=$(BOOK_THREADS) OMP_WAIT_POLICY=PASSIVE \
+	  $(BIN)/python -m convat.experiments.controls --out results/controls --models convat_tiny ststnet --train-seeds 0 1 2 3 4
 
 study-quick: $(STAMP)  ## the smoke-test grid: models x 5 seeds x 3 SynthME draws, quick profile, into results/study-quick
 	$(BIN)/convat study run --profile quick --data-seeds 0 1 2 --train-seeds 0 1 2 3 4 --parallel-folds 2 \

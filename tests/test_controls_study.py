@@ -1,0 +1,84 @@
+"""The sanity checks over seeds: a tiny bundle runs, resumes, is served only for exactly its computation."""
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from convat.experiments.controls import (
+    ControlsSpec,
+    describe_controls_over_seeds,
+    run_controls,
+    scores_path,
+    seed_table,
+    served_scores,
+)
+from convat.experiments.rows import read_rows
+from convat.runstore import RunStoreError
+
+SPEC = ControlsSpec(models=("convat_tiny",), train_seeds=(0, 1), steps=2, img_size=16, flow="dis",
+                    synth_overrides={"n_subjects": 3, "clips_per_subject": 4})
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("controls")
+    old = os.environ.get("CONVAT_CACHE")
+    os.environ["CONVAT_CACHE"] = str(root / "cache")
+    try:
+        run_controls(SPEC, root / "c", progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("CONVAT_CACHE")
+        else:
+            os.environ["CONVAT_CACHE"] = old
+    return root / "c"
+
+
+def test_a_bundle_has_a_row_and_scores_per_unit_and_resumes(bundle, monkeypatch):
+    rows = read_rows(bundle)
+    assert list(zip(rows["model"], rows["train_seed"], strict=True)) == [("convat_tiny", 0), ("convat_tiny", 1)]
+    scores = pd.read_csv(scores_path(bundle, "convat_tiny", 1))
+    assert scores["fold"].nunique() == 3 and set(scores["control"]) == {"trained", "randomised", "permuted"}
+    import convat.explain.controls
+
+    monkeypatch.setattr(convat.explain.controls, "control_scores", lambda *a, **k: pytest.fail("recomputed"))
+    pd.testing.assert_frame_equal(run_controls(SPEC, bundle, progress=False), rows)
+    with pytest.raises(RunStoreError, match="another spec"):
+        run_controls(replace(SPEC, train_seeds=(5,)), bundle, progress=False)
+
+
+def test_served_only_for_exactly_its_computation(bundle):
+    from convat.book import default_train, training_budget
+    from convat.experiments.controls import _inputs
+
+    _, _, x, _ = _inputs(SPEC)
+    budget = training_budget(SPEC.dataset, SPEC.profile, SPEC.epochs, SPEC.steps)
+    config = default_train("convat_tiny", budget, "auto", 1)
+    served = served_scores(bundle, x, config)
+    assert served is not None
+    pd.testing.assert_frame_equal(served[0], pd.read_csv(scores_path(bundle, "convat_tiny", 1)))
+    assert served_scores(bundle, x, replace(config, device="cpu")) is not None  # the device is not the network
+    assert served_scores(bundle, x, replace(config, lr=config.lr / 2)) is None
+    assert served_scores(bundle, x, replace(config, seed=7)) is None
+    assert served_scores(bundle, x + 1, config) is None
+    assert served_scores(bundle.parent / "absent", x, config) is None
+
+
+def test_the_table_over_seeds_and_its_sentences(bundle, tmp_path):
+    table = seed_table(bundle, n_boot=50)
+    assert table.index.get_level_values("model").unique().tolist() == ["convat_tiny"]
+    assert table["passes both"].str.endswith("of 2 seeds").all()
+    text = " ".join(describe_controls_over_seeds(bundle))
+    assert "2 of 2 (model, seed) units" in text and "convat_tiny, 2 training seed(s)" in text
+    assert "other code" not in text
+    rows = read_rows(bundle)
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    for name in ("controls.json",):
+        (stale / name).write_text((bundle / name).read_text())
+    rows.assign(explain_code="0" * 16).to_csv(stale / "rows.csv", index=False)
+    assert "Made by other code" in " ".join(describe_controls_over_seeds(stale))
+    assert "does not ship it" in describe_controls_over_seeds(tmp_path / "absent")[0]
