@@ -28,6 +28,25 @@ def context() -> dict:
             "git_commit": git_commit(), "load_average_1min": load_average(), "cpu_count": os.cpu_count()}
 
 
+def others_running(samples: int = 10, interval: float = 0.1) -> float:
+    """Mean number of *other* runnable processes over ``samples`` readings of ``/proc/loadavg`` (its running
+    count includes the reader itself, subtracted here); ``nan`` where there is no ``/proc``.
+
+    Unlike the load average, which decays over a minute and so also counts the benchmark's own busy processes
+    of the part before, this is what competes for the cores at the moment a part starts."""
+    import math
+
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return math.nan
+        time.sleep(interval)
+    return round(sum(counts) / len(counts), 2)
+
+
 @contextmanager
 def stopwatch():
     """``with stopwatch() as t: ...`` then ``t()`` is the elapsed seconds (frozen at exit)."""

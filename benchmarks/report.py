@@ -45,15 +45,20 @@ def render(results: dict[str, dict]) -> str:
     m = first["machine"]
     loads = ", ".join(f"{k} {v['load_average_1min']:.1f}" for k, v in results.items()
                       if v.get("load_average_1min") is not None)
+    competing = ", ".join(f"{k} {v['others_running_at_start']:g}" for k, v in results.items()
+                          if v.get("others_running_at_start") is not None)
     out = [f"Measured {first['date']} UTC on {m['cpu']} ({m['cpu cores']} cores, {m.get('memory', '?')}), "
            f"GPU: {m.get('gpu')}; torch {first['versions']['torch']}, timm {first['versions']['timm']}, "
            f"opencv {first['versions']['opencv-contrib-python-headless']}, python {m['python']}, "
-           f"commit {first['git_commit']}. One-minute load average at the end of each part (other processes "
-           f"competing for the {first['cpu_count']} cores): {loads}.", ""]
-    other_dates = {k: v["date"] for k, v in results.items() if v.get("date") and v["date"] != first["date"]}
-    if other_dates:
-        out[-2] += (" Parts measured at another time (kept from an earlier `make bench`): "
-                    + ", ".join(f"{k} {d} UTC" for k, d in other_dates.items()) + ".")
+           f"commit {first['git_commit']}. One-minute load average at the end of each part (it includes the "
+           f"benchmark's own processes and decays over a minute): {loads}."
+           + (f" Other runnable processes when each part started (what competed for the {first['cpu_count']} "
+              f"cores): {competing}." if competing else ""), ""]
+    latest = max((v.get("run_id") or "" for v in results.values()), default="")
+    earlier = {k: v["date"] for k, v in results.items() if (v.get("run_id") or "") != latest}
+    if earlier:
+        out[-2] += (" Parts kept from an earlier `make bench`: "
+                    + ", ".join(f"{k} ({d} UTC)" for k, d in earlier.items()) + ".")
     parts = {k: v.get("part_seconds") for k, v in results.items() if v.get("part_seconds") is not None}
     if parts:
         out += ["`make bench` time: " + ", ".join(f"{k} {s:.0f} s" for k, s in parts.items())
@@ -133,12 +138,17 @@ def why_missed(results: dict[str, dict]) -> list[str]:
     notes = []
     missed = {t["target"] for r in results.values() for t in r.get("targets", []) if t["met"] is False}
     cores = next(iter(results.values())).get("cpu_count") or 1
-    shared = {k: r["load_average_1min"] for k, r in results.items() if (r.get("load_average_1min") or 0.0) > cores}
+    # other processes at the start of a part (old result files without that reading: the load average, which
+    # also counts the benchmark's own processes, so only a load above the core count is read as sharing)
+    shared = {k: (r["others_running_at_start"], "other runnable processes") if "others_running_at_start" in r
+              else (r.get("load_average_1min") or 0.0, "load average") for k, r in results.items()}
+    shared = {k: v for k, v in shared.items()
+              if (v[1] == "other runnable processes" and v[0] >= 0.5) or (v[1] == "load average" and v[0] > cores)}
     if shared:
-        load = max(shared.values())
-        notes.append(f"The machine was shared while {', '.join(shared)} ran: a load average of up to {load:.1f} on "
-                     f"{cores} cores means those parts got roughly {min(1.0, cores / load):.0%} of the CPU they would "
-                     "have had alone; their times are inflated by about that factor.")
+        worst = max(v[0] for v in shared.values())
+        what = "load average" if all(v[1] == "load average" for v in shared.values()) else "other runnable processes"
+        notes.append(f"The machine was shared while {', '.join(shared)} ran (up to {worst:g} {what} on {cores} "
+                     "cores): those parts' times are inflated by the competition.")
     pre = results.get("preprocessing")
     if pre and any(t.startswith("composite preprocessing") for t in missed):
         rows = {r["method"]: r for r in pre["rows"]}

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.common import RESULTS, write_result
+from benchmarks.common import RESULTS, others_running, write_result
 
 PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
 #: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown parts {unknown}; choose from {PARTS}")
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # which parts one `make bench` measured
     x = table = None
     for part in [q for q in PARTS if q in args.parts and not args.report_only]:
+        competing = others_running()  # before this part starts anything of its own
         t0 = time.perf_counter()
         if part == "preprocessing":
             from benchmarks import preprocessing
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
             payload = chapters.run(execute=args.chapters)
         payload["part_seconds"] = round(time.perf_counter() - t0, 1)
+        payload["run_id"], payload["others_running_at_start"] = run_id, competing
         path = write_result(part, payload, args.out)
         print(f"{part}: {payload['part_seconds']} s -> {path}", flush=True)
     markdown = report.render(report.load(args.out))

@@ -209,5 +209,12 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     other = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
     assert not (other.path / runstore.SERVED_FROM).exists() and "trained in this execution" in cache_note(
         {"ststnet": other}, since)
+    # a finished run in this machine's own cache wins over the bundle (an earlier chapter's numbers)
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache" / "bundles")
+    own = convat.loso.cached_run(x, table, config, progress=False)
+    assert bundled_run(x, table, config, bundle, progress=False).path == own.path
+    assert not (tmp_path / "cache" / "bundles").exists()
     # no bundle at all (an installed wheel): the cache, as before
     assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"

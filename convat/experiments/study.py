@@ -283,6 +283,8 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
                 splits=None, data: dict | None = None, parallel_folds: int = 1):
     """A LOSO run (:class:`convat.loso.LosoRun`) served from a finished cell of a committed bundle when that cell
     is exactly this run; otherwise :func:`convat.loso.cached_run` (from ``$CONVAT_CACHE``, or trained now).
+    A finished run of this machine's own cache wins over the bundle, so a page shows the numbers an earlier
+    chapter of the same build computed.
 
     *Exactly*: the cell's ``config.json`` records the same identity as this run would
     (:func:`convat.loso.run_identity`: the input tensors' digest, labels, folds, training configuration and the
@@ -306,7 +308,8 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
     identity = run_identity(x, table, config, folds, data)
     source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
               if record else None)
-    if source is None:
+    cached = runstore.find_run(identity, [runstore.default_cache_dir() / "runs"]) if source is not None else None
+    if source is None or (cached is not None and (cached / "predictions.csv").exists()):
         return cached_run(x, table, config, progress=progress, splits=splits, data=data,
                           parallel_folds=parallel_folds)
     copy = runstore.default_cache_dir() / "bundles" / bundle.name / source.relative_to(bundle)
