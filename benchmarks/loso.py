@@ -133,7 +133,7 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 2, workers: int = 2,
     quiet_rows = [r for r in rows if r["busy_processes"] == 0]
     best = min(quiet_rows, key=lambda r: r["full_minutes_extrapolated"]) if quiet_rows else None
     how = (f"best strategy without busy processes, extrapolated from {n_folds}/{total_folds} folds x "
-           f"{epochs}/{FULL_EPOCHS} epochs; machine load (other users) up to "
+           f"{epochs}/{FULL_EPOCHS} epochs; load average up to (its own processes included) "
            f"{max((r['load_avg_max'] for r in quiet_rows), default=0)}")
     targets = [target(f"composite LOSO, convat_tiny at 64 px, {FULL_EPOCHS} epochs, CPU", best and
                       best["full_minutes_extrapolated"], QUIET_TARGET_MIN, "min", how)]
