@@ -52,9 +52,9 @@ def test_a_bundle_has_a_row_and_scores_per_unit_and_resumes(bundle, monkeypatch)
 
 def test_served_only_for_exactly_its_computation(bundle):
     from convat.book import default_train, training_budget
-    from convat.experiments.controls import _inputs
+    from convat.experiments.rows import experiment_inputs
 
-    _, _, x, _ = _inputs(SPEC)
+    _, _, x, _ = experiment_inputs(SPEC)
     budget = training_budget(SPEC.dataset, SPEC.profile, SPEC.epochs, SPEC.steps)
     config = default_train("convat_tiny", budget, "auto", 1)
     served = served_scores(bundle, x, config)

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
-from convat.experiments.rows import absent, append_row, made_by, open_rows, read_rows, started
+from convat.experiments.rows import absent, append_row, experiment_inputs, made_by, pending, read_rows, started
 from convat.recipe import RECIPE
 
 RECORD_FILE = "ablation.json"
@@ -115,22 +115,13 @@ def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> 
 
     A folder holds one spec: another spec is refused, so rows of different experiments never mix.
     """
-    from convat.book import default_preprocess, default_train, load_records, training_budget
+    from convat.book import default_train, training_budget
     from convat.loso import cached_run
-    from convat.preprocess.pipeline import preprocess
 
-    rows = open_rows(out, RECORD_FILE, spec.to_json(), "an ablation")
-    done = set() if rows.empty else set(zip(rows["arm"], rows["train_seed"].astype(int), strict=True))
-    todo = [c for c in spec.cells() if c not in done]
+    rows, todo = pending(out, RECORD_FILE, spec, "an ablation", ("arm", "train_seed"))
     if not todo:
         return rows
-    if spec.dataset == "synthme" and spec.synth_overrides:
-        from convat.data.synth import generate
-
-        records = generate(spec.profile, seed=spec.data_seed, **spec.synth_overrides)
-    else:
-        records = load_records(spec.dataset, spec.profile, seed=spec.data_seed)
-    x, table = preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+    _, _, x, table = experiment_inputs(spec)
     labels = sorted(table["label"].unique())
     budget = training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
     arms = spec.arms()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
-from convat.experiments.rows import absent, append_row, made_by, open_rows, read_rows, started
+from convat.experiments.rows import absent, append_row, experiment_inputs, made_by, pending, read_rows, started
 from convat.recipe import RECIPE
 
 RECORD_FILE = "controls.json"
@@ -101,21 +101,6 @@ def read_record(out: str | Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _inputs(spec: ControlsSpec):
-    from convat.book import default_preprocess, load_records
-    from convat.preprocess.pipeline import preprocess
-
-    if spec.dataset == "synthme" and spec.synth_overrides:
-        from convat.data.synth import generate
-
-        records = generate(spec.profile, seed=spec.data_seed, **spec.synth_overrides)
-    else:
-        records = load_records(spec.dataset, spec.profile, seed=spec.data_seed)
-    pre = default_preprocess(spec.img_size, spec.flow)
-    x, table = preprocess(records, pre, progress=False)
-    return records, pre, x, table
-
-
 def run_controls(spec: ControlsSpec, out: str | Path, progress: bool = True) -> pd.DataFrame:
     """Score every missing (model, seed), write its per-fold scores and append its row; return every row.
 
@@ -124,12 +109,10 @@ def run_controls(spec: ControlsSpec, out: str | Path, progress: bool = True) -> 
     from convat.book import default_train, training_budget
     from convat.explain.controls import control_scores, summarize_controls
 
-    rows = open_rows(out, RECORD_FILE, spec.to_json(), "a sanity-check experiment")
-    done = set() if rows.empty else set(zip(rows["model"], rows["train_seed"].astype(int), strict=True))
-    todo = [c for c in spec.cells() if c not in done]
+    rows, todo = pending(out, RECORD_FILE, spec, "a sanity-check experiment", ("model", "train_seed"))
     if not todo:
         return rows
-    records, pre, x, table = _inputs(spec)
+    records, pre, x, table = experiment_inputs(spec)
     budget = training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
     for i, (model, seed) in enumerate(todo, 1):
         if progress:

@@ -48,6 +48,32 @@ def open_rows(out: str | Path, record_file: str, spec: dict, kind: str) -> pd.Da
     return read_rows(out)
 
 
+def pending(out: str | Path, record_file: str, spec, kind: str, key: tuple[str, str]) -> tuple[pd.DataFrame, list]:
+    """``(finished rows, units still to run)`` of an experiment folder for ``spec`` (see :func:`open_rows`):
+    the units are ``spec.cells()`` whose ``(key[0], key[1])`` values (e.g. model and training seed) have no row
+    yet, in ``spec.cells()`` order."""
+    rows = open_rows(out, record_file, spec.to_json(), kind)
+    done = set() if rows.empty else set(zip(rows[key[0]], rows[key[1]].astype(int), strict=True))
+    return rows, [c for c in spec.cells() if c not in done]
+
+
+def experiment_inputs(spec):
+    """``(records, preprocessing config, x, table)`` of a spec with ``dataset``, ``profile``, ``data_seed``,
+    ``synth_overrides`` (SynthME only; a smaller population in tests), ``img_size`` and ``flow``."""
+    from convat.book import default_preprocess, load_records
+    from convat.preprocess.pipeline import preprocess
+
+    if spec.dataset == "synthme" and spec.synth_overrides:
+        from convat.data.synth import generate
+
+        records = generate(spec.profile, seed=spec.data_seed, **spec.synth_overrides)
+    else:
+        records = load_records(spec.dataset, spec.profile, seed=spec.data_seed)
+    pre = default_preprocess(spec.img_size, spec.flow)
+    x, table = preprocess(records, pre, progress=False)
+    return records, pre, x, table
+
+
 def started() -> tuple[float, float]:
     """The wall and CPU clocks at the start of a unit, for :func:`append_row`."""
     return time.perf_counter(), time.process_time()
@@ -89,4 +115,5 @@ def made_by(command: str, record: dict, rows: pd.DataFrame) -> str:
             f"({machine.get('cpus', '?')} CPUs, torch {machine.get('torch', '?')}), commit(s) {commits}")
 
 
-__all__ = ["ROWS_FILE", "absent", "append_row", "made_by", "open_rows", "read_rows", "started"]
+__all__ = ["ROWS_FILE", "absent", "append_row", "experiment_inputs", "made_by", "open_rows", "pending", "read_rows",
+           "started"]
