@@ -81,4 +81,8 @@ def test_the_table_over_seeds_and_its_sentences(bundle, tmp_path):
         (stale / name).write_text((bundle / name).read_text())
     rows.assign(explain_code="0" * 16).to_csv(stale / "rows.csv", index=False)
     assert "Made by other code" in " ".join(describe_controls_over_seeds(stale))
+    from convat.experiments.controls import seed_verdicts
+
+    assert seed_verdicts(stale, current_only=True) == [] and len(seed_verdicts(stale)) == 1
+    assert seed_verdicts(bundle, current_only=True) == seed_verdicts(bundle)
     assert "does not ship it" in describe_controls_over_seeds(tmp_path / "absent")[0]

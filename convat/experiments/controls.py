@@ -197,6 +197,17 @@ def describe_controls_over_seeds(out: str | Path) -> list[str]:
         lines.append(f"> **Made by other code.** Units were made with code fingerprint(s) {', '.join(other)}; the "
                      f"training and explanation code is now {explain_fingerprint()}: rerun the command to refresh "
                      "them.")
+    return lines + seed_verdicts(out)
+
+
+def seed_verdicts(out: str | Path, current_only: bool = False) -> list[str]:
+    """One sentence per model of the bundle: the methods that pass both controls on every training seed, on
+    some seeds only, or that none does. ``current_only``: nothing when any unit was made by other code than
+    today's (the chapter's headline then speaks only for the seed it computed)."""
+    rows = read_rows(out) if Path(out).is_dir() else pd.DataFrame()
+    if rows.empty or (current_only and set(rows["explain_code"].astype(str)) != {explain_fingerprint()}):
+        return []
+    lines = []
     for model, sub in rows.groupby("model", sort=False):
         seeds = len(sub)
         passed = [set(filter(None, str(v).split(";"))) if v == v else set() for v in sub["faithful"]]
@@ -241,4 +252,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["ControlsSpec", "config_digest", "default_out", "describe_controls_over_seeds", "explain_fingerprint",
-           "read_record", "run_controls", "seed_table", "served_scores"]
+           "read_record", "run_controls", "seed_table", "seed_verdicts", "served_scores"]
