@@ -86,3 +86,41 @@ def test_the_table_over_seeds_and_its_sentences(bundle, tmp_path):
     assert seed_verdicts(stale, current_only=True) == [] and len(seed_verdicts(stale)) == 1
     assert seed_verdicts(bundle, current_only=True) == seed_verdicts(bundle)
     assert "does not ship it" in describe_controls_over_seeds(tmp_path / "absent")[0]
+
+
+def test_the_committed_bundle_reproduces_one_fold_from_scratch(tmp_path, monkeypatch):
+    """One fold of the committed sanity checks, recomputed from nothing (a fresh cache), gives the scores the
+    bundle holds: the bundle is what the command computes, not numbers typed in."""
+    import numpy as np
+    import torch
+
+    from convat.book import default_train, training_budget
+    from convat.experiments.controls import ControlsSpec, default_out, explain_fingerprint, read_record
+    from convat.experiments.rows import experiment_inputs
+    from convat.explain.controls import control_scores
+
+    out = default_out()
+    rows = read_rows(out)
+    if rows.empty:
+        pytest.skip("no committed sanity-check bundle")
+    if set(rows["explain_code"].astype(str)) != {explain_fingerprint()}:
+        pytest.skip("the committed bundle is stale (the page says so); `make controls` refreshes it")
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path))
+    spec = ControlsSpec.from_json(read_record(out)["spec"])
+    records, pre, x, table = experiment_inputs(spec)
+    model, seed = spec.models[0], spec.train_seeds[0]
+    config = default_train(model, training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps), seed=seed)
+    fold = sorted(table["dataset"].astype(str) + "/" + table["subject"].astype(str))[0]
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(read_record(out)["machine"].get("torch_threads", before) or before))
+    try:
+        fresh = control_scores(x, table, records, pre, config, folds=[fold],
+                               permutation_seed=spec.permutation_seed)
+    finally:
+        torch.set_num_threads(before)
+    committed = pd.read_csv(scores_path(out, model, seed))
+    committed = committed[committed["fold"] == fold].reset_index(drop=True)
+    assert list(zip(fresh["control"], fresh["method"], strict=True)) == list(
+        zip(committed["control"], committed["method"], strict=True))
+    np.testing.assert_allclose(fresh["mass_in_mask"], committed["mass_in_mask"], atol=2e-3)
+    np.testing.assert_allclose(fresh["area_share"], committed["area_share"], atol=1e-9)
