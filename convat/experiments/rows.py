@@ -23,7 +23,9 @@ ROWS_FILE = "rows.csv"
 def read_rows(out: str | Path) -> pd.DataFrame:
     """The finished rows of an experiment folder (an empty frame when none)."""
     path = Path(out) / ROWS_FILE
-    return pd.read_csv(path, dtype={"commit": str, "code": str}) if path.exists() else pd.DataFrame()
+    # digests and commits are text: a hex digest of only digits must not become a number (losing leading zeros)
+    text = {c: str for c in ("commit", "code", "explain_code", "inputs", "config", "faithful")}
+    return pd.read_csv(path, dtype=text) if path.exists() else pd.DataFrame()
 
 
 def open_rows(out: str | Path, record_file: str, spec: dict, kind: str) -> pd.DataFrame:
