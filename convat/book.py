@@ -253,8 +253,9 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
         marker = Path(run.path) / SERVED_FROM
         if marker.exists():
             src = json.loads(marker.read_text())
-            how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made at "
-                   f"commit `{str(src.get('commit'))[:12]}` by the same code, fingerprint `{src.get('code')}`)")
+            how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made by the "
+                   f"same code, fingerprint `{src.get('code')}`, on this device and torch version; the bundle was "
+                   f"last updated at commit `{str(src.get('bundle_commit', src.get('commit')))[:12]}`)")
             if cached < total:
                 how += f", {total - cached} damaged folds recomputed now"
             parts.append(f"{name}: {how}")

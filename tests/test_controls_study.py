@@ -50,6 +50,25 @@ def test_a_bundle_has_a_row_and_scores_per_unit_and_resumes(bundle, monkeypatch)
         run_controls(replace(SPEC, train_seeds=(5,)), bundle, progress=False)
 
 
+def test_units_made_by_other_code_are_computed_again(bundle, tmp_path, monkeypatch):
+    import shutil
+
+    import convat.explain.controls
+
+    copy = tmp_path / "c"
+    shutil.copytree(bundle, copy)
+    rows = read_rows(copy)
+    rows.loc[1, "explain_code"] = "0" * 16  # as if seed 1 had been made by other code
+    rows.to_csv(copy / "rows.csv", index=False)
+    calls = []
+    real = convat.explain.controls.control_scores
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(convat.explain.controls, "control_scores",
+                        lambda *a, **k: calls.append(a[4].seed) or real(*a, **k))
+    again = run_controls(SPEC, copy, progress=False)
+    assert calls == [1] and len(again) == 2 and set(again["explain_code"]) == set(read_rows(bundle)["explain_code"])
+
+
 def test_served_only_for_exactly_its_computation(bundle):
     from convat.book import default_train, training_budget
     from convat.experiments.rows import experiment_inputs
@@ -60,7 +79,8 @@ def test_served_only_for_exactly_its_computation(bundle):
     served = served_scores(bundle, x, config)
     assert served is not None
     pd.testing.assert_frame_equal(served[0], pd.read_csv(scores_path(bundle, "convat_tiny", 1)))
-    assert served_scores(bundle, x, replace(config, device="cpu")) is not None  # the device is not the network
+    assert served_scores(bundle, x, replace(config, device="cpu")) is not None  # "auto" is the CPU here
+    assert served_scores(bundle, x, config, permutation_seed=2) is None  # another label permutation
     assert served_scores(bundle, x, replace(config, lr=config.lr / 2)) is None
     assert served_scores(bundle, x, replace(config, seed=7)) is None
     assert served_scores(bundle, x + 1, config) is None
@@ -81,10 +101,16 @@ def test_the_table_over_seeds_and_its_sentences(bundle, tmp_path):
         (stale / name).write_text((bundle / name).read_text())
     rows.assign(explain_code="0" * 16).to_csv(stale / "rows.csv", index=False)
     assert "Made by other code" in " ".join(describe_controls_over_seeds(stale))
+    from convat.book import training_budget
     from convat.experiments.controls import seed_verdicts
+    from convat.experiments.rows import experiment_inputs
 
-    assert seed_verdicts(stale, current_only=True) == [] and len(seed_verdicts(stale)) == 1
-    assert seed_verdicts(bundle, current_only=True) == seed_verdicts(bundle)
+    x = experiment_inputs(SPEC)[2]
+    budget = training_budget(SPEC.dataset, SPEC.profile, SPEC.epochs, SPEC.steps)
+    assert seed_verdicts(stale, x, budget) == [] and len(seed_verdicts(stale)) == 1
+    assert seed_verdicts(bundle, x, budget) == seed_verdicts(bundle)
+    assert seed_verdicts(bundle, x + 1, budget) == []  # other inputs: the headline quotes nothing
+    assert seed_verdicts(bundle, x, training_budget(SPEC.dataset, SPEC.profile, None, 3)) == []  # another recipe
     assert "does not ship it" in describe_controls_over_seeds(tmp_path / "absent")[0]
 
 
@@ -109,7 +135,7 @@ def test_the_committed_bundle_reproduces_one_fold_from_scratch(tmp_path, monkeyp
     spec = ControlsSpec.from_json(read_record(out)["spec"])
     records, pre, x, table = experiment_inputs(spec)
     model, seed = spec.models[0], spec.train_seeds[0]
-    config = default_train(model, training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps), seed=seed)
+    config = default_train(model, training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps), "cpu", seed)
     fold = sorted(table["dataset"].astype(str) + "/" + table["subject"].astype(str))[0]
     before = torch.get_num_threads()
     torch.set_num_threads(int(read_record(out)["machine"].get("torch_threads", before) or before))

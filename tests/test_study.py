@@ -216,5 +216,14 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     own = convat.loso.cached_run(x, table, config, progress=False)
     assert bundled_run(x, table, config, bundle, progress=False).path == own.path
     assert not (tmp_path / "cache" / "bundles").exists()
+    # a cell made with another torch (or on another device) is not what this machine computes: not served
+    other_torch = tmp_path / "other-torch"
+    shutil.copytree(bundle, other_torch)
+    for path in other_torch.rglob("config.json"):
+        info = json.loads(path.read_text())
+        info["environment"]["torch"] = "0.0.0"
+        path.write_text(json.dumps(info))
+    shutil.rmtree(tmp_path / "cache" / "runs")
+    assert not (bundled_run(x, table, config, other_torch, progress=False).path / runstore.SERVED_FROM).exists()
     # no bundle at all (an installed wheel): the cache, as before
     assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"

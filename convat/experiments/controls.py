@@ -26,7 +26,16 @@ from pathlib import Path
 import pandas as pd
 
 from convat import runstore
-from convat.experiments.rows import absent, append_row, experiment_inputs, made_by, pending, read_rows, started
+from convat.experiments.rows import (
+    absent,
+    append_row,
+    experiment_inputs,
+    made_by,
+    pending,
+    read_rows,
+    replace_rows,
+    started,
+)
 from convat.recipe import RECIPE
 
 RECORD_FILE = "controls.json"
@@ -110,10 +119,18 @@ def run_controls(spec: ControlsSpec, out: str | Path, progress: bool = True) -> 
     from convat.explain.controls import control_scores, summarize_controls
 
     rows, todo = pending(out, RECORD_FILE, spec, "a sanity-check experiment", ("model", "train_seed"))
-    if not todo:
-        return rows
     records, pre, x, table = experiment_inputs(spec)
     budget = training_budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
+    stale = ~current_rows(rows, out, x, budget)
+    if stale.any():  # made by other code, on other inputs, with another recipe or platform: computed again
+        if progress:
+            print(f"{int(stale.sum())} finished unit(s) are not today's computation; computing them again",
+                  flush=True)
+        redo = set(zip(rows.loc[stale, "model"], rows.loc[stale, "train_seed"].astype(int), strict=True))
+        rows = replace_rows(out, rows[~stale].reset_index(drop=True))
+        todo = [c for c in spec.cells() if c in redo or c in set(todo)]
+    if not todo:
+        return rows
     for i, (model, seed) in enumerate(todo, 1):
         if progress:
             print(f"[{i}/{len(todo)}] {model}, training seed {seed}", flush=True)
@@ -128,7 +145,8 @@ def run_controls(spec: ControlsSpec, out: str | Path, progress: bool = True) -> 
         passed = [str(m) for m in summary.index[summary["faithful"]]]
         rows = append_row(out, rows, {"model": model, "train_seed": seed, "folds": int(scores["fold"].nunique()),
                                       "faithful": ";".join(passed), "inputs": runstore.array_digest(x),
-                                      "config": config_digest(config), "explain_code": explain_fingerprint()},
+                                      "config": config_digest(config), "explain_code": explain_fingerprint(),
+                                      **platform()},
                           since)
         if progress:
             print(f"    passes both controls: {', '.join(passed) or 'none'}; {rows.iloc[-1]['wall_s']:.0f} s",
@@ -136,16 +154,56 @@ def run_controls(spec: ControlsSpec, out: str | Path, progress: bool = True) -> 
     return rows
 
 
-def served_scores(out: str | Path, x, config) -> tuple[pd.DataFrame, pd.Series] | None:
+def platform(device: str = "auto") -> dict:
+    """The device ``device`` resolves to here and the torch version: what a unit's numbers also depend on."""
+    import torch
+
+    from convat.training.loop import resolve_device
+
+    return {"device": str(resolve_device(device)), "torch": torch.__version__}
+
+
+def _row_platform(rows: pd.DataFrame, out: str | Path) -> pd.DataFrame:
+    """``device`` and ``torch`` of every row; rows written before these columns take the bundle's machine."""
+    machine = read_record(out).get("machine", {})
+    cols = {}
+    for col, default in (("device", machine.get("device")), ("torch", machine.get("torch"))):
+        cols[col] = rows[col].fillna(default) if col in rows else pd.Series(default, index=rows.index)
+    return pd.DataFrame(cols, index=rows.index)
+
+
+def current_rows(rows: pd.DataFrame, out: str | Path, x, budget=None, device: str = "auto") -> pd.Series:
+    """Which rows are exactly today's computation on the inputs ``x``: the same input digest, the training
+    configuration the recipe gives for the row's model and seed at ``budget``, the same training and
+    explanation code, device and torch version."""
+    from convat.book import default_train
+
+    if rows.empty:
+        return pd.Series(dtype=bool)
+    here = platform(device)
+    plat = _row_platform(rows, out)
+    configs = [config_digest(default_train(m, budget, device, int(s)))
+               for m, s in zip(rows["model"], rows["train_seed"], strict=True)]
+    return ((rows["inputs"] == runstore.array_digest(x)) & (rows["config"] == pd.Series(configs, index=rows.index))
+            & (rows["explain_code"].astype(str) == explain_fingerprint())
+            & (plat["device"] == here["device"]) & (plat["torch"] == here["torch"]))
+
+
+def served_scores(out: str | Path, x, config, permutation_seed: int = 1) -> tuple[pd.DataFrame, pd.Series] | None:
     """``(per-fold scores, the bundle's row)`` of ``config`` on the inputs ``x`` when the bundle holds exactly
-    that computation (the same input digest, training configuration, training seed and code fingerprints as
-    now), else ``None``: the caller then computes the controls itself."""
+    that computation (the same input digest, training configuration, training seed, label permutation, code
+    fingerprints, device and torch version as here), else ``None``: the caller then computes the controls."""
     rows = read_rows(out)
     if rows.empty or "explain_code" not in rows:
         return None
+    if read_record(out).get("spec", {}).get("permutation_seed") != permutation_seed:
+        return None
+    here = platform(config.device)
+    plat = _row_platform(rows, out)
     match = rows[(rows["model"] == config.model) & (rows["train_seed"].astype(int) == config.seed)
                  & (rows["inputs"] == runstore.array_digest(x)) & (rows["config"] == config_digest(config))
-                 & (rows["explain_code"].astype(str) == explain_fingerprint())]
+                 & (rows["explain_code"].astype(str) == explain_fingerprint())
+                 & (plat["device"] == here["device"]) & (plat["torch"] == here["torch"])]
     path = scores_path(out, config.model, config.seed)
     if match.empty or not path.exists():
         return None
@@ -195,17 +253,18 @@ def describe_controls_over_seeds(out: str | Path) -> list[str]:
     other = sorted(set(rows["explain_code"].astype(str)) - {explain_fingerprint()})
     if other:
         lines.append(f"> **Made by other code.** Units were made with code fingerprint(s) {', '.join(other)}; the "
-                     f"training and explanation code is now {explain_fingerprint()}: rerun the command to refresh "
-                     "them.")
+                     f"training and explanation code is now {explain_fingerprint()}: rerun the command, which computes "
+                     "such units again.")
     return lines + seed_verdicts(out)
 
 
-def seed_verdicts(out: str | Path, current_only: bool = False) -> list[str]:
+def seed_verdicts(out: str | Path, x=None, budget=None, device: str = "auto") -> list[str]:
     """One sentence per model of the bundle: the methods that pass both controls on every training seed, on
-    some seeds only, or that none does. ``current_only``: nothing when any unit was made by other code than
-    today's (the chapter's headline then speaks only for the seed it computed)."""
+    some seeds only, or that none does. With the inputs ``x`` (and the ``budget`` of the chapter's recipe):
+    nothing unless every unit is exactly today's computation on them (:func:`current_rows`), so a chapter's
+    headline never quotes verdicts made by other code, on other data or with another recipe."""
     rows = read_rows(out) if Path(out).is_dir() else pd.DataFrame()
-    if rows.empty or (current_only and set(rows["explain_code"].astype(str)) != {explain_fingerprint()}):
+    if rows.empty or (x is not None and not current_rows(rows, out, x, budget, device).all()):
         return []
     lines = []
     for model, sub in rows.groupby("model", sort=False):
@@ -252,4 +311,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["ControlsSpec", "config_digest", "default_out", "describe_controls_over_seeds", "explain_fingerprint",
-           "read_record", "run_controls", "seed_table", "seed_verdicts", "served_scores"]
+           "current_rows", "platform", "read_record", "run_controls", "seed_table", "seed_verdicts", "served_scores"]

@@ -24,7 +24,7 @@ def read_rows(out: str | Path) -> pd.DataFrame:
     """The finished rows of an experiment folder (an empty frame when none)."""
     path = Path(out) / ROWS_FILE
     # digests and commits are text: a hex digest of only digits must not become a number (losing leading zeros)
-    text = {c: str for c in ("commit", "code", "explain_code", "inputs", "config", "faithful")}
+    text = {c: str for c in ("commit", "code", "explain_code", "inputs", "config", "faithful", "device", "torch")}
     return pd.read_csv(path, dtype=text) if path.exists() else pd.DataFrame()
 
 
@@ -76,6 +76,14 @@ def experiment_inputs(spec):
     return records, pre, x, table
 
 
+def replace_rows(out: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """Write ``rows`` as the folder's whole ``rows.csv`` (atomically), e.g. without units to be computed again."""
+    buffer = io.StringIO()
+    rows.to_csv(buffer, index=False)
+    runstore.atomic_write_text(Path(out) / ROWS_FILE, buffer.getvalue())
+    return rows
+
+
 def started() -> tuple[float, float]:
     """The wall and CPU clocks at the start of a unit, for :func:`append_row`."""
     return time.perf_counter(), time.process_time()
@@ -89,11 +97,7 @@ def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[floa
     wall, cpu = since
     row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
            "code": runstore.code_fingerprint(), "commit": git_commit()}
-    rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
-    buffer = io.StringIO()
-    rows.to_csv(buffer, index=False)
-    runstore.atomic_write_text(Path(out) / ROWS_FILE, buffer.getvalue())
-    return rows
+    return replace_rows(out, pd.concat([rows, pd.DataFrame([row])], ignore_index=True))
 
 
 def absent(out: str | Path, what: str, unit: str) -> str | None:
@@ -118,4 +122,4 @@ def made_by(command: str, record: dict, rows: pd.DataFrame) -> str:
 
 
 __all__ = ["ROWS_FILE", "absent", "append_row", "experiment_inputs", "made_by", "open_rows", "pending", "read_rows",
-           "started"]
+           "replace_rows", "started"]

@@ -289,7 +289,8 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
     *Exactly*: the cell's ``config.json`` records the same identity as this run would
     (:func:`convat.loso.run_identity`: the input tensors' digest, labels, folds, training configuration and the
     code fingerprint), so a bundle made by other code, on other data or with another recipe is never served;
-    after any change to the code that decides results the run is trained again. The cell is copied to
+    after any change to the code that decides results the run is trained again, and so is a cell made on another
+    device (a CPU cell on a CUDA machine) or with another torch version. The cell is copied to
     ``$CONVAT_CACHE/bundles/<bundle>/...`` (the committed folder is never written), read through
     :func:`convat.loso.run_loso` (which checks every fold file against its manifest and recomputes a damaged
     one) and marked with :data:`convat.runstore.SERVED_FROM`, which :func:`convat.book.cache_note` names on
@@ -308,6 +309,8 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
     identity = run_identity(x, table, config, folds, data)
     source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
               if record else None)
+    if source is not None and not _same_platform(source, config):
+        source = None  # made on another device or torch: not what this machine computes
     cached = runstore.find_run(identity, [runstore.default_cache_dir() / "runs"]) if source is not None else None
     if source is None or (cached is not None and (cached / "predictions.csv").exists()):
         return cached_run(x, table, config, progress=progress, splits=splits, data=data,
@@ -320,12 +323,29 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".lock*", "*.tmp"))
         runstore.atomic_write_text(tmp / runstore.SERVED_FROM, json.dumps({
-            "bundle": bundle.name, "cell": source.relative_to(bundle).as_posix(),
-            "commit": record.get("commit"), "code": record.get("code"), "date": record.get("date")}, indent=2))
-        os.replace(tmp, copy)
+            "bundle": bundle.name, "cell": source.relative_to(bundle).as_posix(), "code": identity["code"],
+            "bundle_commit": record.get("commit"), "bundle_date": record.get("date")}, indent=2))
+        try:
+            os.replace(tmp, copy)
+        except OSError:  # another process copied the same cell meanwhile: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+            if runstore.find_run(identity, [copy]) != copy:
+                raise
     predictions = run_loso(x, table, config, out_dir=copy, progress=progress, splits=splits, data=data,
                            parallel_folds=parallel_folds)
     return LosoRun(predictions, load_curves(copy, list(folds)), copy, config)
+
+
+def _same_platform(cell: Path, config) -> bool:
+    """Whether a bundle's run folder was made on the device this machine resolves ``config.device`` to and with
+    this torch version (what the run identity leaves out, and what changes the numbers)."""
+    import torch
+
+    from convat.training.loop import resolve_device
+
+    env = (runstore.RunStore(cell).read_config() or {}).get("environment", {})
+    return (env.get("resolved_device") == str(resolve_device(config.device))
+            and env.get("torch") == torch.__version__)
 
 
 def study_status(study: Study) -> list[str]:
