@@ -59,7 +59,23 @@ def test_load_table_and_comparisons(bundle):
     comparisons = study_comparisons(study, "ststnet", n_boot=100)
     assert list(comparisons["model"]) == [LINEAR] and comparisons.loc[0, "low"] <= comparisons.loc[0, "high"]
     text = describe_study(table, comparisons, "ststnet")
-    assert "linear reference" in text and "over subjects and seeds" in text
+    # two training seeds are fewer than a comparison needs: the verdict names the counts and calls no winner
+    assert "linear reference" in text and "not called yet: ststnet 2 training seeds" in text
+    assert "beats" not in text and "over subjects only" in text
+
+
+def test_a_comparison_is_called_once_each_deep_model_has_enough_seeds(bundle, monkeypatch):
+    from convat.experiments import study as study_module
+    from convat.metrics import paired_seed_test, seed_verdict
+
+    monkeypatch.setattr(study_module, "MIN_SEEDS", 2)
+    study = load_study(bundle)
+    comparisons = study_comparisons(study, "ststnet", n_boot=100)
+    runs = [g.drop(columns=["model", "data_seed", "train_seed"])
+            for _, g in study.predictions.groupby(["model", "data_seed", "train_seed"], sort=True, dropna=False)]
+    test = paired_seed_test(runs[1:], runs[:1], n_boot=100)  # ststnet's two seeds against the linear reference
+    assert comparisons.loc[0, "verdict"] == seed_verdict(test, "ststnet", LINEAR)
+    assert "over subjects and seeds" in comparisons.loc[0, "verdict"]
 
 
 def test_rerun_resumes_and_another_spec_is_refused(bundle):

@@ -393,9 +393,16 @@ def study_table(study: Study) -> pd.DataFrame:
     return table.sort_values("UF1", ascending=False)
 
 
+#: Training seeds a deep model needs on a draw before a comparison with it is called: with fewer, the bootstrap
+#: resamples subjects only and cannot contain training variance (one seed of a model has been "significantly"
+#: better than another seed of the same model). The linear reference is deterministic and needs one run.
+MIN_SEEDS = 3
+
+
 def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """:func:`convat.metrics.paired_seed_test` of ``reference`` against every other model, per data draw
-    (SynthME draws are different datasets, so they are compared separately and never pooled)."""
+    (SynthME draws are different datasets, so they are compared separately and never pooled). The verdict
+    calls no winner while a deep model of the pair has fewer than :data:`MIN_SEEDS` training seeds on the draw."""
     from convat.metrics import paired_seed_test, seed_verdict
 
     labels = sorted(study.predictions["label"].unique())
@@ -405,15 +412,25 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
         for other in part["model"].unique():
             if other == reference:
                 continue
-            test = paired_seed_test(_runs(sub, reference), _runs(sub, other), labels, n_boot=n_boot, seed=seed)
-            rows.append({"data_seed": draw, "model": other, **test,
-                         "verdict": seed_verdict(test, reference, other)})
+            runs_ref, runs_other = _runs(sub, reference), _runs(sub, other)
+            test = paired_seed_test(runs_ref, runs_other, labels, n_boot=n_boot, seed=seed)
+            few = {name: len(runs) for name, runs in ((reference, runs_ref), (other, runs_other))
+                   if name != LINEAR and len(runs) < MIN_SEEDS}
+            if few:
+                counts = ", ".join(f"{name} {n} training seed{'s' if n != 1 else ''}" for name, n in few.items())
+                verdict = (f"not called yet: {counts} so far; a difference is called only over at least {MIN_SEEDS} "
+                           f"seeds each (UF1 difference {reference} − {other} {test['difference']:+.3f}, "
+                           f"95 % interval {test['low']:+.3f} to {test['high']:+.3f} over subjects only).")
+            else:
+                verdict = seed_verdict(test, reference, other)
+            rows.append({"data_seed": draw, "model": other, **test, "verdict": verdict})
     return pd.DataFrame(rows)
 
 
 def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[str], draw: int | None = None,
                     data_root: str | Path | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Recompute ``folds`` of one deep cell from scratch, with the thread count its folds were trained with;
+    """Recompute ``folds`` of one deep cell from scratch, with the thread count its folds were trained with (as
+    many folds at a time as the bundle trained, when this machine gives each worker that same thread count);
     returns ``(recomputed, committed)`` predictions of those folds, row for row, for the caller to compare."""
     from convat.loso import loso_splits, run_loso
     from convat.sweep import SweepPoint, point_config, point_inputs
@@ -428,12 +445,19 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
         raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
     import torch
 
-    # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities
+    from convat import runtime
+
+    # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities;
+    # the folds train side by side, as the bundle's did, whenever this machine gives each worker that same count
     threads, before = study.record.get("fold_threads"), torch.get_num_threads()
+    workers = min(len(splits), int(study.record.get("parallel_folds") or 1))
+    if workers > 1 and (not threads or runtime.worker_threads(workers) != int(threads)):
+        workers = 1
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits)
+        fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits,
+                         parallel_folds=workers)
     finally:
         torch.set_num_threads(before)
     committed = study.predictions[(study.predictions["model"] == model) & (study.predictions["data_seed"] == draw)
@@ -507,6 +531,6 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
                        describe_study(table, verdicts, reference))
 
 
-__all__ = ["DEFAULT_MODELS", "LINEAR", "Study", "StudyReport", "StudySpec", "bundled_run", "cell_dir", "default_bundle",
-           "describe_study", "load_study", "provenance_lines", "reproduce_slice", "run_study", "study_comparisons",
-           "study_report", "study_status", "study_table"]
+__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "Study", "StudyReport", "StudySpec", "bundled_run", "cell_dir",
+           "default_bundle", "describe_study", "load_study", "provenance_lines", "reproduce_slice", "run_study",
+           "study_comparisons", "study_report", "study_status", "study_table"]
