@@ -71,9 +71,8 @@ def test_a_comparison_is_called_once_each_deep_model_has_enough_seeds(bundle, mo
     monkeypatch.setattr(study_module, "MIN_SEEDS", 2)
     study = load_study(bundle)
     comparisons = study_comparisons(study, "ststnet", n_boot=100)
-    runs = [g.drop(columns=["model", "data_seed", "train_seed"])
-            for _, g in study.predictions.groupby(["model", "data_seed", "train_seed"], sort=True, dropna=False)]
-    test = paired_seed_test(runs[1:], runs[:1], n_boot=100)  # ststnet's two seeds against the linear reference
+    # ststnet's two seeds against the linear reference, split into runs as the comparison splits them
+    test = paired_seed_test(study_module._runs(study, "ststnet"), study_module._runs(study, LINEAR), n_boot=100)
     assert comparisons.loc[0, "verdict"] == seed_verdict(test, "ststnet", LINEAR)
     assert "over subjects and seeds" in comparisons.loc[0, "verdict"]
 
