@@ -77,9 +77,11 @@ def _child(args: argparse.Namespace) -> None:
     splits = dict(list(loso_splits(table).items())[: args.folds])
     config = default_train(RECIPE.model, epochs=args.epochs, device=args.device)
     if args.strategy == "pool":
-        from convat.pool import worker_pool
+        from convat.pool import warm_pool
 
-        worker_pool(args.workers).submit(int, 0).result()  # start the workers outside the timed part
+        # start every worker and import torch and the models in it outside the timed part: a worker's first
+        # task otherwise pays the imports, which the extrapolation to 68 folds multiplies several hundred times
+        warm_pool(args.workers, modules=("convat.loso", "convat.models"))
     start = time.perf_counter()
     run_loso(x, table, config, progress=False, splits=splits, parallel_folds=args.workers,
              strategy=args.strategy)

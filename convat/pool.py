@@ -67,6 +67,59 @@ def worker_pool(workers: int, threads: int | None = None):
                                  initargs=(os.getpid(), threads), env=env, reuse="auto")
 
 
+def _load_modules(modules: tuple[str, ...], hold_s: float) -> int:
+    """In a worker: import ``modules`` and stay busy ``hold_s`` seconds (so that the pool hands the next task of
+    :func:`warm_pool` to another worker); returns this worker's pid."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+    time.sleep(hold_s)
+    return os.getpid()
+
+
+def warm_pool(workers: int, threads: int | None = None, modules: tuple[str, ...] = ("convat.loso",),
+              attempts: int = 5) -> set[int]:
+    """Start every worker of ``worker_pool(workers, threads)`` and import ``modules`` in each; returns their pids.
+
+    A worker imports torch and the models the first time a task needs them (seconds of CPU each). A benchmark
+    that times a short run must pay this before its clock starts, or the start-up is charged to the run (and,
+    extrapolated to a full LOSO, multiplied several hundred times). Tasks are sent in rounds until every worker
+    has answered (at most ``attempts`` rounds; a pool that still has fewer answering workers raises).
+    """
+    pool = worker_pool(workers, threads)
+    pids: set[int] = set()
+    for _ in range(attempts):
+        pids.update(f.result() for f in [pool.submit(_load_modules, tuple(modules), 0.5) for _ in range(workers)])
+        if len(pids) >= workers:
+            return pids
+    raise RuntimeError(f"warm_pool: only {len(pids)} of {workers} workers answered after {attempts} rounds")
+
+
+def map_folds(fn, x: np.ndarray, todo: dict, workers: int, *args, threads: int | None = None):
+    """``fn(shared_x, *args, fold, mask)`` for every ``fold, mask`` of ``todo`` in the worker pool, yielded as
+    ``(fold, result)`` in the order they finish (so a caller can save each at once and a crash loses only the
+    folds in flight). ``x`` is written once to a memory-mapped file (:func:`share_array`) that every worker
+    reads; ``fn`` must be importable (a module-level function) and gets the :class:`SharedArray` handle, whose
+    :meth:`~SharedArray.load` returns the array. Pending folds are cancelled when the caller stops early."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    if not todo:
+        return
+    pool = worker_pool(min(workers, len(todo)), threads)
+    shared = share_array(x)
+    pending = {pool.submit(fn, shared, *args, fold, mask): fold for fold, mask in todo.items()}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                fold = pending.pop(future)
+                yield fold, future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
 def shutdown_pool() -> None:
     """Stop the pool's workers now (they also stop by themselves after :data:`IDLE_TIMEOUT_S` idle)."""
     from joblib.externals.loky import get_reusable_executor

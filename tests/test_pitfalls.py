@@ -96,6 +96,28 @@ def test_epoch_trace_resumes_from_its_cache(data, traced, monkeypatch):
     pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, cache_dir=root), trace)
 
 
+def test_parallel_epoch_trace_is_the_sequential_trace(data, tmp_path, monkeypatch):
+    """Two pool workers (1 thread each) trace the folds a 1-thread sequential trace traces, to the last bit of
+    every recorded likelihood, and the run folder is the same run (a sequential call reads it back)."""
+    import torch
+
+    x, table = data
+    monkeypatch.setattr("convat.runstore.code_fingerprint", lambda *a: "frozen")
+    parallel = pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, cache_dir=tmp_path / "p", parallel_folds=2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sequential = pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34, cache=False)
+    finally:
+        torch.set_num_threads(before)
+    pd.testing.assert_frame_equal(parallel, sequential)
+    monkeypatch.setattr(pitfalls, "_trace_fold", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    pd.testing.assert_frame_equal(pitfalls.epoch_trace(x, table, FAST, inner_fraction=0.34,
+                                                       cache_dir=tmp_path / "p"), parallel)
+    with pytest.raises(ValueError, match="parallel_folds"):
+        pitfalls.epoch_trace(x, table, FAST, parallel_folds=0, cache=False)
+
+
 def test_inner_validation_rule_reproduces_the_engines_inner_validation_run(data, trace):
     x, table = data
     with pytest.MonkeyPatch.context() as patch:

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from convat import runtime
-from convat.pool import share_array, worker_pool
+from convat.pool import map_folds, share_array, warm_pool, worker_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,3 +131,24 @@ def test_importing_convat_sets_a_passive_wait_policy_unless_the_user_chose_one(p
             "import convat.models; print(*a, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [expected, "False", "True"]
+
+
+def _fold_sum(shared, scale, fold, mask):
+    return os.getpid(), scale * float(shared.load()[mask].sum())
+
+
+def test_warm_pool_starts_every_worker_with_the_modules_loaded():
+    pids = warm_pool(2, threads=1, modules=("json",))
+    assert len(pids) == 2 and os.getpid() not in pids
+    answered = {worker_pool(2, threads=1).submit(os.getpid).result(timeout=60) for _ in range(4)}
+    assert answered <= pids  # the warmed workers serve later calls: nothing new starts
+
+
+def test_map_folds_yields_every_fold_once_with_the_shared_array():
+    x = np.arange(12, dtype=np.float32)
+    todo = {f"f{i}": np.arange(12) % 3 == i for i in range(3)}
+    got = dict(map_folds(_fold_sum, x, todo, 2, 10.0, threads=1))
+    assert sorted(got) == sorted(todo)
+    for fold, mask in todo.items():
+        assert got[fold][1] == 10.0 * float(x[mask].sum())
+    assert list(map_folds(_fold_sum, x, {}, 2, 1.0)) == []

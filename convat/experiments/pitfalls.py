@@ -172,22 +172,43 @@ def _trace_fold(x, table, fold, test_mask, classes, config, inner_fraction) -> F
                       pd.concat(rows, ignore_index=True))
 
 
+def _pool_trace_fold(shared, table, classes, config, inner_fraction, fold, mask) -> FoldResult:
+    """:func:`_trace_fold` in a pool worker (``x`` arrives memory-mapped, see :func:`convat.pool.map_folds`)."""
+    return _trace_fold(shared.load(), table, fold, mask, classes, config, inner_fraction)
+
+
 def epoch_trace(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, splits: Splits | None = None,
     inner_fraction: float = 0.2, progress: bool = False, cache_dir: str | Path | None = None,
-    cache: bool = True,
+    cache: bool = True, parallel_folds: int = 1,
 ) -> pd.DataFrame:
     """:func:`trace_fold` over every fold (default: LOSO), through the fold engine: with ``cache``, a run folder
     under ``$CONVAT_CACHE/runs`` (or ``cache_dir``) that is checked and resumed like a LOSO run, the trace of each
-    fold kept as its curve and the last epoch's predictions as its predictions."""
+    fold kept as its curve and the last epoch's predictions as its predictions.
+
+    ``parallel_folds=N`` traces N folds at a time in the worker pool (:mod:`convat.pool`; the cores are split
+    between the workers), as the LOSO engine's ``parallel_folds`` does; the run folder is the same either way.
+    """
+    if parallel_folds < 1:
+        raise ValueError(f"parallel_folds must be >= 1, got {parallel_folds}")
     classes = sorted(table["label"].unique())
     splits = splits if splits is not None else loso_splits(table)
     traces: dict[str, pd.DataFrame] = {}
 
     def fit_predict(fold: str, mask: np.ndarray) -> FoldResult:
-        result = _trace_fold(x, table, fold, mask, classes, config, inner_fraction)
-        traces[fold] = result.curve
-        return result
+        return _trace_fold(x, table, fold, mask, classes, config, inner_fraction)
+
+    def execute(todo):
+        if parallel_folds > 1 and len(todo) > 1:
+            from convat.pool import map_folds
+
+            results = map_folds(_pool_trace_fold, x, dict(todo), parallel_folds, table, classes, config,
+                                inner_fraction)
+        else:
+            results = ((fold, fit_predict(fold, np.asarray(mask, dtype=bool))) for fold, mask in todo.items())
+        for fold, result in results:
+            traces[fold] = result.curve
+            yield fold, result
 
     store = identity = None
     if cache:
@@ -195,7 +216,8 @@ def epoch_trace(
         tag = hashlib.sha256(f"{run_key(x, table, config, splits)}-{inner_fraction}".encode()).hexdigest()
         store = RunStore(base / f"epochs-{config.model}-{tag[:24]}")
         identity = {**run_identity(x, table, config, splits), "epoch_trace": {"inner_fraction": inner_fraction}}
-    run_folds(table, splits, fit_predict, store=store, identity=identity, progress=progress, desc="epoch trace")
+    run_folds(table, splits, store=store, identity=identity, execute=execute, progress=progress,
+              desc="epoch trace")
     if store is not None:
         return store.read_curves(list(splits))
     return pd.concat([traces[fold] for fold in splits], ignore_index=True)
