@@ -95,7 +95,7 @@ def _variants(workers: int) -> dict[str, list[str]]:
             f"worker pool ({workers} workers, 1 thread each)": ["--strategy", "pool", "--workers", str(workers)]}
 
 
-def run(x=None, table=None, n_folds: int = 2, epochs: int = 2, workers: int = 2, repeats: int = 2,
+def run(x=None, table=None, n_folds: int = 2, epochs: int = 6, workers: int = 2, repeats: int = 2,
         loads: tuple[int, ...] = (0, 2)) -> dict:
     from benchmarks.threads import save_inputs
     from convat.loso import loso_splits
