@@ -91,3 +91,15 @@ def test_other_runnable_processes_are_counted():
 
     value = others_running(samples=2, interval=0.01)
     assert math.isnan(value) or value >= 0
+
+
+def test_missed_loso_target_is_explained_from_the_fastest_measured_strategy():
+    rows = [{"strategy": "sequential", "busy_processes": 0, "full_minutes_extrapolated": 30.0, "model": "convat_tiny"},
+            {"strategy": "worker pool", "busy_processes": 0, "full_minutes_extrapolated": 24.0},
+            {"strategy": "worker pool", "busy_processes": 2, "full_minutes_extrapolated": 6.0}]  # not a quiet row
+    target = {"target": "composite LOSO, convat_tiny at 64 px, 30 epochs, CPU", "limit": 12.0, "unit": "min",
+              "value": 24.0, "met": False, "how": "h", "missed_by": 2.0}
+    results = {"loso": {"rows": rows, "total_folds": 68, "full_epochs": 30, "targets": [target], "cpu_count": 2},
+               "models": {"rows": [{"model": "convat_tiny", "device": "cpu", "train_samples_per_s": 500.0}]}}
+    note = next(n for n in report.why_missed(results) if n.startswith("LOSO"))
+    assert "worker pool, is 1.25x the slowest" in note and "24.0 min" in note and "2.0x more throughput" in note
