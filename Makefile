@@ -82,7 +82,7 @@ controls: $(STAMP)  ## the explanations' sanity checks over training seeds (quic
 	  $(BIN)/python -m convat.experiments.controls --out results/controls --models convat_tiny ststnet --train-seeds 0 1 2 3 4
 
 study-quick: $(STAMP)  ## the smoke-test grid: models x 5 seeds x 3 SynthME draws, quick profile, into results/study-quick
-	$(BIN)/convat study run --profile quick --data-seeds 0 1 2 --train-seeds 0 1 2 3 4 --parallel-folds 2 \
+	$(BIN)/convat study run --profile quick --data-seeds 0 1 2 --train-seeds 0 1 2 3 4 \
 	  --out results/study-quick
 
 clean:  ## remove the rendered site (not the environment, not the tensor cache)

@@ -41,6 +41,10 @@ def test_cells_and_bundle_record(bundle):
     assert record["code"] == runstore.code_fingerprint()
     assert {"platform", "cpus", "torch"} <= set(record["machine"]) and record["date"].endswith("Z")
     assert all(c["wall_s"] >= 0 and c["cpu_s"] >= 0 for c in record["cells"].values())
+    import torch
+
+    # each cell keeps the threads its folds trained with (one process here: this process's threads)
+    assert all(c["fold_threads"] == torch.get_num_threads() for c in record["cells"].values())
     from convat.sweep import SweepPoint
 
     assert cell_dir(bundle, 0, "ststnet", 1) == SweepPoint("ststnet", 1, 0).folder(bundle / "cells")
@@ -133,6 +137,9 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
                  "--n-boot", "50", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "3 cells" not in text and "2 cells" in text and "ststnet" in text and "linear" in text
+    # by default one fold worker per core, so every fold trains with 1 thread on any machine
+    record = json.loads((out / "bundle.json").read_text())
+    assert record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"] == 1
     assert main(["study", "show", str(out), "--reference", "ststnet", "--n-boot", "50"]) == 0
     assert main(["study", "run", "--models", "nosuchmodel", "--out", str(tmp_path / "x")]) == 2
     assert "--models" in capsys.readouterr().err

@@ -50,14 +50,15 @@ def _check_models(models: list[str]) -> None:
 def _run(args: argparse.Namespace) -> int:
     import time
 
+    from convat.book import fold_workers
     from convat.experiments.study import run_study
 
     spec = _spec(args)
     _check_models(list(spec.models))
     start = time.perf_counter()
     record = run_study(spec, args.out, data_root=args.data_root, device=args.device,
-                       parallel_folds=args.parallel_folds, progress=not args.quiet, backend=args.backend,
-                       jobs=args.jobs, cluster=args.cluster)
+                       parallel_folds=args.parallel_folds or fold_workers(), progress=not args.quiet,
+                       backend=args.backend, jobs=args.jobs, cluster=args.cluster)
     print(f"{len(record['cells'])} cells in {args.out} ({time.perf_counter() - start:.0f} s this time)")
     return _show_folder(args.out, args.reference, args.n_boot)
 
@@ -108,7 +109,10 @@ def register(subparsers) -> None:
     run.add_argument("--steps", type=int_at_least(1), default=None,
                      help=f"fixed budget per fold in optimiser steps (default: the recipe's, {RECIPE.steps})")
     run.add_argument("--device", default=RECIPE.device, help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--parallel-folds", type=int_at_least(1), default=1, help="folds trained at once")
+    run.add_argument("--parallel-folds", type=int_at_least(1), default=None,
+                     help="folds trained at once in worker processes (default: one per CPU core, 1 thread each, "
+                          "as the committed bundles were made; fewer workers get more threads each, which "
+                          "changes the last bits of the probabilities)")
     run.add_argument("--backend", default="local", choices=["local", "submitit"],
                      help="where the deep cells run: this machine, or a Slurm job array (convat.sweep)")
     run.add_argument("--jobs", type=int_at_least(1), default=1, help="cells at once with the local backend")

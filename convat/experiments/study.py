@@ -212,7 +212,11 @@ def run_study(
         previous = record["cells"].get(key, {})
         # a resumed cell keeps the time of the run that trained it
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
-        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep}
+        # the threads each fold of this cell trained with (they change the last bits of the probabilities)
+        # (a cell recorded before cells kept their own: the bundle's, which was the same for all of them then)
+        threads = (previous.get("fold_threads", record.get("fold_threads")) if previous
+                   else _fold_threads(parallel_folds))
+        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads}
         record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))
@@ -449,7 +453,8 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 
     # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities;
     # the folds train side by side, as the bundle's did, whenever this machine gives each worker that same count
-    threads, before = study.record.get("fold_threads"), torch.get_num_threads()
+    cell = study.record.get("cells", {}).get(cell_dir(Path("."), draw, model, train_seed).as_posix(), {})
+    threads, before = cell.get("fold_threads", study.record.get("fold_threads")), torch.get_num_threads()
     workers = min(len(splits), int(study.record.get("parallel_folds") or 1))
     if workers > 1 and (not threads or runtime.worker_threads(workers) != int(threads)):
         workers = 1
