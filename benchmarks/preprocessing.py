@@ -35,9 +35,11 @@ def run(n_clips: int = 12, size: int = 64, composite_clips: int | None = 110) ->
     pooled = []
     for workers in (1, 2):  # the same clips, fresh caches, one process vs the worker pool (started beforehand)
         if workers > 1:
-            from convat.pool import worker_pool
+            from convat.pool import warm_pool
 
-            worker_pool(workers, threads=1).submit(int, 0).result()
+            # every worker started with the pipeline imported: a worker's first clip otherwise pays the imports
+            # (torch among them) inside the timed part, and the extrapolation to 442 clips multiplies them
+            warm_pool(workers, threads=1, modules=("convat.preprocess.pipeline",))
         cpu0 = cpu_seconds_tree()
         with tempfile.TemporaryDirectory() as tmp, stopwatch() as full:
             x, _ = preprocess(timed, PreprocessConfig(flow=best, size=size), cache=TensorCache(tmp), progress=False,
