@@ -141,7 +141,8 @@ def why_missed(results: dict[str, dict]) -> list[str]:
     # other processes at the start of a part (old result files without that reading: the load average, which
     # also counts the benchmark's own processes, so only a load above the core count is read as sharing)
     shared = {k: (r["others_running_at_start"], "other runnable processes") if "others_running_at_start" in r
-              else (r.get("load_average_1min") or 0.0, "load average") for k, r in results.items()}
+              else (r.get("load_average_1min") or 0.0, "load average") for k, r in results.items()
+              if not ("others_running_at_start" in r and r["others_running_at_start"] is None)}
     shared = {k: v for k, v in shared.items()
               if (v[1] == "other runnable processes" and v[0] >= 0.5) or (v[1] == "load average" and v[0] > cores)}
     if shared:

@@ -103,3 +103,10 @@ def test_missed_loso_target_is_explained_from_the_fastest_measured_strategy():
                "models": {"rows": [{"model": "convat_tiny", "device": "cpu", "train_samples_per_s": 500.0}]}}
     note = next(n for n in report.why_missed(results) if n.startswith("LOSO"))
     assert "worker pool, is 1.25x the slowest" in note and "24.0 min" in note and "2.0x more throughput" in note
+
+
+def test_a_part_that_only_read_earlier_measurements_is_never_called_shared(tmp_path):
+    write_result("chapters", {"rows": [], "source": "s", "targets": []}, tmp_path)
+    results = report.load(tmp_path)
+    results["chapters"].update(run_id="1", others_running_at_start=None, load_average_1min=5.0)
+    assert not any("shared" in n for n in report.why_missed(results))
