@@ -23,6 +23,7 @@ import io
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -200,7 +201,8 @@ class RunStore:
     Layout: ``config.json`` (``identity`` = everything that decides the predictions, plus informational
     ``environment`` and extras), ``folds/<fold>.csv`` (predictions), ``curves/<fold>.csv`` (training curve),
     ``folds/<fold>.json`` (the fold's manifest: fold name, clip list digest, row count, SHA-256 of both CSV
-    files; written last, so it marks a finished fold), ``predictions.csv``, ``curves.csv``, ``metrics.csv``.
+    files, and when the fold was written and when the session that wrote it opened the folder; written last, so
+    it marks a finished fold), ``predictions.csv``, ``curves.csv``, ``metrics.csv``.
 
     Use::
 
@@ -219,6 +221,7 @@ class RunStore:
         self.path = Path(path)
         self.config_path = self.path / "config.json"
         self._lock_path: Path | None = None
+        self._opened_at: float | None = None
 
     # -- files --------------------------------------------------------------------------------------------
     def fold_path(self, fold: str) -> Path:
@@ -281,6 +284,7 @@ class RunStore:
         self.check_identity(identity)
         self.path.mkdir(parents=True, exist_ok=True)
         self.acquire(lock_tag)
+        self._opened_at = time.time()
         try:
             self.check_identity(identity)  # again under the lock: another process may have started meanwhile
             self.clean_tmp()
@@ -371,6 +375,9 @@ class RunStore:
             "fold": fold, "rows": len(predictions), "clips": json_digest(clips),
             "sha256": hashlib.sha256(pred_blob).hexdigest(),
             "curve_sha256": hashlib.sha256(curve_blob).hexdigest() if curve_blob is not None else None,
+            # informational (never checked): the wall time a run took over its sessions, see :meth:`session_wall_s`
+            "written_at": round(time.time(), 3),
+            "session_opened_at": None if self._opened_at is None else round(self._opened_at, 3),
         }
         atomic_write_text(self.manifest_path(fold), json.dumps(manifest, indent=1))
 
@@ -424,6 +431,25 @@ class RunStore:
             if hashlib.sha256(curve_blob).hexdigest() != curve_sha:
                 raise RunStoreError(f"{self.curve_path(fold)}: checksum differs from {manifest_path.name}")
         return frame
+
+    def session_wall_s(self) -> tuple[float, int]:
+        """``(seconds, untimed folds)``: the wall time this run took to write its folds, summed over the sessions
+        that wrote them (for each session, a time the folder was opened, from its opening to its last fold
+        written; work in flight when a session was killed is not counted: it was lost, not part of the result),
+        and how many finished folds do not record their times (written before manifests did, or unreadable),
+        whose time is therefore missing from the sum."""
+        spans: dict[float, float] = {}
+        untimed = 0
+        manifests = sorted((self.path / "folds").glob("*.json")) if (self.path / "folds").is_dir() else []
+        for path in manifests:
+            try:
+                manifest = json.loads(path.read_text())
+                opened, written = float(manifest["session_opened_at"]), float(manifest["written_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                untimed += 1
+                continue
+            spans[opened] = max(spans.get(opened, opened), written)
+        return round(sum(last - opened for opened, last in spans.items()), 2), untimed
 
     def discard_fold(self, fold: str) -> None:
         """Move a fold's files aside (``*.bad``) so that it is recomputed and the evidence kept."""

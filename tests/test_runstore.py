@@ -359,7 +359,8 @@ run_loso(x, table, TrainConfig(epochs=1, batch_size=16), out_dir=sys.argv[1], pr
 
 def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(reference, data, tmp_path):
     """Killed mid-fold (half a predictions file), between a fold's predictions and its manifest, and while the
-    final tables are written; each rerun resumes, and the folder ends as an uninterrupted run's."""
+    final tables are written; each rerun resumes, and the folder ends as an uninterrupted run's (every file byte
+    for byte, except the times the fold manifests record)."""
     import signal
 
     import torch
@@ -384,8 +385,39 @@ def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(referenc
     names = ["predictions.csv", "curves.csv", "metrics.csv"]
     names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "folds").iterdir()]
     names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "curves").iterdir()]
+    times = ("written_at", "session_opened_at")  # when each fold was written: informational, differs by design
     for name in names:
-        assert (out / name).read_bytes() == (reference[1] / name).read_bytes(), name
+        if name.endswith(".json"):
+            mine, ref = (json.loads((root / name).read_text()) for root in (out, reference[1]))
+            assert set(times) <= set(mine)
+            assert {k: v for k, v in mine.items() if k not in times} == \
+                {k: v for k, v in ref.items() if k not in times}, name
+        else:
+            assert (out / name).read_bytes() == (reference[1] / name).read_bytes(), name
     assert not list(out.rglob("*.tmp")) and not (out / ".lock").exists()
     assert json.loads((out / "config.json").read_text())["identity"] == \
         json.loads((reference[1] / "config.json").read_text())["identity"]
+
+
+def test_a_runs_wall_time_is_summed_over_the_sessions_that_wrote_its_folds(tmp_path, monkeypatch):
+    clock = iter([100.0, 130.0, 160.0, 1000.0, 1010.0]).__next__  # open, fold a, fold b | open, fold c
+    monkeypatch.setattr(runstore.time, "time", clock)
+    table = pd.DataFrame({"dataset": "d", "subject": ["a", "b", "c"], "clip": ["1", "2", "3"], "label": "x",
+                          "prediction": "x", "fold": ["a", "b", "c"], "p_x": 1.0})
+    expected = {f: RunStore.clip_ids(table, (table.subject == f).to_numpy()) for f in "abc"}
+
+    def write(store, fold):
+        store.write_fold(fold, table[table.subject == fold].reset_index(drop=True), None, expected[fold])
+
+    with RunStore(tmp_path).open({"run": 1}) as store:
+        write(store, "a")
+        write(store, "b")  # then the session is killed: its in-flight work is not counted
+    with RunStore(tmp_path).open({"run": 1}) as store:
+        write(store, "c")
+        assert set(store.valid_folds(expected)) == {"a", "b", "c"}  # the times are never checked
+    assert RunStore(tmp_path).session_wall_s() == (70.0, 0)  # (160 - 100) + (1010 - 1000)
+    # a fold from before manifests recorded times is counted as untimed, not guessed
+    path = RunStore(tmp_path).manifest_path("a")
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("written_at", "session_opened_at")}
+    path.write_text(json.dumps(old))
+    assert RunStore(tmp_path).session_wall_s() == (70.0, 1)

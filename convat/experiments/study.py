@@ -107,6 +107,8 @@ def provenance_lines(study: Study) -> list[str]:
     machine = r.get("machine", {})
     wall = sum(c.get("wall_s", 0.0) for c in r["cells"].values())
     cpu = sum(c.get("cpu_s", 0.0) for c in r["cells"].values())
+    # cells whose folds were partly written before manifests recorded their times, possibly over several sessions
+    partial = sum(1 for c in r["cells"].values() if c.get("untimed_folds"))
     return [
         f"made by `convat study run` on {r.get('date', '?')}, commit `{r.get('commit', '?')[:12]}`, code "
         f"fingerprint `{r.get('code', '?')}`",
@@ -114,7 +116,9 @@ def provenance_lines(study: Study) -> list[str]:
         f"torch {machine.get('torch', '?')})",
         f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, " + (
             f"{cpu / 60:.1f} min CPU" if r.get("parallel_folds", 1) == 1 else
-            f"{r['parallel_folds']} folds at a time (the fold workers' CPU time is not recorded)"),
+            f"{r['parallel_folds']} folds at a time (the fold workers' CPU time is not recorded)") + (
+            f"; for {partial} cell{'s' if partial > 1 else ''} with folds from before folds recorded their times, "
+            "the wall time may count only the session that finished the cell" if partial else ""),
     ]
 
 
@@ -212,6 +216,11 @@ def run_study(
         previous = record["cells"].get(key, {})
         # a resumed cell keeps the time of the run that trained it
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
+        if seed is not None:  # a deep cell: its folds record when each session wrote them
+            sessions, untimed = runstore.RunStore(cell_dir(out, draw, model, seed)).session_wall_s()
+            if not untimed:  # every fold timed: the sum over the sessions that trained the cell
+                keep = {**keep, "wall_s": sessions}
+            keep = {**keep, "untimed_folds": untimed}
         # the threads each fold of this cell trained with (they change the last bits of the probabilities)
         # (a cell recorded before cells kept their own: the bundle's, which was the same for all of them then)
         threads = (previous.get("fold_threads", record.get("fold_threads")) if previous
