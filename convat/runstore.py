@@ -1,7 +1,7 @@
 """Shared services for results on disk: the cache root, the code fingerprint and the run folder (``RunStore``).
 
-A leaf module: it imports no stage of the package (only the standard library, NumPy and pandas), so every
-stage and experiment can use it.
+A leaf module: it imports no stage of the package (only the standard library, NumPy, pandas and
+:mod:`convat.runtime`, itself a leaf), so every stage and experiment can use it.
 
 * :func:`default_cache_dir` finds ``$CONVAT_CACHE`` (an empty value is an error, never the current folder).
 * :func:`code_fingerprint` hashes the sources that decide results (data, preprocessing, models, training, the
@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from convat import runtime
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: The parts of the package whose code decides results (paths relative to ``convat/``; folders recursively).
@@ -38,6 +40,9 @@ RESULT_SOURCES: tuple[str, ...] = ("data", "preprocess", "models", "training", "
 #: The file that marks a run folder copied from a committed result bundle (which bundle, cell, commit and date),
 #: so the page can say where its numbers came from.
 SERVED_FROM = "served_from.json"
+#: The fields of a fold manifest that say when and at what CPU cost it was written: informational, never checked,
+#: and different on every run by design.
+MANIFEST_TIME_FIELDS: tuple[str, ...] = ("written_at", "session_opened_at", "cpu_at", "session_opened_cpu")
 #: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
 #: (SynthME's generator and the readers' frame loading).
 PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth", "data/records.py")
@@ -222,6 +227,7 @@ class RunStore:
         self.config_path = self.path / "config.json"
         self._lock_path: Path | None = None
         self._opened_at: float | None = None
+        self._opened_cpu: float | None = None
 
     # -- files --------------------------------------------------------------------------------------------
     def fold_path(self, fold: str) -> Path:
@@ -285,6 +291,7 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         self.acquire(lock_tag)
         self._opened_at = time.time()
+        self._opened_cpu = runtime.process_tree_cpu_s()
         try:
             self.check_identity(identity)  # again under the lock: another process may have started meanwhile
             self.clean_tmp()
@@ -375,9 +382,12 @@ class RunStore:
             "fold": fold, "rows": len(predictions), "clips": json_digest(clips),
             "sha256": hashlib.sha256(pred_blob).hexdigest(),
             "curve_sha256": hashlib.sha256(curve_blob).hexdigest() if curve_blob is not None else None,
-            # informational (never checked): the wall time a run took over its sessions, see :meth:`session_wall_s`
+            # informational (never checked): the wall and CPU time a run took over its sessions, see
+            # :meth:`session_wall_s` and :meth:`session_cpu_s` (CPU: this process and its fold workers)
             "written_at": round(time.time(), 3),
             "session_opened_at": None if self._opened_at is None else round(self._opened_at, 3),
+            "cpu_at": runtime.process_tree_cpu_s(),
+            "session_opened_cpu": self._opened_cpu,
         }
         atomic_write_text(self.manifest_path(fold), json.dumps(manifest, indent=1))
 
@@ -438,18 +448,30 @@ class RunStore:
         written; work in flight when a session was killed is not counted: it was lost, not part of the result),
         and how many finished folds do not record their times (written before manifests did, or unreadable),
         whose time is therefore missing from the sum."""
-        spans: dict[float, float] = {}
+        return self._session_spans("written_at")
+
+    def session_cpu_s(self) -> tuple[float, int]:
+        """``(CPU seconds, untimed folds)`` as :meth:`session_wall_s`, for the CPU time of the process that wrote
+        the folds and its fold workers (:func:`convat.runtime.process_tree_cpu_s`): a parent that hands folds
+        to workers spends almost none itself. Folds written before manifests recorded it, or where ``/proc``
+        could not tell, are the untimed ones."""
+        return self._session_spans("cpu_at")
+
+    def _session_spans(self, field: str) -> tuple[float, int]:
+        opened_field = {"written_at": "session_opened_at", "cpu_at": "session_opened_cpu"}[field]
+        spans: dict[float, tuple[float, float]] = {}  # session (when it opened) -> (reading at open, last reading)
         untimed = 0
         manifests = sorted((self.path / "folds").glob("*.json")) if (self.path / "folds").is_dir() else []
         for path in manifests:
             try:
                 manifest = json.loads(path.read_text())
-                opened, written = float(manifest["session_opened_at"]), float(manifest["written_at"])
+                session = float(manifest["session_opened_at"])
+                start, value = float(manifest[opened_field]), float(manifest[field])
             except (OSError, ValueError, KeyError, TypeError):
                 untimed += 1
                 continue
-            spans[opened] = max(spans.get(opened, opened), written)
-        return round(sum(last - opened for opened, last in spans.items()), 2), untimed
+            spans[session] = (start, max(spans.get(session, (start, start))[1], value))
+        return round(sum(last - start for start, last in spans.values()), 2), untimed
 
     def discard_fold(self, fold: str) -> None:
         """Move a fold's files aside (``*.bad``) so that it is recomputed and the evidence kept."""

@@ -77,3 +77,42 @@ def configure_threads(threads: int | None = None) -> int:
         pass  # already started: its size is fixed for this process
     cv2.setNumThreads(threads)
     return torch.get_num_threads()
+
+
+def _proc_stat(pid: int | str) -> tuple[int, int] | None:
+    """``(parent pid, CPU ticks)`` of a live process from ``/proc/<pid>/stat`` (its own user and system time and
+    that of its reaped children), or ``None`` when it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # the command name may hold spaces and ")"
+    except (OSError, IndexError):
+        return None
+    # after the name: state ppid ... utime(14) stime(15) cutime(16) cstime(17), numbered from 1 with pid, name
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
+
+
+def process_tree_cpu_s() -> float | None:
+    """CPU seconds (user and system) used so far by this process, its live descendants (fold workers
+    included) and the descendants already reaped, or ``None`` where ``/proc`` cannot tell (not Linux).
+
+    Why: a parent that hands folds to worker processes uses almost no CPU itself, so its
+    :func:`time.process_time` says nothing about what a run cost. The difference of two readings is the CPU
+    the process tree used in between (a descendant that ended but was not yet reaped is missed meanwhile).
+    """
+    own = _proc_stat("self")
+    if own is None:
+        return None
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            stat = _proc_stat(entry.name)
+            if stat is not None:
+                parents.setdefault(stat[0], []).append(int(entry.name))
+    ticks, todo = own[1], list(parents.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        stat = _proc_stat(pid)
+        if stat is not None:
+            ticks += stat[1]
+            todo.extend(parents.get(pid, []))
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 2)

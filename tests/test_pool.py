@@ -152,3 +152,26 @@ def test_map_folds_yields_every_fold_once_with_the_shared_array():
     for fold, mask in todo.items():
         assert got[fold][1] == 10.0 * float(x[mask].sum())
     assert list(map_folds(_fold_sum, x, {}, 2, 1.0)) == []
+
+
+def _burn(seconds: float) -> float:
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return time.process_time() - start
+
+
+@pytest.mark.skipif(runtime.process_tree_cpu_s() is None, reason="no /proc to read the process tree from")
+def test_process_tree_cpu_counts_the_fold_workers_and_reaped_children():
+    pool = worker_pool(2, threads=1)
+    pool.submit(int, 0).result(timeout=120)  # started outside the measured part
+    before, own = runtime.process_tree_cpu_s(), time.process_time()
+    burnt = sum(f.result(timeout=60) for f in [pool.submit(_burn, 0.4) for _ in range(2)])
+    spent = runtime.process_tree_cpu_s() - before
+    assert time.process_time() - own < 0.2 < burnt  # the parent barely worked: its own clock misses the cost
+    assert burnt - 0.05 <= spent <= burnt + 0.5
+    # a child that has ended and been reaped still counts
+    before = runtime.process_tree_cpu_s()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    assert runtime.process_tree_cpu_s() - before >= 0.35

@@ -385,7 +385,7 @@ def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(referenc
     names = ["predictions.csv", "curves.csv", "metrics.csv"]
     names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "folds").iterdir()]
     names += [p.relative_to(reference[1]).as_posix() for p in (reference[1] / "curves").iterdir()]
-    times = ("written_at", "session_opened_at")  # when each fold was written: informational, differs by design
+    times = runstore.MANIFEST_TIME_FIELDS  # when each fold was written: informational, differs by design
     for name in names:
         if name.endswith(".json"):
             mine, ref = (json.loads((root / name).read_text()) for root in (out, reference[1]))
@@ -399,9 +399,12 @@ def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(referenc
         json.loads((reference[1] / "config.json").read_text())["identity"]
 
 
-def test_a_runs_wall_time_is_summed_over_the_sessions_that_wrote_its_folds(tmp_path, monkeypatch):
+def test_a_runs_wall_and_cpu_time_are_summed_over_the_sessions_that_wrote_its_folds(tmp_path, monkeypatch):
     clock = iter([100.0, 130.0, 160.0, 1000.0, 1010.0]).__next__  # open, fold a, fold b | open, fold c
     monkeypatch.setattr(runstore.time, "time", clock)
+    # the process tree's CPU (a new process per session: its readings restart near zero)
+    cpu = iter([5.0, 50.0, 95.0, 2.0, 42.0]).__next__
+    monkeypatch.setattr(runstore.runtime, "process_tree_cpu_s", cpu)
     table = pd.DataFrame({"dataset": "d", "subject": ["a", "b", "c"], "clip": ["1", "2", "3"], "label": "x",
                           "prediction": "x", "fold": ["a", "b", "c"], "p_x": 1.0})
     expected = {f: RunStore.clip_ids(table, (table.subject == f).to_numpy()) for f in "abc"}
@@ -416,8 +419,15 @@ def test_a_runs_wall_time_is_summed_over_the_sessions_that_wrote_its_folds(tmp_p
         write(store, "c")
         assert set(store.valid_folds(expected)) == {"a", "b", "c"}  # the times are never checked
     assert RunStore(tmp_path).session_wall_s() == (70.0, 0)  # (160 - 100) + (1010 - 1000)
+    assert RunStore(tmp_path).session_cpu_s() == (130.0, 0)  # (95 - 5) + (42 - 2)
     # a fold from before manifests recorded times is counted as untimed, not guessed
     path = RunStore(tmp_path).manifest_path("a")
-    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("written_at", "session_opened_at")}
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in runstore.MANIFEST_TIME_FIELDS}
     path.write_text(json.dumps(old))
     assert RunStore(tmp_path).session_wall_s() == (70.0, 1)
+    assert RunStore(tmp_path).session_cpu_s() == (130.0, 1)
+    # where /proc cannot tell (not Linux), the CPU is untimed, the wall time still counted
+    path = RunStore(tmp_path).manifest_path("c")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "cpu_at": None, "session_opened_cpu": None}))
+    assert RunStore(tmp_path).session_wall_s() == (70.0, 1)
+    assert RunStore(tmp_path).session_cpu_s() == (90.0, 2)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convat import runstore
+from convat import runstore, runtime
 from convat.experiments.study import (
     LINEAR,
     StudySpec,
@@ -182,13 +182,29 @@ def test_a_report_renders_a_bundle_and_says_when_there_is_none(bundle, tmp_path)
     assert list(report.verdicts["model"]) == [LINEAR]
 
 
-def test_provenance_does_not_report_the_parents_cpu_time_for_parallel_folds(bundle):
-    from convat.experiments.study import Study
+def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bundle):
+    from convat.experiments.study import CPU_SCOPE, Study
 
     study = load_study(bundle)
-    assert "min CPU" in provenance_lines(study)[-1]
-    parallel = Study(study.predictions, study.curves, {**study.record, "parallel_folds": 2}, study.path)
-    assert "min CPU" not in provenance_lines(parallel)[-1] and "2 folds at a time" in provenance_lines(parallel)[-1]
+    cells = study.record["cells"]
+    if runtime.process_tree_cpu_s() is not None:  # Linux: every cell counted the process tree
+        assert all(c["cpu_scope"] == CPU_SCOPE for c in cells.values())
+        deep = [c for c in cells.values() if c["train_seed"] is not None]
+        assert deep and all(c["cpu_untimed_folds"] == 0 and c["cpu_s"] > 0 for c in deep)
+        assert provenance_lines(study)[-1].split(", ")[2].endswith("min CPU")
+
+    def with_cells(change):
+        return Study(study.predictions, study.curves, {**study.record, "parallel_folds": 2, "cells": {
+            k: change(k, dict(c)) for k, c in cells.items()}}, study.path)
+
+    timed = {k: dict(c, cpu_s=60.0, cpu_scope=CPU_SCOPE) for k, c in cells.items()}
+    one_old = with_cells(lambda k, c: timed[k] if k != "cells/linear/draw0" else {**c, "cpu_s": 600.0,
+                                                                                    "cpu_scope": None})
+    # a cell recorded from the parent alone (before cells counted their workers) is not summed, and is said
+    line = provenance_lines(one_old)[-1]
+    assert "2.0 min CPU over the 2 cells that recorded it" in line and "2 folds at a time" in line
+    line = provenance_lines(with_cells(lambda k, c: {**c, "cpu_scope": None}))[-1]
+    assert "CPU time not recorded" in line and "min CPU" not in line
 
 
 def test_a_study_with_one_finished_model_ranks_nothing():

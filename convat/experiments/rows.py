@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convat import runstore
+from convat import runstore, runtime
 
 ROWS_FILE = "rows.csv"
 
@@ -84,18 +84,28 @@ def replace_rows(out: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def _cpu_clock() -> float:
+    """CPU seconds of this process and its fold workers (:func:`convat.runtime.process_tree_cpu_s`; the folds
+    train in workers, so the parent's own clock misses them), or this process's alone where that is unknown."""
+    tree = runtime.process_tree_cpu_s()
+    return time.process_time() if tree is None else tree
+
+
 def started() -> tuple[float, float]:
     """The wall and CPU clocks at the start of a unit, for :func:`append_row`."""
-    return time.perf_counter(), time.process_time()
+    return time.perf_counter(), _cpu_clock()
 
 
 def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[float, float]) -> pd.DataFrame:
     """``rows`` plus ``row`` (with its wall and CPU seconds since ``since``, the code fingerprint and the commit),
-    written to ``out/rows.csv`` atomically; the new table."""
+    written to ``out/rows.csv`` atomically; the new table. ``cpu_scope`` says what the CPU seconds count:
+    ``process tree`` (this process and its workers) or ``process`` (this one alone, where the tree is unknown);
+    rows written before the column existed counted this process alone."""
     from convat.site.environment import git_commit
 
     wall, cpu = since
-    row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+    row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_clock() - cpu, 1),
+           "cpu_scope": "process" if runtime.process_tree_cpu_s() is None else "process tree",
            "code": runstore.code_fingerprint(), "commit": git_commit()}
     return replace_rows(out, pd.concat([rows, pd.DataFrame([row])], ignore_index=True))
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convat import runstore
+from convat import runstore, runtime
 from convat.recipe import RECIPE
 
 BUNDLE_FILE = "bundle.json"
@@ -101,22 +101,38 @@ def default_bundle(name: str = "study") -> Path:
     return runstore.PACKAGE_ROOT.parent / "results" / name
 
 
+#: ``cpu_scope`` of a cell whose ``cpu_s`` counts the study process and its fold and clip workers
+#: (:func:`convat.runtime.process_tree_cpu_s`); a cell without it was recorded before, from the parent alone.
+CPU_SCOPE = "process tree"
+
+
 def provenance_lines(study: Study) -> list[str]:
-    """What made the bundle, for the page: commit, code fingerprint, machine, date, cells and their time."""
+    """What made the bundle, for the page: commit, code fingerprint, machine, date, cells and their time.
+
+    CPU time is summed only over the cells that recorded it for the whole process tree (the folds train in
+    worker processes, so the parent's own CPU time says nothing); the others are counted, not guessed."""
     r = study.record
     machine = r.get("machine", {})
-    wall = sum(c.get("wall_s", 0.0) for c in r["cells"].values())
-    cpu = sum(c.get("cpu_s", 0.0) for c in r["cells"].values())
+    cells = list(r["cells"].values())
+    wall = sum(c.get("wall_s", 0.0) for c in cells)
+    timed = [c for c in cells if c.get("cpu_scope") == CPU_SCOPE and "cpu_s" in c]
+    cpu = sum(c["cpu_s"] for c in timed)
     # cells whose folds were partly written before manifests recorded their times, possibly over several sessions
-    partial = sum(1 for c in r["cells"].values() if c.get("untimed_folds"))
+    partial = sum(1 for c in cells if c.get("untimed_folds"))
+    if not timed:
+        cpu_text = "CPU time not recorded"
+    elif len(timed) == len(cells):
+        cpu_text = f"{cpu / 60:.1f} min CPU"
+    else:
+        cpu_text = (f"{cpu / 60:.1f} min CPU over the {len(timed)} cells that recorded it for the study process "
+                    "and its workers (the others' was not recorded)")
     return [
         f"made by `convat study run` on {r.get('date', '?')}, commit `{r.get('commit', '?')[:12]}`, code "
         f"fingerprint `{r.get('code', '?')}`",
         f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
         f"torch {machine.get('torch', '?')})",
-        f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, " + (
-            f"{cpu / 60:.1f} min CPU" if r.get("parallel_folds", 1) == 1 else
-            f"{r['parallel_folds']} folds at a time (the fold workers' CPU time is not recorded)") + (
+        f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, {cpu_text}"
+        + (f", {r['parallel_folds']} folds at a time" if r.get("parallel_folds", 1) > 1 else "") + (
             f"; for {partial} cell{'s' if partial > 1 else ''} with folds from before folds recorded their times, "
             "the wall time may count only the session that finished the cell" if partial else ""),
     ]
@@ -216,11 +232,15 @@ def run_study(
         previous = record["cells"].get(key, {})
         # a resumed cell keeps the time of the run that trained it
         keep = previous if previous.get("wall_s", 0) > took.get("wall_s", 0) else took
-        if seed is not None:  # a deep cell: its folds record when each session wrote them
-            sessions, untimed = runstore.RunStore(cell_dir(out, draw, model, seed)).session_wall_s()
+        if seed is not None:  # a deep cell: its folds record when, and at what CPU cost, each session wrote them
+            store = runstore.RunStore(cell_dir(out, draw, model, seed))
+            (sessions, untimed), (cpu, cpu_untimed) = store.session_wall_s(), store.session_cpu_s()
             if not untimed:  # every fold timed: the sum over the sessions that trained the cell
                 keep = {**keep, "wall_s": sessions}
-            keep = {**keep, "untimed_folds": untimed}
+            keep = {k: v for k, v in keep.items() if k not in ("cpu_s", "cpu_scope")}
+            if not cpu_untimed:
+                keep.update(cpu_s=cpu, cpu_scope=CPU_SCOPE)
+            keep = {**keep, "untimed_folds": untimed, "cpu_untimed_folds": cpu_untimed}
         # the threads each fold of this cell trained with (they change the last bits of the probabilities)
         # (a cell recorded before cells kept their own: the bundle's, which was the same for all of them then)
         threads = (previous.get("fold_threads", record.get("fold_threads")) if previous
@@ -243,7 +263,7 @@ def run_study(
     bar = tqdm([c for c in todo if c[1] == LINEAR or deep], desc="study", unit="cell", disable=not progress)
     for draw, model, seed in bar:
         bar.set_postfix_str(f"d{draw} {model}" + ("" if seed is None else f" s{seed}"))
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), runtime.process_tree_cpu_s()
         if model == LINEAR:
             folder = cell_dir(out, draw, model, seed)
             folder.mkdir(parents=True, exist_ok=True)
@@ -252,8 +272,9 @@ def run_study(
                 runstore.atomic_write_bytes(folder / "predictions.csv", runstore.csv_bytes(linear_baseline(x, table)))
         else:
             run_point(SweepPoint(model, seed, draw), sweep, root)
-        note(draw, model, seed, {"wall_s": round(time.perf_counter() - wall, 2),
-                                 "cpu_s": round(time.process_time() - cpu, 2)})
+        spent = None if cpu is None else runtime.process_tree_cpu_s()
+        note(draw, model, seed, {"wall_s": round(time.perf_counter() - wall, 2)} if spent is None else
+             {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(spent - cpu, 2), "cpu_scope": CPU_SCOPE})
     return record
 
 
