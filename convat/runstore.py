@@ -206,8 +206,9 @@ class RunStore:
     Layout: ``config.json`` (``identity`` = everything that decides the predictions, plus informational
     ``environment`` and extras), ``folds/<fold>.csv`` (predictions), ``curves/<fold>.csv`` (training curve),
     ``folds/<fold>.json`` (the fold's manifest: fold name, clip list digest, row count, SHA-256 of both CSV
-    files, and when the fold was written and when the session that wrote it opened the folder; written last, so
-    it marks a finished fold), ``predictions.csv``, ``curves.csv``, ``metrics.csv``.
+    files, and when, and at what process-tree CPU reading, the fold was written and its session opened the
+    folder (:data:`MANIFEST_TIME_FIELDS`); written last, so it marks a finished fold), ``predictions.csv``,
+    ``curves.csv``, ``metrics.csv``.
 
     Use::
 
