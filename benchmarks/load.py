@@ -68,7 +68,14 @@ def without(env: dict[str, str], *names: str) -> dict:
 
 
 def cpu_seconds_tree() -> float:
-    """CPU seconds (user + system) of this process and its live descendants (pool workers included)."""
+    """CPU seconds (user + system) of this process, its live descendants (pool workers included) and its reaped
+    children: :func:`convat.runtime.process_tree_cpu_s`, or psutil's view of the live tree where ``/proc`` cannot
+    tell."""
+    from convat.runtime import process_tree_cpu_s
+
+    tree = process_tree_cpu_s()
+    if tree is not None:
+        return tree
     import psutil
 
     me = psutil.Process()
