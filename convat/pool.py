@@ -101,11 +101,16 @@ def map_folds(fn, x: np.ndarray, todo: dict, workers: int, *args, threads: int |
     ``(fold, result)`` in the order they finish (so a caller can save each at once and a crash loses only the
     folds in flight). ``x`` is written once to a memory-mapped file (:func:`share_array`) that every worker
     reads; ``fn`` must be importable (a module-level function) and gets the :class:`SharedArray` handle, whose
-    :meth:`~SharedArray.load` returns the array. Pending folds are cancelled when the caller stops early."""
+    :meth:`~SharedArray.load` returns the array. Pending folds are cancelled when the caller stops early.
+
+    Each fold gets ``threads`` (default: the share of ``workers``) even when fewer folds than ``workers`` are
+    left, e.g. when a run resumes: a fold's thread count changes the last bits of what it computes, so it must
+    not depend on how many folds an earlier session finished."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     if not todo:
         return
+    threads = threads or runtime.worker_threads(workers)
     pool = worker_pool(min(workers, len(todo)), threads)
     shared = share_array(x)
     pending = {pool.submit(fn, shared, *args, fold, mask): fold for fold, mask in todo.items()}

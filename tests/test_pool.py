@@ -137,6 +137,20 @@ def _fold_sum(shared, scale, fold, mask):
     return os.getpid(), scale * float(shared.load()[mask].sum())
 
 
+def _fold_threads(shared, fold, mask):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_map_folds_gives_a_fold_the_same_threads_when_fewer_folds_than_workers_are_left():
+    x, todo = np.zeros(4, dtype=np.float32), {f"f{i}": np.arange(4) == i for i in range(3)}
+    share = runtime.worker_threads(2)
+    assert set(dict(map_folds(_fold_threads, x, todo, 2)).values()) == {share}
+    # a resumed run with one fold left: one worker starts, with the share of two, not all the cores
+    assert dict(map_folds(_fold_threads, x, {"f2": todo["f2"]}, 2)) == {"f2": share}
+
+
 def test_warm_pool_starts_every_worker_with_the_modules_loaded():
     pids = warm_pool(2, threads=1, modules=("json",))
     assert len(pids) == 2 and os.getpid() not in pids
