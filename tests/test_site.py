@@ -13,7 +13,7 @@ import yaml
 
 from convat.site.browser import link_problem
 from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder, runtime_requirements
-from convat.site.environment import environment
+from convat.site.environment import environment, git_commit
 from convat.site.notebooks import check_notebook, install_cell_source, write_notebooks
 from convat.site.sphinx_ext import colab_ready, colab_url
 
@@ -252,3 +252,23 @@ def test_every_build_marks_every_chapter_outdated():
                                     "book/06_results": {"kernelspec": {}}, "book/new": {"kernelspec": {}}})
     app = SimpleNamespace(env=env)
     assert _every_notebook(app, env, {"book/new"}, set(), set()) == ["book/05_loso", "book/06_results"]
+
+
+def test_a_bundles_own_files_do_not_make_the_commit_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results" / "study").mkdir(parents=True)
+    (tmp_path / "results" / "study" / "bundle.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    clean = git_commit(tmp_path)
+    assert "+" not in clean and clean != "unknown"
+    (tmp_path / "results" / "study" / "bundle.json").write_text('{"cells": {}}')  # the study rewrites its record
+    assert git_commit(tmp_path) == clean + "+dirty"
+    assert git_commit(tmp_path, ignore=[tmp_path / "results" / "study"]) == clean
+    (tmp_path / "code.py").write_text("x = 2")  # the code that ran changed: dirty whatever is ignored
+    assert git_commit(tmp_path, ignore=[tmp_path / "results" / "study", "/elsewhere"]) == clean + "+dirty"

@@ -205,6 +205,8 @@ def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bun
     assert "2.0 min CPU over the 2 cells that recorded it" in line and "2 folds at a time" in line
     line = provenance_lines(with_cells(lambda k, c: {**c, "cpu_scope": None}))[-1]
     assert "CPU time not recorded" in line and "min CPU" not in line
+    dirty = Study(study.predictions, study.curves, {**study.record, "commit": "0123456789abcdef+dirty"}, study.path)
+    assert "commit `0123456789ab+dirty`" in provenance_lines(dirty)[0]  # the hash is cut, not its mark
 
 
 def test_a_study_with_one_finished_model_ranks_nothing():

@@ -106,7 +106,7 @@ def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[floa
     wall, cpu = since
     row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_clock() - cpu, 1),
            "cpu_scope": "process" if runtime.process_tree_cpu_s() is None else "process tree",
-           "code": runstore.code_fingerprint(), "commit": git_commit()}
+           "code": runstore.code_fingerprint(), "commit": git_commit(ignore=[out])}
     return replace_rows(out, pd.concat([rows, pd.DataFrame([row])], ignore_index=True))
 
 

@@ -101,6 +101,12 @@ def default_bundle(name: str = "study") -> Path:
     return runstore.PACKAGE_ROOT.parent / "results" / name
 
 
+def _short_commit(commit: str) -> str:
+    """A recorded commit for the page: the hash cut to 12 digits, its ``+dirty`` mark kept."""
+    sha, plus, tail = commit.partition("+")
+    return sha[:12] + plus + tail
+
+
 #: ``cpu_scope`` of a cell whose ``cpu_s`` counts the study process and its fold and clip workers
 #: (:func:`convat.runtime.process_tree_cpu_s`); a cell without it was recorded before, from the parent alone.
 CPU_SCOPE = "process tree"
@@ -127,7 +133,7 @@ def provenance_lines(study: Study) -> list[str]:
         cpu_text = (f"{cpu / 60:.1f} min CPU over the {len(timed)} cells that recorded it for the study process "
                     "and its workers (the others' was not recorded)")
     return [
-        f"made by `convat study run` on {r.get('date', '?')}, commit `{r.get('commit', '?')[:12]}`, code "
+        f"made by `convat study run` on {r.get('date', '?')}, commit `{_short_commit(r.get('commit', '?'))}`, code "
         f"fingerprint `{r.get('code', '?')}`",
         f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
         f"torch {machine.get('torch', '?')})",
@@ -246,7 +252,7 @@ def run_study(
         threads = (previous.get("fold_threads", record.get("fold_threads")) if previous
                    else _fold_threads(parallel_folds))
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads}
-        record.update(code=runstore.code_fingerprint(), commit=git_commit(), machine=machine_record(),
+        record.update(code=runstore.code_fingerprint(), commit=git_commit(ignore=[out]), machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))
         _write_bundle(out, record)

@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -26,14 +27,24 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return versions
 
 
-def git_commit(repo: Path | None = None) -> str:
-    """The checked-out commit (short hash, ``+dirty`` when there are uncommitted changes), or ``"unknown"``."""
+def git_commit(repo: Path | None = None, ignore: Iterable[str | Path] = ()) -> str:
+    """The checked-out commit (short hash, ``+dirty`` when there are uncommitted changes), or ``"unknown"``.
+
+    Changes under ``ignore`` do not make it dirty: a result bundle records the commit that made it while it
+    rewrites its own tracked files (``bundle.json``), which says nothing about the code that ran."""
     repo = repo or Path(__file__).resolve().parents[2]
+    excluded = []
+    for path in ignore:
+        try:
+            excluded.append(f":(exclude){Path(path).resolve().relative_to(Path(repo).resolve()).as_posix()}")
+        except ValueError:
+            continue  # outside the repository: it cannot make the checkout dirty
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                *(["--", ":/", *excluded] if excluded else [])],
+                               cwd=repo, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head
