@@ -94,6 +94,49 @@ def test_rerun_resumes_and_another_spec_is_refused(bundle):
                             epochs=2), bundle, device="cpu", progress=False)
 
 
+def test_the_linear_cell_records_its_training_fit_and_an_old_cell_gets_it_only_if_reproduced(bundle, tmp_path):
+    import shutil
+
+    from convat.experiments.study import TRAIN_FIT_FILE
+
+    study = load_study(bundle)
+    fit = pd.read_csv(cell_dir(bundle, 0, LINEAR, None) / TRAIN_FIT_FILE)
+    assert sorted(fit["fold"]) == sorted(study.predictions["fold"].unique())
+    assert fit["train_accuracy"].between(0, 1).all()
+    assert study_table(study).loc[LINEAR, "train_accuracy"] == pytest.approx(fit["train_accuracy"].mean())
+    # a cell made before cells recorded their fit: the fit is added after the predictions are reproduced
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    linear = cell_dir(old, 0, LINEAR, None)
+    (linear / TRAIN_FIT_FILE).unlink()
+    predictions = (linear / "predictions.csv").read_bytes()
+    run_study(SPEC, old, device="cpu", progress=False)
+    assert (linear / TRAIN_FIT_FILE).read_bytes() == (cell_dir(bundle, 0, LINEAR, None) / TRAIN_FIT_FILE).read_bytes()
+    assert (linear / "predictions.csv").read_bytes() == predictions
+    # ... and refused when the stored predictions are not what this code computes
+    (linear / TRAIN_FIT_FILE).unlink()
+    stored = pd.read_csv(linear / "predictions.csv", dtype={"subject": str, "clip": str})
+    column = next(c for c in stored.columns if c.startswith("p_"))
+    stored.loc[0, column] = stored.loc[0, column] + 0.01
+    stored.to_csv(linear / "predictions.csv", index=False)
+    with pytest.raises(runstore.RunStoreError, match="predictions.csv: this code's linear reference predicts"):
+        run_study(SPEC, old, device="cpu", progress=False)
+    assert not (linear / TRAIN_FIT_FILE).exists()
+
+
+def test_models_that_fit_their_training_clips_less_well_than_the_linear_reference_are_named():
+    table = pd.DataFrame({"UF1": [0.7, 0.6, 0.5, 0.4], "UF1_sd": 0.0, "runs": [1, 3, 3, 3],
+                          "train_accuracy": [0.95, 0.99, 0.93, 0.80]},
+                         index=pd.Index([LINEAR, "a", "b", "c"], name="model"))
+    text = describe_study(table, pd.DataFrame(columns=["data_seed", "verdict"]), "a")
+    assert "less well than the linear reference does (0.950" in text and "c (0.800), b (0.930)." in text
+    assert "a (0.990" not in text and "below 0.90" in text and ": c." in text
+    # a bundle whose linear cells predate their fit: only the absolute yardstick
+    text = describe_study(table.assign(train_accuracy=[np.nan, 0.99, 0.93, 0.80]), pd.DataFrame(
+        columns=["data_seed", "verdict"]), "a")
+    assert "linear reference does" not in text and "below 0.90" in text
+
+
 def test_stale_bundle_says_why(bundle):
     study = load_study(bundle)
     record = {**study.record, "code": "0" * 16}

@@ -29,25 +29,27 @@ def linear_baseline(x: np.ndarray, table: pd.DataFrame, splits: Splits | None = 
     """Pooled predictions of a class-balanced logistic regression over the folds of ``splits`` (default LOSO).
 
     Same output columns as :func:`convat.loso.run_loso`, so :func:`convat.metrics.summarize` applies;
-    ``attrs["train_accuracy"]`` is the mean over folds of the model's accuracy on its own training clips.
+    ``attrs["train_accuracy"]`` is the mean over folds of the model's accuracy on its own training clips, and
+    ``attrs["train_fit"]`` that accuracy per fold (``{fold: accuracy}``).
     """
     from sklearn.linear_model import LogisticRegression
 
     splits = splits if splits is not None else loso_splits(table)
     classes = sorted(table["label"].unique())
     y = table["label"].to_numpy()
-    fit: list[float] = []
+    fit: dict[str, float] = {}
 
     def fit_predict(fold: str, test: np.ndarray) -> FoldResult:
         x_train, x_test = standardize(x[~test], x[test])
         model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
         features = linear_features(x_train, pool)
         model.fit(features, y[~test])
-        fit.append(float(model.score(features, y[~test])))
+        fit[fold] = float(model.score(features, y[~test]))
         proba = np.zeros((int(test.sum()), len(classes)))
         proba[:, [classes.index(k) for k in model.classes_]] = model.predict_proba(linear_features(x_test, pool))
         return FoldResult(fold_predictions(table, test, classes, proba, fold))
 
     result = run_folds(table, splits, fit_predict)
-    result.attrs["train_accuracy"] = float(np.mean(fit))
+    result.attrs["train_accuracy"] = float(np.mean(list(fit.values())))
+    result.attrs["train_fit"] = dict(sorted(fit.items()))
     return result
