@@ -126,10 +126,11 @@ def test_the_linear_cell_records_its_training_fit_and_an_old_cell_gets_it_only_i
 
 def test_models_that_fit_their_training_clips_less_well_than_the_linear_reference_are_named():
     table = pd.DataFrame({"UF1": [0.7, 0.6, 0.5, 0.4], "UF1_sd": 0.0, "runs": [1, 3, 3, 3],
-                          "train_accuracy": [0.95, 0.99, 0.93, 0.80]},
+                          "accuracy": [0.75, 0.6, 0.5, 0.4], "train_accuracy": [0.95, 0.99, 0.93, 0.80]},
                          index=pd.Index([LINEAR, "a", "b", "c"], name="model"))
     text = describe_study(table, pd.DataFrame(columns=["data_seed", "verdict"]), "a")
     assert "less well than the linear reference does (0.950" in text and "c (0.800), b (0.930)." in text
+    assert "held-out accuracy): linear +0.200, a +0.390, c +0.400, b +0.430." in text  # smallest gap first
     assert "a (0.990" not in text and "below 0.90" in text and ": c." in text
     # a bundle whose linear cells predate their fit: only the absolute yardstick
     text = describe_study(table.assign(train_accuracy=[np.nan, 0.99, 0.93, 0.80]), pd.DataFrame(

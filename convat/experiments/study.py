@@ -568,6 +568,11 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
                                  f"{m} ({a:.3f})" for m, a in under.sort_values().items())
                              + ". A held-out score of a model that has not fit its own training set measures the "
                              "recipe more than the architecture.")
+        if "accuracy" in table.columns:
+            gap = (fit - table["accuracy"]).dropna().sort_values()
+            if len(gap) > 1:  # how much of the training fit each model keeps on subjects it never saw
+                lines.append("Generalisation gap (mean final training accuracy − held-out accuracy): " + ", ".join(
+                    f"{m} {g:+.3f}" for m, g in gap.items()) + ".")
         under = fit[(fit < UNDERFIT) & (fit.index != LINEAR)]
         if len(under):
             lines.append(f"Training fit below {UNDERFIT:.2f} (the recipe under-trains these, so their held-out score"
