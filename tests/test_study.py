@@ -60,6 +60,9 @@ def test_load_table_and_comparisons(bundle):
     table = study_table(study)
     assert table.loc["ststnet", "runs"] == 2 and table.loc[LINEAR, "runs"] == 1
     assert table.loc[LINEAR, "UF1_sd"] == 0.0 and 0 <= table.loc["ststnet", "train_accuracy"] <= 1
+    # the training fit is the returned model's accuracy on its own training clips (as the linear reference's)
+    chosen = study.curves[study.curves["selected"].astype(bool)]
+    assert table.loc["ststnet", "train_accuracy"] == pytest.approx(chosen["fit_accuracy"].mean())
     comparisons = study_comparisons(study, "ststnet", n_boot=100)
     assert list(comparisons["model"]) == [LINEAR] and comparisons.loc[0, "low"] <= comparisons.loc[0, "high"]
     text = describe_study(table, comparisons, "ststnet")

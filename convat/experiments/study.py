@@ -443,8 +443,10 @@ def _runs(study: Study, model: str) -> list[pd.DataFrame]:
 
 def study_table(study: Study) -> pd.DataFrame:
     """Per model: pooled UF1 / UAR / accuracy as mean +- SD over its runs (seeds x draws), the number of runs,
-    and the training fit (mean final training accuracy of the folds) where curves exist, and for the linear
-    reference where its cells recorded their fit."""
+    and ``train_accuracy``, the training fit: the mean over folds of the returned model's accuracy on its own
+    training clips (evaluation mode, no augmentation: the curves' ``fit_accuracy``, measured as the linear
+    reference's is), or where a run predates that record the last epoch's running training accuracy; for the
+    linear reference where its cells recorded their fit."""
     from convat.metrics import seed_summary
 
     labels = sorted(study.predictions["label"].unique())
@@ -453,8 +455,12 @@ def study_table(study: Study) -> pd.DataFrame:
         row = seed_summary(_runs(study, model), labels)
         if not study.curves.empty and model in set(study.curves["model"]):
             c = study.curves[study.curves["model"] == model]
-            last = c.loc[c.groupby(["data_seed", "train_seed", "fold"])["epoch"].idxmax()]
-            row["train_accuracy"] = float(last["train_accuracy"].mean())
+            chosen = c[c["selected"].astype(bool)] if "selected" in c else c.iloc[:0]
+            if "fit_accuracy" in chosen and len(chosen) and chosen["fit_accuracy"].notna().all():
+                row["train_accuracy"] = float(chosen["fit_accuracy"].mean())
+            else:
+                last = c.loc[c.groupby(["data_seed", "train_seed", "fold"])["epoch"].idxmax()]
+                row["train_accuracy"] = float(last["train_accuracy"].mean())
         elif model == LINEAR and not study.linear_fit.empty:
             row["train_accuracy"] = float(study.linear_fit["train_accuracy"].mean())
         rows[model] = row
@@ -564,14 +570,14 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
             under = fit[(fit < linear_fit) & (fit.index != LINEAR)]
             if len(under):
                 lines.append(f"Fit their training clips less well than the linear reference does ({linear_fit:.3f}"
-                             f" mean final training accuracy): " + ", ".join(
+                             f" mean accuracy on its own training clips): " + ", ".join(
                                  f"{m} ({a:.3f})" for m, a in under.sort_values().items())
                              + ". A held-out score of a model that has not fit its own training set measures the "
                              "recipe more than the architecture.")
         if "accuracy" in table.columns:
             gap = (fit - table["accuracy"]).dropna().sort_values()
             if len(gap) > 1:  # how much of the training fit each model keeps on subjects it never saw
-                lines.append("Generalisation gap (mean final training accuracy − held-out accuracy): " + ", ".join(
+                lines.append("Generalisation gap (accuracy on the training clips − held-out accuracy): " + ", ".join(
                     f"{m} {g:+.3f}" for m, g in gap.items()) + ".")
         under = fit[(fit < UNDERFIT) & (fit.index != LINEAR)]
         if len(under):
