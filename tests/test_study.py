@@ -141,6 +141,27 @@ def test_models_that_fit_their_training_clips_less_well_than_the_linear_referenc
     assert "linear reference does" not in text and "below 0.90" in text
 
 
+def test_the_remaining_work_is_estimated_from_the_recorded_cells(bundle):
+    from convat.experiments.study import Study, remaining_estimate
+
+    study = load_study(bundle)
+    assert remaining_estimate(study) is None  # complete
+    cells = {k: dict(c) for k, c in study.record["cells"].items() if k != "cells/ststnet/seed1-draw0"}
+    cells["cells/ststnet/seed0-draw0"].update(wall_s=7200.0, untimed_folds=0)
+    spec = {**study.record["spec"], "train_seeds": [0, 1, 2], "models": ["ststnet", "offapexnet"]}
+
+    def estimate(cells):
+        return remaining_estimate(Study(study.predictions, study.curves, {**study.record, "spec": spec,
+                                                                          "cells": cells}, study.path))
+
+    # ststnet seed 1 has all its folds on disk (nothing left), seed 2 none (a whole cell at seed 0's time)
+    text = estimate(cells)
+    assert text.startswith("remaining: 5 cells, about 2.0 h") and "not estimated: offapexnet" in text
+    assert "at least" not in text
+    cells["cells/ststnet/seed0-draw0"]["untimed_folds"] = 3
+    assert "(at least: ststnet only have cells" in estimate(cells)
+
+
 def test_stale_bundle_says_why(bundle):
     study = load_study(bundle)
     record = {**study.record, "code": "0" * 16}

@@ -64,11 +64,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _show_folder(out: str, reference: str, n_boot: int) -> int:
-    from convat.experiments.study import describe_study, load_study, study_comparisons, study_status, study_table
+    from convat.experiments.study import (
+        describe_study,
+        load_study,
+        remaining_estimate,
+        study_comparisons,
+        study_status,
+        study_table,
+    )
 
     study = load_study(out)
-    for reason in study_status(study):
-        print(f"stale: {reason}")
+    for reason in study_status(study):  # each says what it is: stale, incomplete, in progress
+        print(reason)
+    estimate = remaining_estimate(study)
+    if estimate:
+        print(estimate)
     table = study_table(study)
     print(table.round(4).to_string())
     if reference in table.index:

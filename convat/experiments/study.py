@@ -435,6 +435,41 @@ def study_status(study: Study) -> list[str]:
     return reasons
 
 
+def remaining_estimate(study: Study) -> str | None:
+    """The wall time the missing cells will take on the machine that made the bundle, estimated from the
+    recorded cells of the same model (less the in-progress cells' finished folds), or ``None`` when nothing is
+    missing. Only a planning figure: a model's cells whose folds predate time records may understate it, and a
+    model with no recorded cell is not estimated; the sentence says both."""
+    cells = study.record["cells"]
+    missing = [c for c in study.spec.cells() if cell_dir(study.path, *c).relative_to(study.path).as_posix()
+               not in cells]
+    if not missing:
+        return None
+    folds_per_draw = study.predictions.groupby("data_seed")["fold"].nunique().to_dict()
+    total, partial, unknown = 0.0, set(), set()
+    for draw, model, seed in missing:
+        timed = [c["wall_s"] for c in cells.values() if c["model"] == model and "wall_s" in c
+                 and not c.get("untimed_folds")]
+        any_time = [c["wall_s"] for c in cells.values() if c["model"] == model and "wall_s" in c]
+        if not any_time:
+            unknown.add(model)
+            continue
+        if not timed:
+            partial.add(model)
+        wall = float(np.mean(timed or any_time))
+        folds = cell_dir(study.path, draw, model, seed) / "folds"
+        done = len(list(folds.glob("*.json"))) if folds.is_dir() else 0
+        n = folds_per_draw.get(draw) or max(folds_per_draw.values(), default=0)
+        total += wall * (1 - min(done, n) / n) if n else wall
+    text = (f"remaining: {len(missing)} cells, about {total / 3600:.1f} h of wall time at this bundle's recorded "
+            "cell times")
+    if partial:
+        text += f" (at least: {', '.join(sorted(partial))} only have cells whose time may cover their last session)"
+    if unknown:
+        text += f"; not estimated: {', '.join(sorted(unknown))} (no finished cell yet)"
+    return text
+
+
 def _runs(study: Study, model: str) -> list[pd.DataFrame]:
     part = study.predictions[study.predictions["model"] == model]
     return [g.drop(columns=["model", "data_seed", "train_seed"]) for _, g in
