@@ -290,8 +290,9 @@ def run_study(
 
 def _write_linear_cell(folder: Path, predictions: pd.DataFrame) -> None:
     """Write a linear cell's predictions and training fit. A cell made before cells recorded their fit gets it
-    now, after a check that this code reproduces the predictions it holds byte for byte (else the fit would
-    describe another computation, and the cell is refused, naming the file)."""
+    now, after a check that this code reproduces the predictions it holds (the same predicted classes, every
+    probability within 1e-6: the BLAS thread count may move the last bits); else the fit would describe another
+    computation, and the cell is refused, naming the file."""
     path = folder / "predictions.csv"
     if path.exists():
         stored = pd.read_csv(path, dtype={"subject": str, "clip": str})
@@ -601,7 +602,7 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
     if "train_accuracy" in table.columns:
         fit = table["train_accuracy"]
         linear_fit = fit.get(LINEAR, np.nan)
-        if np.isfinite(linear_fit):  # the issue's yardstick: the linear reference's fit of the same training clips
+        if np.isfinite(linear_fit):  # the yardstick: what a linear model fits of the same training clips
             under = fit[(fit < linear_fit) & (fit.index != LINEAR)]
             if len(under):
                 lines.append(f"Fit their training clips less well than the linear reference does ({linear_fit:.3f}"
