@@ -273,6 +273,14 @@ def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bun
     assert "2.0 min CPU over the 2 cells that recorded it" in line and "2 folds at a time" in line
     line = provenance_lines(with_cells(lambda k, c: {**c, "cpu_scope": None}))[-1]
     assert "CPU time not recorded" in line and "min CPU" not in line
+    # each cell keeps the commit that finished it; the page lists them only when they differ
+    assert all(c["commit"] == study.record["commit"] for c in cells.values())
+    assert "cells finished at" not in provenance_lines(study)[0]
+    mixed = with_cells(lambda k, c: {**c, "commit": "1234567"} if k == "cells/linear/draw0" else
+                       {k2: v for k2, v in c.items() if k2 != "commit"} if k == "cells/ststnet/seed0-draw0" else c)
+    line = provenance_lines(mixed)[0]
+    assert "cells finished at commit" in line and "`1234567` (1)" in line and ", 1 before cells recorded theirs" in line
+    assert f"`{study.record['commit']}` (1)" in line
     dirty = Study(study.predictions, study.curves, {**study.record, "commit": "0123456789abcdef+dirty"}, study.path)
     assert "commit `0123456789ab+dirty`" in provenance_lines(dirty)[0]  # the hash is cut, not its mark
 

@@ -136,9 +136,18 @@ def provenance_lines(study: Study) -> list[str]:
     else:
         cpu_text = (f"{cpu / 60:.1f} min CPU over the {len(timed)} cells that recorded it for the study process "
                     "and its workers (the others' was not recorded)")
+    commits: dict[str, int] = {}
+    for c in cells:
+        commits[c.get("commit", "")] = commits.get(c.get("commit", ""), 0) + 1
+    per_cell = ", ".join(f"`{_short_commit(k)}` ({n})" for k, n in sorted(commits.items()) if k)
+    if per_cell and (len(commits) > 1 or "" in commits):
+        per_cell = f"; cells finished at commit {per_cell}" + (
+            f", {commits['']} before cells recorded theirs" if "" in commits else "")
+    elif per_cell:
+        per_cell = ""  # every cell finished at one commit, the bundle's
     return [
-        f"made by `convat study run` on {r.get('date', '?')}, commit `{_short_commit(r.get('commit', '?'))}`, code "
-        f"fingerprint `{r.get('code', '?')}`",
+        f"made by `convat study run`, last written on {r.get('date', '?')} at commit "
+        f"`{_short_commit(r.get('commit', '?'))}`{per_cell}; code fingerprint `{r.get('code', '?')}`",
         f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
         f"torch {machine.get('torch', '?')})",
         f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, {cpu_text}"
@@ -255,7 +264,11 @@ def run_study(
         # (a cell recorded before cells kept their own: the bundle's, which was the same for all of them then)
         threads = (previous.get("fold_threads", record.get("fold_threads")) if previous
                    else _fold_threads(parallel_folds))
-        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads}
+        # the commit that finished the cell (kept when a later run notes it again; absent for cells finished before
+        # cells recorded it)
+        commit = previous.get("commit") if previous else git_commit(ignore=[out])
+        record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
+                                **({"commit": commit} if commit else {})}
         record.update(code=runstore.code_fingerprint(), commit=git_commit(ignore=[out]), machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))
