@@ -449,17 +449,16 @@ class RunStore:
         written; work in flight when a session was killed is not counted: it was lost, not part of the result),
         and how many finished folds do not record their times (written before manifests did, or unreadable),
         whose time is therefore missing from the sum."""
-        return self._session_spans("written_at")
+        return self._session_spans("session_opened_at", "written_at")
 
     def session_cpu_s(self) -> tuple[float, int]:
         """``(CPU seconds, untimed folds)`` as :meth:`session_wall_s`, for the CPU time of the process that wrote
         the folds and its fold workers (:func:`convat.runtime.process_tree_cpu_s`): a parent that hands folds
         to workers spends almost none itself. Folds written before manifests recorded it, or where ``/proc``
         could not tell, are the untimed ones."""
-        return self._session_spans("cpu_at")
+        return self._session_spans("session_opened_cpu", "cpu_at")
 
-    def _session_spans(self, field: str) -> tuple[float, int]:
-        opened_field = {"written_at": "session_opened_at", "cpu_at": "session_opened_cpu"}[field]
+    def _session_spans(self, opened_field: str, field: str) -> tuple[float, int]:
         spans: dict[float, tuple[float, float]] = {}  # session (when it opened) -> (reading at open, last reading)
         untimed = 0
         manifests = sorted((self.path / "folds").glob("*.json")) if (self.path / "folds").is_dir() else []

@@ -102,17 +102,17 @@ def process_tree_cpu_s() -> float | None:
     own = _proc_stat("self")
     if own is None:
         return None
-    parents: dict[int, list[int]] = {}
+    children: dict[int, list[int]] = {}  # parent pid -> its children, from one read of each process's stat
+    ticks_of: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             stat = _proc_stat(entry.name)
             if stat is not None:
-                parents.setdefault(stat[0], []).append(int(entry.name))
-    ticks, todo = own[1], list(parents.get(os.getpid(), []))
+                children.setdefault(stat[0], []).append(int(entry.name))
+                ticks_of[int(entry.name)] = stat[1]
+    ticks, todo = own[1], list(children.get(os.getpid(), []))
     while todo:
         pid = todo.pop()
-        stat = _proc_stat(pid)
-        if stat is not None:
-            ticks += stat[1]
-            todo.extend(parents.get(pid, []))
+        ticks += ticks_of[pid]
+        todo.extend(children.get(pid, []))
     return round(ticks / os.sysconf("SC_CLK_TCK"), 2)

@@ -84,16 +84,17 @@ def replace_rows(out: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _cpu_clock() -> float:
-    """CPU seconds of this process and its fold workers (:func:`convat.runtime.process_tree_cpu_s`; the folds
-    train in workers, so the parent's own clock misses them), or this process's alone where that is unknown."""
+def _cpu_clock() -> tuple[float, str]:
+    """``(CPU seconds, scope)``: of this process and its fold workers (:func:`convat.runtime.process_tree_cpu_s`;
+    the folds train in workers, so the parent's own clock misses them), scope ``process tree``; or of this
+    process alone where that is unknown, scope ``process``."""
     tree = runtime.process_tree_cpu_s()
-    return time.process_time() if tree is None else tree
+    return (time.process_time(), "process") if tree is None else (tree, "process tree")
 
 
 def started() -> tuple[float, float]:
     """The wall and CPU clocks at the start of a unit, for :func:`append_row`."""
-    return time.perf_counter(), _cpu_clock()
+    return time.perf_counter(), _cpu_clock()[0]
 
 
 def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[float, float]) -> pd.DataFrame:
@@ -104,8 +105,8 @@ def append_row(out: str | Path, rows: pd.DataFrame, row: dict, since: tuple[floa
     from convat.site.environment import git_commit
 
     wall, cpu = since
-    row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_clock() - cpu, 1),
-           "cpu_scope": "process" if runtime.process_tree_cpu_s() is None else "process tree",
+    now, scope = _cpu_clock()
+    row = {**row, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(now - cpu, 1), "cpu_scope": scope,
            "code": runstore.code_fingerprint(), "commit": git_commit(ignore=[out])}
     return replace_rows(out, pd.concat([rows, pd.DataFrame([row])], ignore_index=True))
 

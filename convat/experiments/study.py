@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,9 +137,7 @@ def provenance_lines(study: Study) -> list[str]:
     else:
         cpu_text = (f"{cpu / 60:.1f} min CPU over the {len(timed)} cells that recorded it for the study process "
                     "and its workers (the others' was not recorded)")
-    commits: dict[str, int] = {}
-    for c in cells:
-        commits[c.get("commit", "")] = commits.get(c.get("commit", ""), 0) + 1
+    commits = Counter(c.get("commit", "") for c in cells)
     per_cell = ", ".join(f"`{_short_commit(k)}` ({n})" for k, n in sorted(commits.items()) if k)
     if per_cell and (len(commits) > 1 or "" in commits):
         per_cell = f"; cells finished at commit {per_cell}" + (
@@ -266,10 +265,11 @@ def run_study(
                    else _fold_threads(parallel_folds))
         # the commit that finished the cell (kept when a later run notes it again; absent for cells finished before
         # cells recorded it)
-        commit = previous.get("commit") if previous else git_commit(ignore=[out])
+        now = git_commit(ignore=[out])
+        commit = previous.get("commit") if previous else now
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
                                 **({"commit": commit} if commit else {})}
-        record.update(code=runstore.code_fingerprint(), commit=git_commit(ignore=[out]), machine=machine_record(),
+        record.update(code=runstore.code_fingerprint(), commit=now, machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))
         _write_bundle(out, record)
@@ -430,6 +430,18 @@ def _same_platform(cell: Path, config) -> bool:
             and env.get("torch") == torch.__version__)
 
 
+def _missing_cells(study: Study) -> list[tuple[int, str, int | None]]:
+    """The cells of the study's grid that ``bundle.json`` does not list as finished."""
+    return [c for c in study.spec.cells()
+            if cell_dir(study.path, *c).relative_to(study.path).as_posix() not in study.record["cells"]]
+
+
+def _finished_folds(study: Study, draw: int, model: str, seed: int | None) -> int:
+    """How many folds of a cell are on disk, finished (a fold's manifest is written last)."""
+    folds = cell_dir(study.path, draw, model, seed) / "folds"
+    return len(list(folds.glob("*.json"))) if folds.is_dir() else 0
+
+
 def study_status(study: Study) -> list[str]:
     """Why the bundle is not (yet) the current study: ``stale: ...`` when the code that decides results changed
     since it was made, ``incomplete: ...`` while cells are missing (empty: complete and current)."""
@@ -437,13 +449,11 @@ def study_status(study: Study) -> list[str]:
     now = runstore.code_fingerprint()
     if study.record.get("code") != now:
         reasons.append(f"stale: the code that decides results changed (bundle {study.record.get('code')}, now {now})")
-    missing = [c for c in study.spec.cells()
-               if cell_dir(study.path, *c).relative_to(study.path).as_posix() not in study.record["cells"]]
+    missing = _missing_cells(study)
     if missing:
         reasons.append(f"incomplete: {len(missing)} of {len(study.spec.cells())} cells not yet run")
         for draw, model, seed in missing:  # a cell a killed run left half done resumes at its first missing fold
-            folds = cell_dir(study.path, draw, model, seed) / "folds"
-            done = len(list(folds.glob("*.json"))) if folds.is_dir() else 0
+            done = _finished_folds(study, draw, model, seed)
             if done:
                 reasons.append(f"in progress: {model} seed {seed} draw {draw} has {done} finished folds")
     return reasons
@@ -455,8 +465,7 @@ def remaining_estimate(study: Study) -> str | None:
     missing. Only a planning figure: a model's cells whose folds predate time records may understate it, and a
     model with no recorded cell is not estimated; the sentence says both."""
     cells = study.record["cells"]
-    missing = [c for c in study.spec.cells() if cell_dir(study.path, *c).relative_to(study.path).as_posix()
-               not in cells]
+    missing = _missing_cells(study)
     if not missing:
         return None
     folds_per_draw = study.predictions.groupby("data_seed")["fold"].nunique().to_dict()
@@ -471,8 +480,7 @@ def remaining_estimate(study: Study) -> str | None:
         if not timed:
             partial.add(model)
         wall = float(np.mean(timed or any_time))
-        folds = cell_dir(study.path, draw, model, seed) / "folds"
-        done = len(list(folds.glob("*.json"))) if folds.is_dir() else 0
+        done = _finished_folds(study, draw, model, seed)
         n = folds_per_draw.get(draw) or max(folds_per_draw.values(), default=0)
         total += wall * (1 - min(done, n) / n) if n else wall
     text = (f"remaining: {len(missing)} cells, about {total / 3600:.1f} h of wall time at this bundle's recorded "
