@@ -69,6 +69,7 @@ def test_load_table_and_comparisons(bundle):
     # two training seeds are fewer than a comparison needs: the verdict names the counts and calls no winner
     assert "linear reference" in text and "not called yet: ststnet 2 training seeds" in text
     assert "beats" not in text and "over subjects only" in text
+    assert comparisons["outcome"].isna().all()  # not called: no outcome to compare between draws
 
 
 def test_a_comparison_is_called_once_each_deep_model_has_enough_seeds(bundle, monkeypatch):
@@ -82,6 +83,8 @@ def test_a_comparison_is_called_once_each_deep_model_has_enough_seeds(bundle, mo
     test = paired_seed_test(study_module._runs(study, "ststnet"), study_module._runs(study, LINEAR), n_boot=100)
     assert comparisons.loc[0, "verdict"] == seed_verdict(test, "ststnet", LINEAR)
     assert "over subjects and seeds" in comparisons.loc[0, "verdict"]
+    outcome = "ststnet" if test["low"] > 0 else LINEAR if test["high"] < 0 else study_module.TIE
+    assert comparisons.loc[0, "outcome"] == outcome
 
 
 def test_rerun_resumes_and_another_spec_is_refused(bundle):
@@ -246,7 +249,8 @@ def test_a_report_renders_a_bundle_and_says_when_there_is_none(bundle, tmp_path)
     report = study_report(bundle, "ststnet", n_boot=50, command="make study-quick")
     assert set(report.table.index) == {"ststnet", LINEAR}
     assert "bundle" in report.provenance.lower() or "made" in report.provenance.lower()
-    assert report.summary == describe_study(report.table, report.verdicts, "ststnet")
+    assert report.summary == describe_study(report.table, report.verdicts, "ststnet", smoke=True)
+    assert report.summary.startswith("**Smoke test**")  # SPEC is on the quick profile
     assert list(report.verdicts["model"]) == [LINEAR]
 
 
@@ -343,3 +347,27 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     assert not (bundled_run(x, table, config, other_torch, progress=False).path / runstore.SERVED_FROM).exists()
     # no bundle at all (an installed wheel): the cache, as before
     assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"
+
+
+def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
+    from convat.experiments.study import TIE, draw_disagreements
+
+    assert SPEC.smoke and not StudySpec(profile="composite").smoke
+    assert not StudySpec(dataset="casme2", profile="composite").smoke
+    table = pd.DataFrame({"UF1": [0.6, 0.5, 0.4], "UF1_sd": [0.10, 0.05, 0.09], "runs": [3, 15, 15]},
+                         index=pd.Index([LINEAR, "a", "b"], name="model"))
+    rows = [(0, LINEAR, TIE), (1, LINEAR, LINEAR), (2, LINEAR, LINEAR), (0, "b", TIE), (1, "b", TIE),
+            (2, "b", None)]
+    comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m}"}
+                                for d, m, o in rows])
+    text = describe_study(table, comparisons, "a", smoke=True)
+    assert text.startswith("**Smoke test**") and "no model is ranked" in text and "up to 0.100 (linear)" in text
+    assert "Highest" not in text and "below the linear reference" not in text
+    # linear's verdict differs between draws; b's agrees on the two called draws (draw 2 is not called)
+    assert draw_disagreements(comparisons, "a") == [
+        "The verdict of a against linear changes with the SynthME draw (draw 0: cannot be told apart; draws 1, 2: "
+        "linear better): a verdict measured on one draw holds for that dataset, not for the method."]
+    assert draw_disagreements(comparisons, "a")[0] in text and "- draw 2: v2b" in text
+    ranked = describe_study(table, comparisons, "a")
+    assert ranked.startswith("Highest mean UF1 over seeds: **linear**") and "below the linear reference" in ranked
+    assert draw_disagreements(comparisons.drop(columns="outcome"), "a") == []  # rows from before outcomes

@@ -82,7 +82,8 @@ def _show_folder(out: str, reference: str, n_boot: int) -> int:
     table = study_table(study)
     print(table.round(4).to_string())
     if reference in table.index:
-        print(describe_study(table, study_comparisons(study, reference, n_boot=n_boot), reference))
+        print(describe_study(table, study_comparisons(study, reference, n_boot=n_boot), reference,
+                             smoke=study.spec.smoke))
     return 0
 
 

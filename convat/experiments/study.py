@@ -77,6 +77,11 @@ class StudySpec:
     def draws(self) -> tuple[int, ...]:
         return self.data_seeds if self.dataset == "synthme" else (0,)
 
+    @property
+    def smoke(self) -> bool:
+        """SynthME's quick profile (10 subjects): a smoke test, from which no model is ranked."""
+        return self.dataset == "synthme" and self.profile == "quick"
+
     def cells(self) -> list[tuple[int, str, int | None]]:
         """``(data_seed, model, train_seed)`` of every cell, in the order they run: per draw the linear reference
         (``train_seed`` None; minutes), then every model at the first training seed, then at the next, so that a
@@ -555,10 +560,37 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
                 verdict = (f"not called yet: {counts} so far; a difference is called only over at least {MIN_SEEDS} "
                            f"seeds each (UF1 difference {reference} − {other} {test['difference']:+.3f}, "
                            f"95 % interval {test['low']:+.3f} to {test['high']:+.3f} over subjects only).")
+                outcome = None
             else:
                 verdict = seed_verdict(test, reference, other)
-            rows.append({"data_seed": draw, "model": other, **test, "verdict": verdict})
+                outcome = reference if test["low"] > 0 else other if test["high"] < 0 else TIE
+            rows.append({"data_seed": draw, "model": other, **test, "verdict": verdict, "outcome": outcome})
     return pd.DataFrame(rows)
+
+
+#: The ``outcome`` of a called comparison whose interval contains zero.
+TIE = "neither"
+
+
+def draw_disagreements(comparisons: pd.DataFrame, reference: str) -> list[str]:
+    """Sentences naming each model whose called verdict against ``reference`` differs between SynthME draws.
+
+    Each draw is a different dataset, so a verdict holds for the draw it was measured on; when the draws
+    disagree, the comparison says something about that dataset and not about the method.
+    """
+    if comparisons.empty or "outcome" not in comparisons.columns:
+        return []
+    out = []
+    for other, part in comparisons.dropna(subset=["outcome"]).groupby("model", sort=True):
+        if part["outcome"].nunique() < 2:
+            continue
+        words = {reference: f"{reference} better", other: f"{other} better", TIE: "cannot be told apart"}
+        by_outcome = part.groupby("outcome", sort=False)["data_seed"].apply(lambda d: sorted(int(v) for v in d))
+        said = "; ".join(f"draw{'s' if len(d) > 1 else ''} {', '.join(map(str, d))}: {words[o]}"
+                         for o, d in sorted(by_outcome.items(), key=lambda kv: kv[1][0]))
+        out.append(f"The verdict of {reference} against {other} changes with the SynthME draw ({said}): a verdict "
+                   "measured on one draw holds for that dataset, not for the method.")
+    return out
 
 
 def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[str], draw: int | None = None,
@@ -606,17 +638,27 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 UNDERFIT = 0.9
 
 
-def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: str) -> str:
-    """Markdown sentences over :func:`study_table` and :func:`study_comparisons`, computed from the numbers."""
+def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: str, smoke: bool = False) -> str:
+    """Markdown sentences over :func:`study_table` and :func:`study_comparisons`, computed from the numbers.
+
+    ``smoke`` (a bundle on SynthME's quick profile, :attr:`StudySpec.smoke`) names no best model and no model
+    above or below the linear reference: ten subjects show the spread over seeds and draws, not a ranking.
+    """
     lines = []
     if len(table) < 2:
         only = ", ".join(table.index) or "nothing"
         return f"Only {only} has finished so far: no model is compared yet."
-    top = table.index[0]
-    runs = int(table.loc[top, "runs"])
-    lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
-                 f"{table.loc[top, 'UF1_sd']:.3f}, {runs} run{'s' if runs != 1 else ''}).")
-    if LINEAR in table.index and reference in table.index:
+    if smoke:
+        widest = table["UF1_sd"].idxmax()
+        lines.append("**Smoke test** (SynthME's quick profile, 10 subjects): no model is ranked from it. It measures "
+                     f"how far the training seed and the draw move each model: UF1 SD over runs up to "
+                     f"{table.loc[widest, 'UF1_sd']:.3f} ({widest}).")
+    else:
+        top = table.index[0]
+        runs = int(table.loc[top, "runs"])
+        lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
+                     f"{table.loc[top, 'UF1_sd']:.3f}, {runs} run{'s' if runs != 1 else ''}).")
+    if LINEAR in table.index and reference in table.index and not smoke:
         lin, ref = table.loc[LINEAR, "UF1"], table.loc[reference, "UF1"]
         side = "above" if ref > lin else "below"
         lines.append(f"{reference} averages {ref:.3f}, {side} the linear reference ({lin:.3f}).")
@@ -640,6 +682,7 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
         if len(under):
             lines.append(f"Training fit below {UNDERFIT:.2f} (the recipe under-trains these, so their held-out score"
                          f" says little about the architecture): {', '.join(under.index)}.")
+    lines += draw_disagreements(comparisons, reference)
     for _, row in comparisons.iterrows():
         lines.append(f"- draw {int(row['data_seed'])}: {row['verdict']}")
     return "\n".join(lines)
@@ -682,9 +725,9 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
     verdicts = (study_comparisons(study, reference, n_boot=n_boot) if reference in table.index
                 else pd.DataFrame())
     return StudyReport(study, status, "\n".join(f"- {line}" for line in lines), table, verdicts,
-                       describe_study(table, verdicts, reference))
+                       describe_study(table, verdicts, reference, smoke=study.spec.smoke))
 
 
-__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "Study", "StudyReport", "StudySpec", "bundled_run", "cell_dir",
-           "default_bundle", "describe_study", "load_study", "provenance_lines", "reproduce_slice", "run_study",
-           "study_comparisons", "study_report", "study_status", "study_table"]
+__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "TIE", "Study", "StudyReport", "StudySpec", "bundled_run",
+           "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "provenance_lines",
+           "reproduce_slice", "run_study", "study_comparisons", "study_report", "study_status", "study_table"]
