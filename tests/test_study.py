@@ -60,6 +60,9 @@ def test_load_table_and_comparisons(bundle):
     table = study_table(study)
     assert table.loc["ststnet", "runs"] == 2 and table.loc[LINEAR, "runs"] == 1
     assert table.loc[LINEAR, "UF1_sd"] == 0.0 and 0 <= table.loc["ststnet", "train_accuracy"] <= 1
+    # one draw: the seed-only spread is the spread over ststnet's two seeds; the linear reference has no seed
+    assert table.loc["ststnet", "UF1_seed_sd"] == pytest.approx(table.loc["ststnet", "UF1_sd"])
+    assert np.isnan(table.loc[LINEAR, "UF1_seed_sd"])
     # the training fit is the returned model's accuracy on its own training clips (as the linear reference's)
     chosen = study.curves[study.curves["selected"].astype(bool)]
     assert table.loc["ststnet", "train_accuracy"] == pytest.approx(chosen["fit_accuracy"].mean())
@@ -354,14 +357,16 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
 
     assert SPEC.smoke and not StudySpec(profile="composite").smoke
     assert not StudySpec(dataset="casme2", profile="composite").smoke
-    table = pd.DataFrame({"UF1": [0.6, 0.5, 0.4], "UF1_sd": [0.10, 0.05, 0.09], "runs": [3, 15, 15]},
-                         index=pd.Index([LINEAR, "a", "b"], name="model"))
+    table = pd.DataFrame({"UF1": [0.6, 0.5, 0.4], "UF1_sd": [0.10, 0.05, 0.09], "runs": [3, 15, 15],
+                          "UF1_seed_sd": [np.nan, 0.04, 0.07]}, index=pd.Index([LINEAR, "a", "b"], name="model"))
     rows = [(0, LINEAR, TIE), (1, LINEAR, LINEAR), (2, LINEAR, LINEAR), (0, "b", TIE), (1, "b", TIE),
             (2, "b", None)]
     comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m}"}
                                 for d, m, o in rows])
     text = describe_study(table, comparisons, "a", smoke=True)
-    assert text.startswith("**Smoke test**") and "no model is ranked" in text and "up to 0.100 (linear)" in text
+    assert text.startswith("**Smoke test**") and "no model is ranked" in text
+    assert "seed alone moves UF1 by an SD of 0.040 (a) to 0.070 (b); the draw alone moves the linear" in text
+    assert "an SD of 0.100." in text
     assert "Highest" not in text and "below the linear reference" not in text
     # linear's verdict differs between draws; b's agrees on the two called draws (draw 2 is not called)
     assert draw_disagreements(comparisons, "a") == [

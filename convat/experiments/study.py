@@ -503,18 +503,28 @@ def _runs(study: Study, model: str) -> list[pd.DataFrame]:
             part.groupby(["data_seed", "train_seed"], sort=True)]
 
 
+def _runs_per_draw(study: Study, model: str) -> list[list[pd.DataFrame]]:
+    part = study.predictions[study.predictions["model"] == model]
+    return [_runs(Study(g, study.curves, study.record, study.path), model)
+            for _, g in part.groupby("data_seed", sort=True)]
+
+
 def study_table(study: Study) -> pd.DataFrame:
     """Per model: pooled UF1 / UAR / accuracy as mean +- SD over its runs (seeds x draws), the number of runs,
     and ``train_accuracy``, the training fit: the mean over folds of the returned model's accuracy on its own
     training clips (evaluation mode, no augmentation: the curves' ``fit_accuracy``, measured as the linear
     reference's is), or where a run predates that record the last epoch's running training accuracy; for the
-    linear reference where its cells recorded their fit."""
+    linear reference where its cells recorded their fit. ``UF1_seed_sd`` is what the training seed alone does:
+    the SD of UF1 over training seeds within a draw, averaged over the draws that have at least two seeds (NaN
+    for the linear reference and for a model with one seed per draw); ``UF1_sd`` also contains the draws."""
     from convat.metrics import seed_summary
 
     labels = sorted(study.predictions["label"].unique())
     rows = {}
     for model in study.predictions["model"].unique():
         row = seed_summary(_runs(study, model), labels)
+        within = [seed_summary(runs, labels)["UF1_sd"] for runs in _runs_per_draw(study, model) if len(runs) > 1]
+        row["UF1_seed_sd"] = float(np.mean(within)) if within and model != LINEAR else np.nan
         if not study.curves.empty and model in set(study.curves["model"]):
             c = study.curves[study.curves["model"] == model]
             chosen = c[c["selected"].astype(bool)] if "selected" in c else c.iloc[:0]
@@ -649,10 +659,16 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
         only = ", ".join(table.index) or "nothing"
         return f"Only {only} has finished so far: no model is compared yet."
     if smoke:
-        widest = table["UF1_sd"].idxmax()
-        lines.append("**Smoke test** (SynthME's quick profile, 10 subjects): no model is ranked from it. It measures "
-                     f"how far the training seed and the draw move each model: UF1 SD over runs up to "
-                     f"{table.loc[widest, 'UF1_sd']:.3f} ({widest}).")
+        line = ("**Smoke test** (SynthME's quick profile, 10 subjects): no model is ranked from it. It measures how "
+                "far the training seed and the SynthME draw move each model")
+        seed_sd = table["UF1_seed_sd"].dropna() if "UF1_seed_sd" in table.columns else pd.Series(dtype=float)
+        if len(seed_sd):
+            line += (f": within a draw, the training seed alone moves UF1 by an SD of {seed_sd.min():.3f} "
+                     f"({seed_sd.idxmin()}) to {seed_sd.max():.3f} ({seed_sd.idxmax()})")
+            if LINEAR in table.index and table.loc[LINEAR, "runs"] > 1:
+                line += (f"; the draw alone moves the linear reference, which has no seed, by an SD of "
+                         f"{table.loc[LINEAR, 'UF1_sd']:.3f}")
+        lines.append(line + ".")
     else:
         top = table.index[0]
         runs = int(table.loc[top, "runs"])
@@ -706,7 +722,7 @@ class StudyReport:
 
         display(Markdown(self.provenance))
         numbers = [c for c in self.table.columns if c != "runs"]
-        display(self.table.style.format("{:.3f}", subset=numbers))
+        display(self.table.style.format("{:.3f}", subset=numbers, na_rep="–"))
         display(Markdown(self.summary))
 
 
