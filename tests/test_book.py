@@ -95,6 +95,24 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
     assert any("set" in o.get("text", "") for o in outputs)
 
 
+def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path):
+    """Bad --output combinations fail before any chapter runs, naming the flag; a folder gets one notebook each."""
+    from convat.commands.chapter import output_paths
+
+    assert output_paths(["book/a.md", "book/b.md"], None) == [None, None]
+    assert output_paths(["book/a.md"], str(tmp_path / "x.ipynb")) == [tmp_path / "x.ipynb"]
+    assert output_paths(["book/a.md", "book/b.md"], str(tmp_path)) == [tmp_path / "a.ipynb", tmp_path / "b.ipynb"]
+    assert output_paths(["book/a.md"], "new/") == [Path("new/a.ipynb")]
+    with pytest.raises(ValueError, match="--output out.ipynb: 2 chapters need a folder"):
+        output_paths(["book/a.md", "book/b.md"], "out.ipynb")
+    with pytest.raises(ValueError, match="share a name"):
+        output_paths(["book/a.md", "other/a.md"], str(tmp_path))
+    from convat.cli import main
+
+    with pytest.raises(SystemExit, match="convat chapter: book/nope.md: no such chapter file"):
+        main(["chapter", "book/nope.md"])
+
+
 def test_importing_the_book_module_in_an_agg_kernel_restores_inline_figures():
     """The kernel-side guard: a plain kernel with MPLBACKEND=Agg plus `import convat.book` draws figures."""
     import nbformat

@@ -85,15 +85,38 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
     return seconds
 
 
+def output_paths(chapters: list[str], output: str | None) -> list[Path | None]:
+    """Where each executed chapter is written: nowhere without ``output``; ``output`` itself for one chapter
+    unless it is a folder (an existing one, or a path ending in ``/``), which receives ``<chapter>.ipynb`` each.
+    Several chapters need a folder; a clash is reported before any chapter runs."""
+    if not output:
+        return [None] * len(chapters)
+    folder = Path(output).is_dir() or output.endswith(("/", os.sep))
+    if not folder and len(chapters) > 1:
+        raise ValueError(f"--output {output}: {len(chapters)} chapters need a folder (an existing one, or a path "
+                         "ending in /) to write one notebook each")
+    if not folder:
+        return [Path(output)]
+    paths = [Path(output) / f"{Path(c).stem}.ipynb" for c in chapters]
+    if len(set(paths)) < len(paths):
+        raise ValueError(f"--output {output}: two chapters share a name, so their notebooks would overwrite each other")
+    return paths
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         parameters = dict(parse_parameter(p) for p in args.parameter)
+        outputs = output_paths(args.chapters, args.output)
     except ValueError as exc:
         raise SystemExit(f"convat chapter: {exc}") from None
-    for chapter in args.chapters:
-        seconds = execute_chapter(Path(chapter), Path(args.output) if args.output else None, args.timeout,
-                                  parameters)
-        print(f"{chapter}: executed in {seconds:.1f} s")
+    missing = [c for c in args.chapters if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"convat chapter: {missing[0]}: no such chapter file")
+    for chapter, output in zip(args.chapters, outputs, strict=True):
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        seconds = execute_chapter(Path(chapter), output, args.timeout, parameters)
+        print(f"{chapter}: executed in {seconds:.1f} s" + (f", written to {output}" if output else ""))
     return 0
 
 
@@ -109,6 +132,7 @@ def register(subparsers) -> None:
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter of the chapter's parameters cell, e.g. -p DATASET=casme2 -p EPOCHS=5 "
                    "(a Python literal, else text); repeatable")
-    p.add_argument("--output", help="write the executed notebook (.ipynb) here (single chapter only)")
+    p.add_argument("--output", help="write the executed notebook (.ipynb) to this file, or into this folder as "
+                   "<chapter>.ipynb (a folder: an existing one or a path ending in /; needed for several chapters)")
     p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
     p.set_defaults(func=_run)
