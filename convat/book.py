@@ -102,7 +102,8 @@ def profile_note(dataset: str, profile: str) -> str:
     """The label every results page shows beside its numbers: the quick SynthME profile is a smoke test.
 
     Ten subjects and one training seed show that the method runs and what its outputs look like; they cannot
-    rank models (a seed alone moves a deep model's UF1 by about a tenth there). Model comparisons come from
+    rank models (the smoke-test grid, ``results/study-quick``, measures how far a seed alone moves a deep model's
+    UF1 there). Model comparisons come from
     the reference study (``make study``, rendered in the results chapter) or the real data.
     """
     if dataset == "synthme" and profile == "quick":

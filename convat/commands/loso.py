@@ -19,8 +19,9 @@ fingerprint): the same folder with any other setting is refused, naming the fiel
 also holds predictions.csv (one row per clip), curves.csv and metrics.csv, and the pooled UF1 / UAR / accuracy
 with bootstrap intervals over subjects are printed (per dataset for the composite).
 
-The held-out subject takes part in no decision: a fixed number of epochs by default, or, with
---val-fraction, the best epoch on an inner validation split of whole *training* subjects.
+The held-out subject takes part in no decision: a fixed budget by default (the recipe's optimiser steps, the
+same for every fold; epochs on SynthME's quick profile, a smoke test), or, with --val-fraction, the best
+epoch on an inner validation split of whole *training* subjects.
 
 Every argument is checked before any work; a bad one is reported in one line (exit status 2).
 """
