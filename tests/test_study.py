@@ -165,7 +165,38 @@ def test_the_remaining_work_is_estimated_from_the_recorded_cells(bundle):
     assert text.startswith("remaining: 5 cells, about 2.0 h") and "not estimated: offapexnet" in text
     assert "at least" not in text
     cells["cells/ststnet/seed0-draw0"]["untimed_folds"] = 3
-    assert "(at least: ststnet only have cells" in estimate(cells)
+    # seed 0's record lacks some folds' times: the folds of the cell in progress (seed 1) give the time per fold
+    text = estimate(cells)
+    assert "(ststnet: at the wall time per fold" in text and "at least" not in text
+
+
+def test_a_cell_in_progress_times_the_cells_of_its_model_when_no_finished_cell_is_fully_timed(bundle, tmp_path):
+    import shutil
+
+    from convat.experiments.study import Study, remaining_estimate
+
+    out = tmp_path / "copy"
+    shutil.copytree(bundle, out)
+    study = load_study(out)
+    cells = {k: dict(c) for k, c in study.record["cells"].items() if k != "cells/ststnet/seed1-draw0"}
+    cells["cells/ststnet/seed0-draw0"].update(wall_s=7200.0, untimed_folds=3)
+    spec = {**study.record["spec"], "train_seeds": [0, 1, 2]}
+    manifests = sorted((cell_dir(out, 0, "ststnet", 1) / "folds").glob("*.json"))
+    for i, path in enumerate(manifests):  # one session of 360 s per fold
+        path.write_text(json.dumps({**json.loads(path.read_text()), "session_opened_at": 0.0,
+                                    "written_at": 360.0 * (i + 1)}))
+
+    def estimate():
+        return remaining_estimate(Study(study.predictions, study.curves, {**study.record, "spec": spec,
+                                                                          "cells": cells}, out))
+
+    # seed 1: every fold on disk, nothing left; seed 2: a whole cell at 360 s per fold
+    assert estimate().startswith(f"remaining: 2 cells, about {360 * len(manifests) / 3600:.1f} h")
+    # a fold of the cell in progress without its time: back to the finished cell, flagged as a lower bound
+    manifests[0].write_text(json.dumps({k: v for k, v in json.loads(manifests[0].read_text()).items()
+                                        if k != "written_at"}))
+    text = estimate()
+    assert text.startswith("remaining: 2 cells, about 2.0 h") and "(at least: ststnet only have cells" in text
 
 
 def test_stale_bundle_says_why(bundle):

@@ -464,6 +464,23 @@ def study_status(study: Study) -> list[str]:
     return reasons
 
 
+def _in_progress_fold_wall(study: Study, missing: list[tuple[int, str, int | None]]) -> dict[str, float]:
+    """Per model, the wall seconds per finished fold of its cells in progress whose folds all record their time
+    (:meth:`convat.runstore.RunStore.session_wall_s`)."""
+    spent: dict[str, list[float]] = {}
+    for draw, model, seed in missing:
+        folder = cell_dir(study.path, draw, model, seed)
+        done = _finished_folds(study, draw, model, seed)
+        if not done:
+            continue
+        wall, untimed = runstore.RunStore(folder).session_wall_s()
+        if not untimed and wall > 0:
+            spent.setdefault(model, [0.0, 0.0])
+            spent[model][0] += wall
+            spent[model][1] += done
+    return {model: wall / folds for model, (wall, folds) in spent.items()}
+
+
 def remaining_estimate(study: Study) -> str | None:
     """The wall time the missing cells will take on the machine that made the bundle, estimated from the
     recorded cells of the same model (less the in-progress cells' finished folds), or ``None`` when nothing is
@@ -474,22 +491,30 @@ def remaining_estimate(study: Study) -> str | None:
     if not missing:
         return None
     folds_per_draw = study.predictions.groupby("data_seed")["fold"].nunique().to_dict()
-    total, partial, unknown = 0.0, set(), set()
+    rates = _in_progress_fold_wall(study, missing)
+    total, partial, unknown, from_folds = 0.0, set(), set(), set()
     for draw, model, seed in missing:
         timed = [c["wall_s"] for c in cells.values() if c["model"] == model and "wall_s" in c
                  and not c.get("untimed_folds")]
         any_time = [c["wall_s"] for c in cells.values() if c["model"] == model and "wall_s" in c]
-        if not any_time:
+        n = folds_per_draw.get(draw) or max(folds_per_draw.values(), default=0)
+        if not timed and model in rates and n:  # an in-progress cell's timed folds beat a cell that lacks some
+            wall = rates[model] * n
+            from_folds.add(model)
+        elif any_time:
+            wall = float(np.mean(timed or any_time))
+            if not timed:
+                partial.add(model)
+        else:
             unknown.add(model)
             continue
-        if not timed:
-            partial.add(model)
-        wall = float(np.mean(timed or any_time))
         done = _finished_folds(study, draw, model, seed)
-        n = folds_per_draw.get(draw) or max(folds_per_draw.values(), default=0)
         total += wall * (1 - min(done, n) / n) if n else wall
     text = (f"remaining: {len(missing)} cells, about {total / 3600:.1f} h of wall time at this bundle's recorded "
             "cell times")
+    if from_folds:
+        text += (f" ({', '.join(sorted(from_folds))}: at the wall time per fold of the folds finished so far in a cell"
+                 " in progress)")
     if partial:
         text += f" (at least: {', '.join(sorted(partial))} only have cells whose time may cover their last session)"
     if unknown:
