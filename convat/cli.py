@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader went away (`convat study show | head`): stop quietly, as a Unix tool does
+        try:  # so that flushing stdout at exit raises nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # a stdout without a file descriptor
+            pass
+        return 128 + 13  # killed by SIGPIPE, by the shell's convention
     except _user_errors() as exc:
         if debug:
             raise

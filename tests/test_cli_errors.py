@@ -196,3 +196,113 @@ def test_the_same_command_into_a_finished_folder_trains_nothing(finished_run, ti
     monkeypatch.setattr(convat.loso, "fit_fold", refuse)
     assert main(["loso", *TINY, "--out", str(out)]) == 0
     assert (out / "predictions.csv").read_bytes() == (finished_run / "predictions.csv").read_bytes()
+
+
+@pytest.fixture
+def no_sweep_work(monkeypatch):
+    """Fails the test if a sweep or study starts a point or a cell (every value is checked first)."""
+    import convat.experiments.study
+    import convat.sweep
+
+    def refuse(*a, **k):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(convat.sweep, "run_sweep", refuse)
+    monkeypatch.setattr(convat.experiments.study, "run_study", refuse)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--models", "convat_tiny", "nosuchmodel"], "--models"),  # the second point: refused before the first runs
+    (["--train-seeds", "0", "-1"], "--train-seeds"),
+    (["--train-seeds", "0", "0"], "--train-seeds"),
+    (["--data-seeds", "1", "1"], "--data-seeds"),
+    (["--img-size", "0"], "--img-size"),
+    (["--epochs", "0"], "--epochs"),
+    (["--steps", "5", "--epochs", "2"], "--steps"),
+    (["--device", "tpu"], "--device"),
+    (["--jobs", "0"], "--jobs"),
+    (["--gpus", "-1"], "--gpus"),
+    (["--parallel-folds", "0"], "--parallel-folds"),
+    (["--cluster", "bogus"], "--cluster"),
+    (["--cluster", "local"], "--cluster"),  # without --backend submitit it would be ignored
+    (["--profile", "huge"], "--profile"),
+])
+def test_sweep_checks_every_point_before_any_runs(capsys, no_sweep_work, tmp_path, argv, named):
+    err = _error_line(capsys, ["sweep", *argv, "--out", str(tmp_path / "sweep")])
+    assert named in err
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--models", "nosuchmodel"], "--models"),
+    (["--reference", "nosuch"], "--reference"),
+    (["--train-seeds", "2", "2"], "--train-seeds"),
+    (["--cluster", "bogus"], "--cluster"),
+    (["--cluster", "debug"], "--cluster"),
+    (["--device", "tpu"], "--device"),
+    (["--steps", "5", "--epochs", "2"], "--steps"),
+])
+def test_study_run_checks_its_values_before_any_cell(capsys, no_sweep_work, tmp_path, argv, named):
+    err = _error_line(capsys, ["study", "run", *argv, "--out", str(tmp_path / "bundle")])
+    assert named in err
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_a_bundle_folder_that_is_a_file_is_refused(capsys, no_sweep_work, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for argv in (["study", "run", "--out"], ["sweep", "--out"]):
+        err = _error_line(capsys, [*argv, str(tmp_path / "afile")])
+        assert "--out" in err and "is a file" in err
+
+
+def test_study_show_names_what_is_wrong_with_the_folder(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    assert "is a file, not a bundle folder" in _error_line(capsys, ["study", "show", str(tmp_path / "afile")])
+    err = _error_line(capsys, ["study", "show", str(tmp_path / "nothing")])
+    assert "nothing: no bundle.json, so not a study bundle" in err
+    err = _error_line(capsys, ["study", "show", "results/study-quick", "--reference", "nosuch", "--n-boot", "5"])
+    assert "--reference" in err and "ststnet" in err  # the bundle's models are listed
+    # the record itself named instead of its folder: shown
+    assert main(["study", "show", "results/study-quick/bundle.json", "--n-boot", "5"]) == 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_text(""), "unreadable predictions"),
+    (lambda p: p.write_text("".join(p.read_text().splitlines(keepends=True)[:5])), "clips, but the other cells"),
+    (lambda p: p.write_text("a,b\n1,2\n"), "no column"),
+])
+def test_a_damaged_cell_is_named_before_any_number_is_shown(capsys, tmp_path, damage, message):
+    bundle = tmp_path / "quick"
+    shutil.copytree("results/study-quick", bundle)
+    target = bundle / "cells" / "ststnet" / "seed1-draw2" / "predictions.csv"
+    damage(target)
+    err = _error_line(capsys, ["study", "show", str(bundle), "--n-boot", "5"])
+    assert str(target) in err and message in err
+    assert not capsys.readouterr().out  # no table of wrong numbers before the error
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"spec": {}}', '{"cells": {}}'])
+def test_a_bundle_record_of_the_wrong_shape_is_one_line(capsys, tmp_path, content):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "bundle.json").write_text(content)
+    assert "not a study record" in _error_line(capsys, ["study", "show", str(tmp_path / "b")])
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    import sys
+
+    class ClosedPipe:  # what `convat synth | head -1` leaves once head has exited
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["synth"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unknown_fold_is_refused_before_preprocessing(capsys, tiny_data, no_preprocessing, tmp_path):
+    err = _error_line(capsys, ["loso", *TINY, "--folds", "synthme/s99", "--out", str(tmp_path / "run")])
+    assert "--folds" in err and "synthme/s99" in err and "not folds of this run" in err

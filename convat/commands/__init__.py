@@ -42,3 +42,43 @@ def float_in(low: float, high: float | None = None, low_open: bool = False, high
         return value
     parse.__name__ = "number"
     return parse
+
+
+def check_models(names: list[str], flag: str = "--models") -> None:
+    """Every model name is registered with timm; the first that is not is a :class:`UsageError` naming it."""
+    from convat.loso import check_model_name
+
+    for name in names:
+        try:
+            check_model_name(name)
+        except ValueError as exc:
+            raise UsageError(flag, name, str(exc).split(": ", 1)[-1]) from None
+
+
+def check_device(value: str, flag: str = "--device") -> None:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and usable on this machine."""
+    import re
+
+    from convat.training.loop import resolve_device
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise UsageError(flag, value, "is not one of auto, cpu, cuda, cuda:N, mps")
+    try:
+        resolve_device(value)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(flag, value, f"cannot be used: {exc}") from None
+
+
+def check_folder(value: str | None, flag: str = "--out", what: str = "run folder") -> None:
+    """An output folder may be missing (it is created) but must not be a file."""
+    import os
+
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise UsageError(flag, value, f"is a file, not a {what}")
+
+
+def check_distinct(values: list[int], flag: str) -> None:
+    """Seeds and draws name runs: a repeated one would run (and report) the same point twice."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise UsageError(flag, " ".join(map(str, values)), f"repeats {repeated}; give each value once")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
 
-from convat.commands import UsageError, float_in, int_at_least
+from convat.commands import UsageError, check_device, check_folder, check_models, float_in, int_at_least
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -39,6 +37,16 @@ examples:
 """
 
 
+def _chosen_folds(text: str, known: list[str]) -> list[str]:
+    """The folds named by ``--folds`` (comma-separated ``dataset/subject``); a name not in ``known`` is an error
+    that names it and gives an example of a valid one."""
+    folds = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = sorted(set(folds) - set(known))
+    if unknown:
+        raise UsageError("--folds", text, f"names {unknown}, not folds of this run (e.g. {known[0]!r})")
+    return folds
+
+
 def _budget() -> str:
     return f"{RECIPE.smoke_epochs} epochs on SynthME's quick profile (a smoke test), {RECIPE.steps} steps otherwise"
 
@@ -65,21 +73,10 @@ def validate(args: argparse.Namespace):
     """Check what argparse cannot (model known to timm, device available, the training configuration) and
     return ``(preprocess config, training config)``; raises :class:`UsageError` naming the flag."""
     from convat.book import default_preprocess, default_train, training_budget
-    from convat.loso import check_model_name
-    from convat.training.loop import resolve_device
 
-    try:
-        check_model_name(args.model)
-    except ValueError as exc:
-        raise UsageError("--model", args.model, str(exc).split(": ", 1)[-1]) from None
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", args.device):
-        raise UsageError("--device", args.device, "is not one of auto, cpu, cuda, cuda:N, mps")
-    try:
-        resolve_device(args.device)
-    except (ValueError, RuntimeError) as exc:
-        raise UsageError("--device", args.device, f"cannot be used: {exc}") from None
-    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError("--out", args.out, "is a file, not a run folder")
+    check_models([args.model], "--model")
+    check_device(args.device)
+    check_folder(args.out)
     if (args.task_index is None) != (args.num_tasks is None):
         flag = "--task-index" if args.task_index is not None else "--num-tasks"
         raise UsageError(flag, args.task_index if args.task_index is not None else args.num_tasks,
@@ -134,15 +131,13 @@ def _run(args: argparse.Namespace) -> int:
                  "code": runstore.code_fingerprint()}
         runstore.RunStore(args.out).check_identity(known, partial=True)
     records = load_records(args.dataset, args.profile, args.data_root, seed=args.data_seed)
+    if args.folds is not None:  # against the clips' subjects before preprocessing (minutes on a real dataset)
+        _chosen_folds(args.folds, sorted({f"{r.dataset}/{r.subject}" for r in records}))
     x, table = preprocess(records, prep, progress=not args.quiet, workers=args.workers)
     n_subjects = subject_key(table).nunique()
     folds = None
-    if args.folds is not None:
-        folds = [f.strip() for f in args.folds.split(",") if f.strip()]
-        unknown = sorted(set(folds) - set(fold_subjects(table)))
-        if unknown:
-            raise UsageError("--folds", args.folds, f"names {unknown}, not folds of this run (e.g. "
-                             f"{fold_subjects(table)[0]!r})")
+    if args.folds is not None:  # again: preprocessing may have dropped a subject's clips
+        folds = _chosen_folds(args.folds, fold_subjects(table))
     if args.num_tasks is not None:
         folds = task_folds(folds or fold_subjects(table), args.task_index, args.num_tasks)
     print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from convat.commands import int_at_least
+from convat.commands import UsageError, check_device, check_distinct, check_folder, check_models, int_at_least
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -27,6 +28,10 @@ examples:
 """
 
 
+#: The model every other is compared with unless --reference names another (a study without it shows no verdicts).
+DEFAULT_REFERENCE = "convat_tiny"
+
+
 def _spec(args: argparse.Namespace):
     from convat.experiments.study import StudySpec
 
@@ -35,16 +40,25 @@ def _spec(args: argparse.Namespace):
                      img_size=args.img_size, flow=args.flow, epochs=args.epochs, steps=args.steps)
 
 
-def _check_models(models: list[str]) -> None:
-    import timm
+def validate(args: argparse.Namespace):
+    """The study's spec, after what argparse cannot check: the models, the reference, the device, the bundle
+    folder and the cluster (each a :class:`UsageError` naming the flag), before any cell runs."""
+    from convat.experiments.study import LINEAR
 
-    import convat.models  # noqa: F401  (registers the models)
-    from convat.commands import UsageError
-
-    known = set(timm.list_models())
-    for name in models:
-        if name not in known:
-            raise UsageError("--models", name, "is not a model timm knows (see convat.models)")
+    check_models(args.models)
+    check_distinct(args.models, "--models")
+    check_distinct(args.train_seeds, "--train-seeds")
+    check_distinct(args.data_seeds, "--data-seeds")
+    models = [*args.models, *(() if args.no_linear else (LINEAR,))]
+    if args.reference not in models and args.reference != DEFAULT_REFERENCE:  # the default may be left out
+        raise UsageError("--reference", args.reference, "is not one of the study's models: " + ", ".join(models))
+    check_device(args.device)
+    check_folder(args.out, what="bundle folder")
+    if args.cluster is not None and args.backend != "submitit":
+        raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
+    return _spec(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -53,8 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     from convat.book import fold_workers
     from convat.experiments.study import run_study
 
-    spec = _spec(args)
-    _check_models(list(spec.models))
+    spec = validate(args)
     start = time.perf_counter()
     record = run_study(spec, args.out, data_root=args.data_root, device=args.device,
                        parallel_folds=args.parallel_folds or fold_workers(), progress=not args.quiet,
@@ -65,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _show_folder(out: str, reference: str, n_boot: int) -> int:
     from convat.experiments.study import (
+        BUNDLE_FILE,
         describe_study,
         load_study,
         remaining_estimate,
@@ -73,7 +87,18 @@ def _show_folder(out: str, reference: str, n_boot: int) -> int:
         study_table,
     )
 
-    study = load_study(out)
+    folder = Path(out)
+    if folder.name == BUNDLE_FILE and folder.is_file():  # the bundle's record named instead of its folder
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError("OUT", out, f"is a file, not a bundle folder (a folder holding {BUNDLE_FILE})")
+    if not (folder / BUNDLE_FILE).exists():
+        raise FileNotFoundError(f"{folder}: no {BUNDLE_FILE}, so not a study bundle (`convat study run --out "
+                                f"{folder}` makes one)")
+    study = load_study(folder)
+    models = sorted(study.predictions["model"].unique())
+    if reference not in models and reference != DEFAULT_REFERENCE:  # the default may not be in a custom study
+        raise UsageError("--reference", reference, "is not a model of this bundle: " + ", ".join(models))
     for reason in study_status(study):  # each says what it is: stale, incomplete, in progress
         print(reason)
     estimate = remaining_estimate(study)
@@ -127,15 +152,17 @@ def register(subparsers) -> None:
     run.add_argument("--backend", default="local", choices=["local", "submitit"],
                      help="where the deep cells run: this machine, or a Slurm job array (convat.sweep)")
     run.add_argument("--jobs", type=int_at_least(1), default=1, help="cells at once with the local backend")
-    run.add_argument("--cluster", default=None,
-                     help="submitit cluster: slurm (default on a Slurm host), local or debug (no Slurm)")
+    run.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"],
+                     help="submitit cluster: slurm (default on a Slurm host), local or debug (no Slurm); needs "
+                          "--backend submitit")
     run.add_argument("--out", default="results/study", help="bundle folder (default: results/study)")
-    run.add_argument("--reference", default="convat_tiny", help="model compared with the others (default: convat_tiny)")
+    run.add_argument("--reference", default=DEFAULT_REFERENCE,
+                     help=f"model compared with the others (default: {DEFAULT_REFERENCE})")
     run.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
     show = sub.add_parser("show", help="mean +- SD over seeds, paired verdicts and staleness of a bundle")
     show.add_argument("out", nargs="?", default="results/study", help="bundle folder (default: results/study)")
-    show.add_argument("--reference", default="convat_tiny", help="model compared with the others")
+    show.add_argument("--reference", default=DEFAULT_REFERENCE, help="model compared with the others")
     show.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
     show.set_defaults(func=_show)

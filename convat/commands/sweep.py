@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from convat.commands import UsageError, check_device, check_distinct, check_folder, check_models, int_at_least
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -23,9 +24,25 @@ examples:
 """
 
 
+def validate(args: argparse.Namespace) -> None:
+    """What argparse cannot check, for every point before any of them runs: the model names, the device, the
+    sweep folder, repeated seeds or draws, and one budget (raises :class:`UsageError` naming the flag)."""
+    check_models(args.models)
+    check_device(args.device)
+    check_folder(args.out, what="sweep folder")
+    check_distinct(args.train_seeds, "--train-seeds")
+    check_distinct(args.data_seeds, "--data-seeds")
+    check_distinct(args.models, "--models")
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
+    if args.cluster is not None and args.backend != "submitit":
+        raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
+
+
 def _run(args: argparse.Namespace) -> int:
     from convat.sweep import SweepSpec, grid, run_sweep
 
+    validate(args)
     spec = SweepSpec(dataset=args.dataset, profile=args.profile, data_root=args.data_root, img_size=args.img_size,
                      flow=args.flow, epochs=args.epochs, steps=args.steps, device=args.device, strategy=args.strategy,
                      parallel_folds=args.parallel_folds)
@@ -49,38 +66,42 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from convat.commands.loso import _datasets, _flows, _profiles
+
     p = subparsers.add_parser("sweep", help="LOSO runs over models x seeds x draws (local pool or Slurm array)",
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=[RECIPE.model], help=f"timm model names (default {RECIPE.model})")
-    p.add_argument("--train-seeds", nargs="+", type=int, default=[RECIPE.train_seed],
-                   help=f"training seeds (default {RECIPE.train_seed})")
-    p.add_argument("--data-seeds", nargs="+", type=int, default=[RECIPE.data_seed],
-                   help=f"SynthME draws (default {RECIPE.data_seed}; a real dataset has one)")
+    p.add_argument("--train-seeds", nargs="+", type=int_at_least(0), default=[RECIPE.train_seed],
+                   help=f"training seeds, each >= 0 and given once (default {RECIPE.train_seed})")
+    p.add_argument("--data-seeds", nargs="+", type=int_at_least(0), default=[RECIPE.data_seed],
+                   help=f"SynthME draws, each >= 0 and given once (default {RECIPE.data_seed}; a real dataset has one)")
     p.add_argument("--out", required=True, help="sweep folder (one run folder per point below it)")
-    p.add_argument("--dataset", default=RECIPE.dataset, help=f"dataset name (default {RECIPE.dataset})")
+    p.add_argument("--dataset", default=RECIPE.dataset, choices=_datasets(),
+                   help=f"dataset name (default {RECIPE.dataset})")
     p.add_argument("--data-root", default=None, help="folder of the real datasets (default: $CONVAT_DATA)")
-    p.add_argument("--profile", default=RECIPE.profile,
-                   help=f"SynthME profile: quick or composite (default {RECIPE.profile})")
-    p.add_argument("--img-size", type=int, default=RECIPE.img_size,
-                   help=f"model input size (default {RECIPE.img_size})")
-    p.add_argument("--flow", default=RECIPE.flow, help=f"optical-flow method (default {RECIPE.flow})")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--profile", default=RECIPE.profile, choices=_profiles(),
+                   help=f"SynthME profile (default {RECIPE.profile})")
+    p.add_argument("--img-size", type=int_at_least(8), default=RECIPE.img_size,
+                   help=f"model input size, >= 8 (default {RECIPE.img_size})")
+    p.add_argument("--flow", default=RECIPE.flow, choices=_flows(), help=f"optical-flow method (default {RECIPE.flow})")
+    p.add_argument("--epochs", type=int_at_least(1), default=None,
                    help="epochs per fold (default: the recipe's budget for the dataset and profile)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=int_at_least(1), default=None,
                    help=f"optimiser steps per fold instead (the recipe's budget is {RECIPE.steps} steps, "
                         f"{RECIPE.smoke_epochs} epochs on the quick profile)")
     p.add_argument("--device", default=RECIPE.device, help=f"auto, cpu, cuda, cuda:N (default {RECIPE.device})")
     p.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
                    help="how each run executes its folds (see convat loso --help)")
-    p.add_argument("--parallel-folds", type=int, default=1, help="fold workers within each run (default 1)")
+    p.add_argument("--parallel-folds", type=int_at_least(1), default=1,
+                   help="fold workers within each run (default 1)")
     p.add_argument("--backend", default="local", choices=["local", "submitit"],
                    help="local: worker pool on this machine; submitit: a Slurm job array (default local)")
-    p.add_argument("--jobs", type=int, default=1, help="local backend: runs at a time (default 1)")
-    p.add_argument("--cluster", default=None, choices=[None, "slurm", "local", "debug"],
-                   help="submitit executor (default: Slurm when available, else local)")
+    p.add_argument("--jobs", type=int_at_least(1), default=1, help="local backend: runs at a time (default 1)")
+    p.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"],
+                   help="submitit executor (default: Slurm when available, else local); needs --backend submitit")
     p.add_argument("--slurm-partition", default=None, help="Slurm partition")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs per array task")
-    p.add_argument("--cpus", type=int, default=0, help="CPUs per array task")
-    p.add_argument("--timeout-min", type=int, default=240, help="time limit per array task in minutes")
+    p.add_argument("--gpus", type=int_at_least(0), default=0, help="GPUs per array task")
+    p.add_argument("--cpus", type=int_at_least(0), default=0, help="CPUs per array task")
+    p.add_argument("--timeout-min", type=int_at_least(1), default=240, help="time limit per array task in minutes")
     p.set_defaults(func=_run)

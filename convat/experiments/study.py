@@ -205,9 +205,14 @@ def _read_bundle(out: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise runstore.RunStoreError(f"{path}: unreadable study record ({err}); delete it to start over") from None
+    if not (isinstance(record, dict) and isinstance(record.get("spec"), dict)
+            and isinstance(record.get("cells"), dict)):
+        raise runstore.RunStoreError(f"{path}: not a study record (a JSON object with 'spec' and 'cells'); "
+                                     "restore it from git or delete it to start over")
+    return record
 
 
 def _write_bundle(out: Path, record: dict) -> None:
@@ -357,13 +362,43 @@ def load_study(out: str | Path = "results/study") -> Study:
             raise runstore.RunStoreError(f"{path}: listed in {out / BUNDLE_FILE} but missing; rerun the study")
         extra = {"model": cell["model"], "data_seed": cell["draw"],
                  "train_seed": -1 if cell["train_seed"] is None else cell["train_seed"]}
-        preds.append(pd.read_csv(path, dtype={"subject": str, "clip": str}).assign(**extra))
+        try:
+            frame = pd.read_csv(path, dtype={"subject": str, "clip": str})
+        except (ValueError, OSError) as err:  # empty, truncated mid-row, unreadable
+            raise runstore.RunStoreError(f"{path}: unreadable predictions ({err}); restore it from git or rerun "
+                                         "the study") from None
+        missing = {"dataset", "subject", "clip", "label", "prediction"} - set(frame.columns)
+        if missing:
+            raise runstore.RunStoreError(f"{path}: no column {sorted(missing)[0]!r}; restore it from git or rerun "
+                                         "the study")
+        preds.append(frame.assign(**extra))
         if (out / key / "curves.csv").exists():
             curves.append(pd.read_csv(out / key / "curves.csv").assign(**extra))
         if (out / key / TRAIN_FIT_FILE).exists():
             fits.append(pd.read_csv(out / key / TRAIN_FIT_FILE).assign(**extra))
-    return Study(pd.concat(preds, ignore_index=True), pd.concat(curves, ignore_index=True) if curves
+    predictions = pd.concat(preds, ignore_index=True)
+    _check_same_clips(predictions, record, out)
+    return Study(predictions, pd.concat(curves, ignore_index=True) if curves
                  else pd.DataFrame(), record, out, pd.concat(fits, ignore_index=True) if fits else pd.DataFrame())
+
+
+def _check_same_clips(predictions: pd.DataFrame, record: dict, out: Path) -> None:
+    """Every cell of a draw predicts the same clips (one LOSO over the same data); a cell with another clip set
+    (a truncated or foreign ``predictions.csv``) is an error naming its file, before any number is computed."""
+    keys = predictions["dataset"].astype(str) + "/" + predictions["subject"].astype(str) + "/" + predictions[
+        "clip"].astype(str)
+    by_cell = {cell: frozenset(k) for cell, k in keys.groupby(
+        [predictions["data_seed"], predictions["model"], predictions["train_seed"]], sort=True)}
+    for draw in sorted({d for d, _, _ in by_cell}):
+        cells = {c: k for c, k in by_cell.items() if c[0] == draw}
+        common = max(cells.values(), key=lambda k: (list(cells.values()).count(k), len(k)))
+        for (_, model, seed), clips in cells.items():
+            if clips != common:
+                key = cell_dir(Path("."), draw, model, None if seed == -1 else seed).as_posix()
+                raise runstore.RunStoreError(
+                    f"{out / key / 'predictions.csv'}: {len(clips)} clips, but the other cells of draw {draw} "
+                    f"predict {len(common)} ({len(common - clips)} missing, {len(clips - common)} not theirs); "
+                    "restore it from git or rerun the study")
 
 
 def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None, progress: bool = True,
