@@ -68,11 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         if debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        lines = len(str(exc).strip().splitlines())
-        more = f" [{lines - 1} more lines with --debug]" if lines > 1 else ""
-        print(f"convat {args.command}: error: {first}{more}", file=sys.stderr)
+        print(f"convat {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """A user error in one line: its first line, and when that is only a heading (it ends with ``:``, e.g. "3
+    annotation errors ...:") the first item under it too, so that the line names the file and row at fault."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    shown = 2 if lines[0].endswith(":") and len(lines) > 1 else 1
+    rest = len(lines) - shown
+    more = f" [{rest} more line{'s' if rest != 1 else ''} with --debug]" if rest else ""
+    return " ".join(lines[:shown]) + more
 
 
 if __name__ == "__main__":

@@ -306,3 +306,51 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
 def test_an_unknown_fold_is_refused_before_preprocessing(capsys, tiny_data, no_preprocessing, tmp_path):
     err = _error_line(capsys, ["loso", *TINY, "--folds", "synthme/s99", "--out", str(tmp_path / "run")])
     assert "--folds" in err and "synthme/s99" in err and "not folds of this run" in err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["site", "figures", "--book", "{tmp}/nobook"], "--book"),
+    (["site", "figures", "{tmp}/nosite"], "SITE"),
+    (["site", "notebooks", "--book", "{tmp}/nobook"], "--book"),
+    (["site", "notebooks", "--check", "{tmp}/nothing"], "--check"),
+    (["site", "notebooks", "--out", "{tmp}/afile"], "--out"),
+    (["site", "check", "--browser", "{tmp}/afile"], "--browser"),
+    (["site", "check", "--screenshots", "{tmp}/afile"], "--screenshots"),
+    (["cache", "info", "--cache-dir", "{tmp}/afile"], "--cache-dir"),
+    (["cache", "clear", "--cache-dir", "{tmp}/afile"], "--cache-dir"),
+])
+def test_site_and_cache_refuse_what_is_not_there_instead_of_passing_on_nothing(capsys, tmp_path, argv, named):
+    (tmp_path / "afile").write_text("x")
+    err = _error_line(capsys, [a.format(tmp=tmp_path) for a in argv])
+    assert f"argument {named}" in err
+
+
+def test_the_synth_help_names_the_label_schemes_it_accepts(capsys):
+    from convat.data.synth import LABEL_SCHEMES
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(scheme in text.split("--label-scheme", 1)[1] for scheme in LABEL_SCHEMES)
+    assert "or five" not in text
+
+
+def test_a_heading_error_shows_its_first_item_in_the_one_line():
+    from convat.cli import one_line
+
+    heading = ValueError("3 annotation errors (run `convat data check`):\n  casme2.xlsx row 4: bad\n  b\n  c")
+    assert one_line(heading) == ("3 annotation errors (run `convat data check`): casme2.xlsx row 4: bad "
+                                 "[2 more lines with --debug]")
+    assert one_line(ValueError("plain\nsecond")) == "plain [1 more line with --debug]"
+    assert one_line(ValueError("only")) == "only" and one_line(ValueError("")) == "ValueError"
+
+
+def test_the_run_line_says_how_the_folds_will_actually_run():
+    from convat.commands.loso import _execution
+    from convat.training.loop import TrainConfig
+
+    cpu = TrainConfig(device="cpu")
+    assert _execution("sequential", cpu, 3) == "strategy sequential, 1 fold at a time"
+    assert _execution("auto", cpu, 2) == "strategy pool (auto), 2 folds at a time"
+    assert _execution("auto", cpu, 1) == "strategy sequential (auto), 1 fold at a time"
+    assert _execution("batched", cpu, 1) == "strategy batched (all folds at once)"

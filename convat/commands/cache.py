@@ -17,8 +17,10 @@ def _human(n: int) -> str:
 def _root(args: argparse.Namespace):
     from pathlib import Path
 
+    from convat.commands import check_folder
     from convat.runstore import default_cache_dir
 
+    check_folder(args.root, "--cache-dir", "cache folder")
     return Path(args.root) if args.root else default_cache_dir()
 
 

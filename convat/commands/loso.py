@@ -47,6 +47,19 @@ def _chosen_folds(text: str, known: list[str]) -> list[str]:
     return folds
 
 
+def _execution(strategy: str, config, parallel_folds: int) -> str:
+    """How the folds will actually run (``auto`` resolved; a sequential run trains one fold at a time whatever
+    --parallel-folds says)."""
+    from convat.loso import resolve_strategy
+
+    chosen = resolve_strategy(strategy, config, parallel_folds)
+    if chosen == "batched":
+        return "strategy batched (all folds at once)"
+    at_once = parallel_folds if chosen == "pool" else 1
+    named = chosen if chosen == strategy else f"{chosen} ({strategy})"
+    return f"strategy {named}, {at_once} fold{'s' if at_once != 1 else ''} at a time"
+
+
 def _budget() -> str:
     return f"{RECIPE.smoke_epochs} epochs on SynthME's quick profile (a smoke test), {RECIPE.steps} steps otherwise"
 
@@ -142,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         folds = task_folds(folds or fold_subjects(table), args.task_index, args.num_tasks)
     print(f"{args.model} on {args.dataset} ({args.profile}): {len(table)} clips, {n_subjects} folds"
           f"{'' if folds is None else f' ({len(folds)} of them in this task)'}, device "
-          f"{resolve_device(args.device)}, strategy {args.strategy}, {args.parallel_folds} fold(s) at a time")
+          f"{resolve_device(args.device)}, {_execution(args.strategy, config, args.parallel_folds)}")
     start = time.perf_counter()
     if args.out is not None:
         predictions = run_loso(x, table, config, out_dir=args.out, progress=not args.quiet,

@@ -6,14 +6,39 @@ import argparse
 import sys
 from pathlib import Path
 
+from convat.commands import UsageError, check_folder
+
+
+def _book(value: str) -> Path:
+    """The chapters' folder: it must exist and hold chapters (``*.md``), or every check would pass on nothing."""
+    book = Path(value)
+    if not book.is_dir() or not any(book.glob("*.md")):
+        raise UsageError("--book", value, "is not a folder of chapters (*.md)")
+    return book
+
+
+def _site(value: str) -> Path:
+    site = Path(value)
+    if not (site / "index.html").is_file():
+        raise UsageError("SITE", value, "is not a rendered site (no index.html; `make book` renders one)")
+    return site
+
 
 def _chapters(args) -> list[Path]:
-    return sorted(Path(args.book).glob("*.md")) if not args.chapters else [Path(c) for c in args.chapters]
+    if args.chapters:
+        missing = [c for c in args.chapters if not Path(c).is_file()]
+        if missing:
+            raise UsageError("CHAPTERS", missing[0], "is not a chapter file")
+        return [Path(c) for c in args.chapters]
+    return sorted(_book(args.book).glob("*.md"))
 
 
 def _notebooks(args: argparse.Namespace) -> int:
     from convat.site.notebooks import check_notebook, write_notebooks
 
+    check_folder(args.out, what="notebook folder")
+    if args.check and not Path(args.check).is_dir():
+        raise UsageError("--check", args.check, "is not a folder of notebooks")
     chapters = [c for c in _chapters(args) if "kernelspec:" in c.read_text(encoding="utf-8")]
     if args.check:  # notebooks that already exist (e.g. the site's): present, valid and in sync with the chapters
         folder = Path(args.check)
@@ -33,10 +58,19 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
     from convat.site.browser import check_site
 
+    check_folder(args.screenshots or None, "--screenshots", "screenshot folder")
+    browser = args.browser if os.sep in args.browser else (shutil.which(args.browser) or args.browser)
+    if os.path.exists(browser) and not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
+        raise UsageError("--browser", args.browser, "is not an executable (Chromium, e.g. /usr/bin/chromium)")
+    if args.book:
+        _book(args.book)
     report = check_site(Path(args.site), Path(args.screenshots) if args.screenshots else None,
-                        executable=args.browser, book=Path(args.book) if args.book else None)
+                        executable=browser, book=Path(args.book) if args.book else None)
     for p in report.problems:
         print(f"FAIL {p}", file=sys.stderr)
     if report.external_requests:
@@ -50,7 +84,7 @@ def _check(args: argparse.Namespace) -> int:
 def _figures(args: argparse.Namespace) -> int:
     from convat.site.figures import figure_problems
 
-    problems = figure_problems(Path(args.site), Path(args.book))
+    problems = figure_problems(_site(args.site), _book(args.book))
     for p in problems:
         print(f"FAIL {p}", file=sys.stderr)
     print(f"figures of the chapters in {args.book} checked in {args.site}; {len(problems)} problems")
@@ -59,7 +93,7 @@ def _figures(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("site", help="Colab notebooks from the chapters; browser check of the rendered site")
-    sub = p.add_subparsers(dest="site_command", required=True)
+    sub = p.add_subparsers(dest="site_command", required=True, metavar="ACTION")
     nb = sub.add_parser("notebooks",
                         help="write output-free .ipynb notebooks (Colab install cell first); check them")
     nb.add_argument("chapters", nargs="*", help="chapters (default: every notebook chapter in --book)")

@@ -29,5 +29,5 @@ def register(subparsers) -> None:
     p.add_argument("--data-seed", type=int_at_least(0), default=0,
                    help="the draw: SynthME's generator seed (default: 0, the draw the book reports)")
     p.add_argument("--label-scheme", default="megc3", choices=sorted(LABEL_SCHEMES),
-                   help="megc3 (default) or five (CASME II-style)")
+                   help="megc3 (default: negative, positive, surprise) or 5class (CASME II-style)")
     p.set_defaults(func=_run)
