@@ -99,14 +99,15 @@ def point_config(point: SweepPoint, spec: SweepSpec):
     return default_train(point.model, budget, device=spec.device, seed=point.seed, **spec.train_overrides)
 
 
-def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
-    """Train (or resume, or read back) one point; its folder and pooled scores. Runs in any process."""
+def run_point(point: SweepPoint, spec: SweepSpec, root: str, progress: bool = False) -> dict:
+    """Train (or resume, or read back) one point; its folder and pooled scores. Runs in any process;
+    ``progress`` shows its folds' bar (in this process only: workers and array tasks keep quiet)."""
     from convat.loso import run_loso
     from convat.metrics import summarize
 
     x, table = point_inputs(point, spec)
     out = point.folder(root)
-    predictions = run_loso(x, table, point_config(point, spec), out_dir=out, progress=False,
+    predictions = run_loso(x, table, point_config(point, spec), out_dir=out, progress=progress,
                            parallel_folds=spec.parallel_folds, strategy=spec.strategy)
     scores = summarize(predictions, labels=sorted(table["label"].unique())).iloc[0].to_dict()
     return {**asdict(point), "folder": str(out), **{k: float(v) for k, v in scores.items()
@@ -115,16 +116,17 @@ def run_point(point: SweepPoint, spec: SweepSpec, root: str) -> dict:
 
 def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backend: str = "local", jobs: int = 1,
               cluster: str | None = None, slurm: dict | None = None,
-              on_done: Callable[[SweepPoint, dict], None] | None = None) -> pd.DataFrame:
+              on_done: Callable[[SweepPoint, dict], None] | None = None, progress: bool = False) -> pd.DataFrame:
     """Run every point; one row per point (its parameters, folder and pooled scores), also written to
     ``ROOT/sweep.csv``. ``slurm``: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu",
     "gpus_per_node": 1, "timeout_min": 60, "slurm_array_parallelism": 16}``). ``on_done(point, row)`` is called
-    as each point finishes (in this process), so a caller can record it before the others end."""
+    as each point finishes (in this process), so a caller can record it before the others end. ``progress``
+    shows the folds of points that run in this process (the local backend, one run at a time)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     on_done = on_done or (lambda point, row: None)
     if backend == "local":
-        rows = _run_local(points, spec, str(root), jobs, on_done)
+        rows = _run_local(points, spec, str(root), jobs, on_done, progress)
     elif backend == "submitit":
         rows = _run_submitit(points, spec, str(root), cluster, slurm or {}, on_done)
     else:
@@ -136,11 +138,12 @@ def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backe
     return frame
 
 
-def _run_local(points: list[SweepPoint], spec: SweepSpec, root: str, jobs: int, on_done) -> list[dict]:
+def _run_local(points: list[SweepPoint], spec: SweepSpec, root: str, jobs: int, on_done,
+               progress: bool = False) -> list[dict]:
     rows: dict[SweepPoint, dict] = {}
     if jobs <= 1 or len(points) <= 1:
         for p in points:
-            rows[p] = run_point(p, spec, root)
+            rows[p] = run_point(p, spec, root, progress)
             on_done(p, rows[p])
         return [rows[p] for p in points]
     from concurrent.futures import as_completed

@@ -57,8 +57,20 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(points)} runs ({len(args.models)} models x {len(args.train_seeds)} training seeds x "
           f"{len(args.data_seeds)} data seeds), "
           f"backend {args.backend}")
-    frame = run_sweep(points, spec, args.out, backend=args.backend, jobs=args.jobs, cluster=args.cluster,
-                      slurm=slurm)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(points), desc="sweep", unit="run", disable=args.quiet, position=0)
+
+    def done(point, row) -> None:  # each point as it finishes, with its score
+        bar.update(1)
+        bar.write(f"{point.model} seed {point.seed} draw {point.draw}: UF1 {row.get('UF1', float('nan')):.4f} "
+                  f"({row['folder']})")
+
+    try:
+        frame = run_sweep(points, spec, args.out, backend=args.backend, jobs=args.jobs, cluster=args.cluster,
+                          slurm=slurm, on_done=done, progress=not args.quiet)
+    finally:
+        bar.close()
     cols = [c for c in ("model", "seed", "draw", "UF1", "UAR", "accuracy") if c in frame.columns]
     print(frame[cols].round(4).to_string(index=False))
     print(f"written: {args.out}/sweep.csv")
@@ -104,4 +116,5 @@ def register(subparsers) -> None:
     p.add_argument("--gpus", type=int_at_least(0), default=0, help="GPUs per array task")
     p.add_argument("--cpus", type=int_at_least(0), default=0, help="CPUs per array task")
     p.add_argument("--timeout-min", type=int_at_least(1), default=240, help="time limit per array task in minutes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no line per finished run")
     p.set_defaults(func=_run)
