@@ -62,23 +62,30 @@ def inject_parameters(notebook, parameters: Mapping[str, object], path: Path | s
 
 
 def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
-                    parameters: Mapping[str, object] | None = None) -> float:
+                    parameters: Mapping[str, object] | None = None, progress: bool = False) -> float:
     """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds.
 
     ``parameters`` override the chapter's parameters cell. The kernel draws figures inline whatever
-    ``MPLBACKEND`` says (see :mod:`convat.site.execution`).
+    ``MPLBACKEND`` says (see :mod:`convat.site.execution`). ``progress`` shows a bar over the code cells.
     """
     import jupytext
     import nbformat
     from nbclient import NotebookClient
+    from tqdm.auto import tqdm
 
     from convat.site.execution import kernel_environment
 
     notebook = jupytext.read(path)
     inject_parameters(notebook, parameters or {}, path)
+    cells = sum(c.cell_type == "code" for c in notebook.cells)
+    bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute(env=kernel_environment(os.environ))
+    try:
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}},
+                       on_cell_executed=lambda **_: bar.update(1)).execute(env=kernel_environment(os.environ))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - start
     if output is not None:
         nbformat.write(notebook, output)
@@ -115,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     for chapter, output in zip(args.chapters, outputs, strict=True):
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
-        seconds = execute_chapter(Path(chapter), output, args.timeout, parameters)
+        seconds = execute_chapter(Path(chapter), output, args.timeout, parameters, progress=not args.quiet)
         print(f"{chapter}: executed in {seconds:.1f} s" + (f", written to {output}" if output else ""))
     return 0
 
@@ -135,4 +142,5 @@ def register(subparsers) -> None:
     p.add_argument("--output", help="write the executed notebook (.ipynb) to this file, or into this folder as "
                    "<chapter>.ipynb (a folder: an existing one or a path ending in /; needed for several chapters)")
     p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar over each chapter's cells")
     p.set_defaults(func=_run)
