@@ -15,6 +15,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 
 import convat.commands
 from convat.commands import UsageError
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+    shown = warnings.formatwarning
+    if not debug:  # a warning to a user is a sentence, not a source line
+        warnings.formatwarning = warning_line(args.command)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`convat study show | head`): stop quietly, as a Unix tool does
@@ -70,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"convat {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
+
+
+def warning_line(command: str):
+    """A :data:`warnings.formatwarning` that shows a warning as one sentence naming the command (no source line)."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        return f"convat {command}: warning: {message}\n"
+    return format_warning
 
 
 def one_line(exc: BaseException) -> str:

@@ -354,3 +354,15 @@ def test_the_run_line_says_how_the_folds_will_actually_run():
     assert _execution("auto", cpu, 2) == "strategy pool (auto), 2 folds at a time"
     assert _execution("auto", cpu, 1) == "strategy sequential (auto), 1 fold at a time"
     assert _execution("batched", cpu, 1) == "strategy batched (all folds at once)"
+
+
+def test_a_warning_reads_as_a_sentence_and_the_format_is_restored():
+    import warnings
+
+    from convat.cli import warning_line
+
+    line = warning_line("loso")(UserWarning("fold synthme/s01 recomputed"), UserWarning, "folds.py", 12, "src")
+    assert line == "convat loso: warning: fold synthme/s01 recomputed\n"
+    before = warnings.formatwarning
+    assert main(["synth"]) == 0
+    assert warnings.formatwarning is before  # set for the command only
