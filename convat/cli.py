@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import warnings
+from pathlib import Path
 
 import convat.commands
 from convat.commands import UsageError
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`convat study show | head`): stop quietly, as a Unix tool does
+        if debug or not _stdout_closed():
+            raise  # another pipe (a worker's, a cluster's) broke: that is not the reader leaving
         try:  # so that flushing stdout at exit raises nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (AttributeError, OSError, ValueError):  # a stdout without a file descriptor
@@ -78,10 +81,35 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = shown
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output is the pipe that broke: the write end of a pipe whose reader has gone reports an
+    error condition to ``poll`` (Linux, macOS); a stream without a descriptor is asked by flushing it."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return False
+    if not hasattr(select, "poll"):  # Windows: no way to ask; a broken pipe there is almost always stdout's
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
 def warning_line(command: str):
-    """A :data:`warnings.formatwarning` that shows a warning as one sentence naming the command (no source line)."""
+    """A :data:`warnings.formatwarning` that shows convat's warnings as one sentence naming the command (no source
+    line); another package's keep their category and place, so that they are not taken for convat's."""
     def format_warning(message, category, filename, lineno, line=None) -> str:
-        return f"convat {command}: warning: {message}\n"
+        if "convat" in Path(str(filename)).parts:
+            return f"convat {command}: warning: {message}\n"
+        return f"convat {command}: warning from {Path(str(filename)).name}:{lineno}: {category.__name__}: {message}\n"
     return format_warning
 
 

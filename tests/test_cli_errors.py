@@ -52,15 +52,20 @@ def no_preprocessing(monkeypatch):
     monkeypatch.setattr(convat.preprocess.pipeline, "preprocess", refuse)
 
 
-def _error_line(capsys, argv) -> str:
+def _error_and_output(capsys, argv) -> tuple[str, str]:
     try:
         code = main(argv)
     except SystemExit as exc:
         code = exc.code
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert code == 2, err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
+    return err, captured.out
+
+
+def _error_line(capsys, argv) -> str:
+    return _error_and_output(capsys, argv)[0]
 
 
 @pytest.mark.parametrize("argv, named", [
@@ -270,15 +275,17 @@ def test_study_show_names_what_is_wrong_with_the_folder(capsys, tmp_path):
     (lambda p: p.write_text(""), "unreadable predictions"),
     (lambda p: p.write_text("".join(p.read_text().splitlines(keepends=True)[:5])), "clips, but the other cells"),
     (lambda p: p.write_text("a,b\n1,2\n"), "no column"),
+    (lambda p: p.write_text(p.read_text() + p.read_text().splitlines()[1].replace(",", "x,", 2) + "\n"),
+     "(0 missing, 1 not theirs)"),  # a clip of no other cell
 ])
 def test_a_damaged_cell_is_named_before_any_number_is_shown(capsys, tmp_path, damage, message):
     bundle = tmp_path / "quick"
     shutil.copytree("results/study-quick", bundle)
     target = bundle / "cells" / "ststnet" / "seed1-draw2" / "predictions.csv"
     damage(target)
-    err = _error_line(capsys, ["study", "show", str(bundle), "--n-boot", "5"])
+    err, out = _error_and_output(capsys, ["study", "show", str(bundle), "--n-boot", "5"])
     assert str(target) in err and message in err
-    assert not capsys.readouterr().out  # no table of wrong numbers before the error
+    assert not out  # no table of wrong numbers before the error
 
 
 @pytest.mark.parametrize("content", ["[]", "{}", '{"spec": {}}', '{"cells": {}}'])
@@ -296,11 +303,21 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
             raise BrokenPipeError(32, "Broken pipe")
 
         def flush(self):
-            pass
+            raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(sys, "stdout", ClosedPipe())
-    assert main(["synth"]) == 141
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stdout", ClosedPipe())
+        assert main(["synth"]) == 141
     assert "Traceback" not in capsys.readouterr().err
+    # another pipe that broke (a worker's) while standard output is fine: not hidden
+    import convat.commands.synth as synth
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(synth, "_run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["synth"])
 
 
 def test_an_unknown_fold_is_refused_before_preprocessing(capsys, tiny_data, no_preprocessing, tmp_path):
@@ -331,7 +348,8 @@ def test_the_synth_help_names_the_label_schemes_it_accepts(capsys):
     with pytest.raises(SystemExit):
         main(["synth", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert all(scheme in text.split("--label-scheme", 1)[1] for scheme in LABEL_SCHEMES)
+    described = text.split("--label-scheme", 2)[2].split("}", 1)[1].split(" --", 1)[0]  # the option's sentence
+    assert all(scheme in described for scheme in LABEL_SCHEMES), described
     assert "or five" not in text
 
 
@@ -361,8 +379,19 @@ def test_a_warning_reads_as_a_sentence_and_the_format_is_restored():
 
     from convat.cli import warning_line
 
-    line = warning_line("loso")(UserWarning("fold synthme/s01 recomputed"), UserWarning, "folds.py", 12, "src")
+    line = warning_line("loso")(UserWarning("fold synthme/s01 recomputed"), UserWarning, "/x/convat/folds.py", 12)
     assert line == "convat loso: warning: fold synthme/s01 recomputed\n"
+    line = warning_line("loso")(FutureWarning("a change"), FutureWarning, "/x/site-packages/pandas/core.py", 7)
+    assert line == "convat loso: warning from core.py:7: FutureWarning: a change\n"  # not taken for convat's
     before = warnings.formatwarning
     assert main(["synth"]) == 0
     assert warnings.formatwarning is before  # set for the command only
+
+
+def test_a_cluster_run_checks_the_device_spelling_only(capsys, no_sweep_work, tmp_path):
+    """With --backend submitit the deep cells run on the cluster's nodes: a CPU-only submit host may ask for cuda."""
+    for argv in (["study", "run", "--out", str(tmp_path / "b")], ["sweep", "--out", str(tmp_path / "s")]):
+        with pytest.raises(AssertionError, match="work started"):  # validation passed; the run would start here
+            main([*argv, "--backend", "submitit", "--device", "cuda"])
+        capsys.readouterr()
+        assert "--device" in _error_line(capsys, [*argv, "--backend", "submitit", "--device", "gpu"])

@@ -55,14 +55,17 @@ def check_models(names: list[str], flag: str = "--models") -> None:
             raise UsageError(flag, name, str(exc).split(": ", 1)[-1]) from None
 
 
-def check_device(value: str, flag: str = "--device") -> None:
-    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and usable on this machine."""
+def check_device(value: str, flag: str = "--device", here: bool = True) -> None:
+    """``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and, when the work runs ``here`` (not on the nodes of a
+    cluster that this machine only submits to), usable on this machine."""
     import re
 
     from convat.training.loop import resolve_device
 
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         raise UsageError(flag, value, "is not one of auto, cpu, cuda, cuda:N, mps")
+    if not here:
+        return
     try:
         resolve_device(value)
     except (ValueError, RuntimeError) as exc:
@@ -77,8 +80,8 @@ def check_folder(value: str | None, flag: str = "--out", what: str = "run folder
         raise UsageError(flag, value, f"is a file, not a {what}")
 
 
-def check_distinct(values: list[int], flag: str) -> None:
-    """Seeds and draws name runs: a repeated one would run (and report) the same point twice."""
+def check_distinct(values: list, flag: str) -> None:
+    """Models, seeds and draws name runs: a repeated one would run (and report) the same point twice."""
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise UsageError(flag, " ".join(map(str, values)), f"repeats {repeated}; give each value once")

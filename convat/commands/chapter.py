@@ -77,7 +77,8 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
 
     notebook = jupytext.read(path)
     inject_parameters(notebook, parameters or {}, path)
-    cells = sum(c.cell_type == "code" for c in notebook.cells)
+    cells = sum(c.cell_type == "code" and c.source.strip() != "" and "skip-execution" not in c.metadata.get("tags", [])
+                for c in notebook.cells)  # the cells nbclient executes (it skips blank and skip-execution ones)
     bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
     start = time.perf_counter()
     try:

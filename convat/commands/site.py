@@ -84,7 +84,8 @@ def _check(args: argparse.Namespace) -> int:
 def _figures(args: argparse.Namespace) -> int:
     from convat.site.figures import figure_problems
 
-    problems = figure_problems(_site(args.site), _book(args.book))
+    book = _book(args.book)  # first: it does not depend on a build
+    problems = figure_problems(_site(args.site), book)
     for p in problems:
         print(f"FAIL {p}", file=sys.stderr)
     print(f"figures of the chapters in {args.book} checked in {args.site}; {len(problems)} problems")

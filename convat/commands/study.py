@@ -52,7 +52,7 @@ def validate(args: argparse.Namespace):
     models = [*args.models, *(() if args.no_linear else (LINEAR,))]
     if args.reference not in models and args.reference != DEFAULT_REFERENCE:  # the default may be left out
         raise UsageError("--reference", args.reference, "is not one of the study's models: " + ", ".join(models))
-    check_device(args.device)
+    check_device(args.device, here=args.backend == "local")  # submitit: the nodes have the GPUs
     check_folder(args.out, what="bundle folder")
     if args.cluster is not None and args.backend != "submitit":
         raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")

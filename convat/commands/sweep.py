@@ -28,7 +28,7 @@ def validate(args: argparse.Namespace) -> None:
     """What argparse cannot check, for every point before any of them runs: the model names, the device, the
     sweep folder, repeated seeds or draws, and one budget (raises :class:`UsageError` naming the flag)."""
     check_models(args.models)
-    check_device(args.device)
+    check_device(args.device, here=args.backend == "local")  # submitit: the nodes have the GPUs
     check_folder(args.out, what="sweep folder")
     check_distinct(args.train_seeds, "--train-seeds")
     check_distinct(args.data_seeds, "--data-seeds")

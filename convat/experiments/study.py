@@ -79,7 +79,7 @@ class StudySpec:
 
     @property
     def smoke(self) -> bool:
-        """SynthME's quick profile (10 subjects): a smoke test, from which no model is ranked."""
+        """SynthME's quick profile (a few subjects): a smoke test, from which no model is ranked."""
         return self.dataset == "synthme" and self.profile == "quick"
 
     def cells(self) -> list[tuple[int, str, int | None]]:
@@ -391,14 +391,16 @@ def _check_same_clips(predictions: pd.DataFrame, record: dict, out: Path) -> Non
         [predictions["data_seed"], predictions["model"], predictions["train_seed"]], sort=True)}
     for draw in sorted({d for d, _, _ in by_cell}):
         cells = {c: k for c, k in by_cell.items() if c[0] == draw}
-        common = max(cells.values(), key=lambda k: (list(cells.values()).count(k), len(k)))
+        sets = list(cells.values())
+        linear = cells.get((draw, LINEAR, -1))  # ties go to the linear reference's clips, then the most common
+        common = max(sets, key=lambda k: (sets.count(k), k == linear))
         for (_, model, seed), clips in cells.items():
             if clips != common:
                 key = cell_dir(Path("."), draw, model, None if seed == -1 else seed).as_posix()
                 raise runstore.RunStoreError(
                     f"{out / key / 'predictions.csv'}: {len(clips)} clips, but the other cells of draw {draw} "
-                    f"predict {len(common)} ({len(common - clips)} missing, {len(clips - common)} not theirs); "
-                    "restore it from git or rerun the study")
+                    f"predict {len(common)} ({len(common - clips)} missing, {len(clips - common)} not theirs): a "
+                    "damaged file (restore it from git) or cells made from different data (rerun the study)")
 
 
 def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None, progress: bool = True,
@@ -712,23 +714,26 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
     """Markdown sentences over :func:`study_table` and :func:`study_comparisons`, computed from the numbers.
 
     ``smoke`` (a bundle on SynthME's quick profile, :attr:`StudySpec.smoke`) names no best model and no model
-    above or below the linear reference: ten subjects show the spread over seeds and draws, not a ranking.
+    above or below the linear reference: its few subjects show the spread over seeds and draws, not a ranking.
     """
     lines = []
     if len(table) < 2:
         only = ", ".join(table.index) or "nothing"
         return f"Only {only} has finished so far: no model is compared yet."
     if smoke:
-        line = ("**Smoke test** (SynthME's quick profile, 10 subjects): no model is ranked from it. It measures how "
-                "far the training seed and the SynthME draw move each model")
+        from convat.data.synth import PROFILES
+
+        line = (f"**Smoke test** (SynthME's quick profile, {PROFILES['quick'].n_subjects} subjects): no model is "
+                "ranked from it. It measures how far the training seed and the SynthME draw move each model")
         seed_sd = table["UF1_seed_sd"].dropna() if "UF1_seed_sd" in table.columns else pd.Series(dtype=float)
+        parts = []
         if len(seed_sd):
-            line += (f": within a draw, the training seed alone moves UF1 by an SD of {seed_sd.min():.3f} "
-                     f"({seed_sd.idxmin()}) to {seed_sd.max():.3f} ({seed_sd.idxmax()})")
-            if LINEAR in table.index and table.loc[LINEAR, "runs"] > 1:
-                line += (f"; the draw alone moves the linear reference, which has no seed, by an SD of "
+            parts.append(f"within a draw, the training seed alone moves UF1 by an SD of {seed_sd.min():.3f} "
+                         f"({seed_sd.idxmin()}) to {seed_sd.max():.3f} ({seed_sd.idxmax()})")
+        if LINEAR in table.index and table.loc[LINEAR, "runs"] > 1:
+            parts.append(f"the draw alone moves the linear reference, which has no seed, by an SD of "
                          f"{table.loc[LINEAR, 'UF1_sd']:.3f}")
-        lines.append(line + ".")
+        lines.append(line + (": " + "; ".join(parts) if parts else "") + ".")
     else:
         top = table.index[0]
         runs = int(table.loc[top, "runs"])
