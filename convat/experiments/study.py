@@ -743,6 +743,11 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
         lin, ref = table.loc[LINEAR, "UF1"], table.loc[reference, "UF1"]
         side = "above" if ref > lin else "below"
         lines.append(f"{reference} averages {ref:.3f}, {side} the linear reference ({lin:.3f}).")
+    seed_sd = table["UF1_seed_sd"].dropna() if "UF1_seed_sd" in table.columns else pd.Series(dtype=float)
+    if len(seed_sd) and not smoke:  # the yardstick for every difference above: what the seed alone does
+        lines.append("The training seed alone moves UF1 by an SD of " + ", ".join(
+            f"{v:.3f} ({m}, {int(table.loc[m, 'runs'])} runs)" for m, v in seed_sd.sort_values().items())
+            + ": a difference of that size between two models is not a finding.")
     if "train_accuracy" in table.columns:
         fit = table["train_accuracy"]
         linear_fit = fit.get(LINEAR, np.nan)
