@@ -192,6 +192,12 @@ def test_a_cell_in_progress_times_the_cells_of_its_model_when_no_finished_cell_i
 
     # seed 1: every fold on disk, nothing left; seed 2: a whole cell at 360 s per fold
     assert estimate().startswith(f"remaining: 2 cells, about {360 * len(manifests) / 3600:.1f} h")
+    from convat.experiments import study as study_module
+
+    assert len(manifests) >= study_module.MIN_TIMED_FOLDS
+    with pytest.MonkeyPatch.context() as patch:  # too few folds so far: the finished cell, flagged, decides
+        patch.setattr(study_module, "MIN_TIMED_FOLDS", len(manifests) + 1)
+        assert "(at least: ststnet only have cells" in estimate()
     # a fold of the cell in progress without its time: back to the finished cell, flagged as a lower bound
     manifests[0].write_text(json.dumps({k: v for k, v in json.loads(manifests[0].read_text()).items()
                                         if k != "written_at"}))

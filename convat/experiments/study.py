@@ -501,14 +501,18 @@ def study_status(study: Study) -> list[str]:
     return reasons
 
 
+#: Finished folds a cell in progress needs before its wall time per fold stands for its model's cells.
+MIN_TIMED_FOLDS = 5
+
+
 def _in_progress_fold_wall(study: Study, missing: list[tuple[int, str, int | None]]) -> dict[str, float]:
     """Per model, the wall seconds per finished fold of its cells in progress whose folds all record their time
-    (:meth:`convat.runstore.RunStore.session_wall_s`)."""
+    (:meth:`convat.runstore.RunStore.session_wall_s`) and that have at least :data:`MIN_TIMED_FOLDS` of them."""
     spent: dict[str, list[float]] = {}
     for draw, model, seed in missing:
         folder = cell_dir(study.path, draw, model, seed)
         done = _finished_folds(study, draw, model, seed)
-        if not done:
+        if done < MIN_TIMED_FOLDS:  # the first folds carry the start-up and say little about the rate
             continue
         wall, untimed = runstore.RunStore(folder).session_wall_s()
         if not untimed and wall > 0:
