@@ -582,7 +582,8 @@ def study_table(study: Study) -> pd.DataFrame:
     reference's is), or where a run predates that record the last epoch's running training accuracy; for the
     linear reference where its cells recorded their fit. ``UF1_seed_sd`` is what the training seed alone does:
     the SD of UF1 over training seeds within a draw, averaged over the draws that have at least two seeds (NaN
-    for the linear reference and for a model with one seed per draw); ``UF1_sd`` also contains the draws."""
+    for the linear reference and for a model with one seed per draw); ``UF1_sd`` also contains the draws. Every
+    ``*_sd`` is NaN for a model with one run: one run has no spread, and 0 would read as "no variance"."""
     from convat.metrics import seed_summary
 
     labels = sorted(study.predictions["label"].unique())
@@ -604,6 +605,8 @@ def study_table(study: Study) -> pd.DataFrame:
         rows[model] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["runs"] = table["runs"].astype(int)
+    sd_columns = [c for c in table.columns if c.endswith("_sd") and c != "UF1_seed_sd"]
+    table.loc[table["runs"] < 2, sd_columns] = np.nan
     table.index.name = "model"
     return table.sort_values("UF1", ascending=False)
 
@@ -741,8 +744,9 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
     else:
         top = table.index[0]
         runs = int(table.loc[top, "runs"])
-        lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f} ± "
-                     f"{table.loc[top, 'UF1_sd']:.3f}, {runs} run{'s' if runs != 1 else ''}).")
+        sd = table.loc[top, "UF1_sd"]
+        spread = f" ± {sd:.3f}, {runs} runs" if runs > 1 and np.isfinite(sd) else f", {runs} run, so no SD"
+        lines.append(f"Highest mean UF1 over seeds: **{top}** ({table.loc[top, 'UF1']:.3f}{spread}).")
     if LINEAR in table.index and reference in table.index and not smoke:
         lin, ref = table.loc[LINEAR, "UF1"], table.loc[reference, "UF1"]
         side = "above" if ref > lin else "below"
