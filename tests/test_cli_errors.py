@@ -395,3 +395,17 @@ def test_a_cluster_run_checks_the_device_spelling_only(capsys, no_sweep_work, tm
             main([*argv, "--backend", "submitit", "--device", "cuda"])
         capsys.readouterr()
         assert "--device" in _error_line(capsys, [*argv, "--backend", "submitit", "--device", "gpu"])
+
+
+def test_a_study_that_fails_before_writing_leaves_no_empty_folders(capsys, tmp_path):
+    """No data under --data-root: one line naming it, and neither the bundle folder nor its parents are left
+    behind; a folder the user made beforehand is kept (empty, as it was)."""
+    missing = tmp_path / "nodata"
+    err = _error_line(capsys, ["study", "run", "--quiet", "--dataset", "casme2", "--data-root", str(missing),
+                               "--out", str(tmp_path / "new" / "bundle")])
+    assert str(missing) in err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    _error_line(capsys, ["study", "run", "--quiet", "--dataset", "casme2", "--data-root", str(missing),
+                         "--out", str(tmp_path / "mine")])
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())

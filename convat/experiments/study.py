@@ -232,14 +232,46 @@ def run_study(
     workers, or ``backend="submitit"`` for a Slurm job array, ``cluster="debug"``/``"local"`` without Slurm)
     and the record keeps the batch's wall time.
     """
+    out = Path(out)
+    top = out  # the outermost folder this call creates (out itself when it exists)
+    while not top.parent.exists():
+        top = top.parent
+    existed = out.exists()
+    fresh = not existed or not any(out.iterdir())
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_cells(spec, out, data_root, device, parallel_folds, progress, cells, backend, jobs, cluster,
+                          strategy)
+    except BaseException:  # a run that fails before writing (no data, a bad spec, Ctrl-C) leaves no empty folders
+        if fresh:  # a folder that held something before is left as it is
+            remove_empty_folders(top, remove_root=not existed)
+        raise
+
+
+def remove_empty_folders(root: Path, remove_root: bool = False) -> None:
+    """Remove the folders under ``root`` that hold no file (deepest first), and ``root`` itself when
+    ``remove_root`` and it is empty too. Files are never touched: this only tidies what a failed run created."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if remove_root and not any(root.iterdir()):
+        root.rmdir()
+
+
+def _run_cells(
+    spec: StudySpec, out: Path, data_root: str | Path | None, device: str, parallel_folds: int, progress: bool,
+    cells: Sequence[tuple[int, str, int | None]] | None, backend: str, jobs: int, cluster: str | None, strategy: str,
+) -> dict:
+    """The body of :func:`run_study`, in the bundle folder ``out`` (which exists)."""
     from tqdm.auto import tqdm
 
     from convat.experiments.synth_difficulty import linear_baseline
     from convat.site.environment import git_commit
     from convat.sweep import SweepPoint, point_inputs, run_point, run_sweep
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     record = _read_bundle(out)
     if record is not None:
         diffs = runstore.identity_differences(record["spec"], spec.to_json())
