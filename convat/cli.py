@@ -14,6 +14,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -29,7 +30,19 @@ class ConvatParser(argparse.ArgumentParser):
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._args = list(sys.argv[1:] if args is None else args)  # for error(): what followed a flag
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str):
+        flags = re.fullmatch(r"argument ([\w/-]+): expected one argument", message)
+        if flags:  # argparse reads a value such as -5G as an option; the = form passes it through
+            args = getattr(self, "_args", [])
+            for flag in flags.group(1).split("/"):
+                at = args.index(flag) if flag in args else -1
+                if 0 <= at < len(args) - 1 and args[at + 1].startswith("-"):
+                    message += f" ({args[at + 1]} was read as an option; write {flag}={args[at + 1]})"
+                    break
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

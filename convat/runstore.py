@@ -25,7 +25,8 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,39 @@ def json_digest(value: object) -> str:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def remove_empty_folders(root: Path, remove_root: bool = False) -> None:
+    """Remove the folders under ``root`` that hold no file (deepest first), and ``root`` itself when
+    ``remove_root`` and it is empty too. Files are never touched: this only tidies what a failed run created."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if remove_root and not any(root.iterdir()):
+        root.rmdir()
+
+
+@contextmanager
+def output_folder(folder: str | Path) -> Iterator[Path]:
+    """Create ``folder`` (with its parents) for the block; if the block raises (no data, a bad value, Ctrl-C)
+    and the folder held nothing before, remove the empty folders it leaves, the parents this made included, so
+    a failed command leaves no empty run folder behind. A folder that held something is left as it is."""
+    folder = Path(folder)
+    top = folder  # the outermost folder made here (folder itself when it exists)
+    while not top.parent.exists():
+        top = top.parent
+    existed = folder.exists()
+    fresh = not existed or (folder.is_dir() and not any(folder.iterdir()))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if fresh:
+            remove_empty_folders(top, remove_root=not existed)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

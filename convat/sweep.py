@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from convat import runstore
 from convat.recipe import RECIPE
 
 
@@ -122,15 +123,14 @@ def run_sweep(points: list[SweepPoint], spec: SweepSpec, root: str | Path, backe
     "gpus_per_node": 1, "timeout_min": 60, "slurm_array_parallelism": 16}``). ``on_done(point, row)`` is called
     as each point finishes (in this process), so a caller can record it before the others end. ``progress``
     shows the folds of points that run in this process (the local backend, one run at a time)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     on_done = on_done or (lambda point, row: None)
-    if backend == "local":
-        rows = _run_local(points, spec, str(root), jobs, on_done, progress)
-    elif backend == "submitit":
-        rows = _run_submitit(points, spec, str(root), cluster, slurm or {}, on_done)
-    else:
+    if backend not in ("local", "submitit"):
         raise ValueError(f"unknown sweep backend {backend!r}; choose 'local' or 'submitit'")
+    with runstore.output_folder(root) as root:  # a sweep that fails before writing leaves no empty folders
+        if backend == "local":
+            rows = _run_local(points, spec, str(root), jobs, on_done, progress)
+        else:
+            rows = _run_submitit(points, spec, str(root), cluster, slurm or {}, on_done)
     frame = pd.DataFrame(rows)
     tmp = root / "sweep.csv.tmp"
     frame.to_csv(tmp, index=False)

@@ -397,8 +397,8 @@ def test_a_cluster_run_checks_the_device_spelling_only(capsys, no_sweep_work, tm
         assert "--device" in _error_line(capsys, [*argv, "--backend", "submitit", "--device", "gpu"])
 
 
-def test_a_study_that_fails_before_writing_leaves_no_empty_folders(capsys, tmp_path):
-    """No data under --data-root: one line naming it, and neither the bundle folder nor its parents are left
+def test_a_study_or_sweep_that_fails_before_writing_leaves_no_empty_folders(capsys, tmp_path):
+    """No data under --data-root: one line naming it, and neither the output folder nor its parents are left
     behind; a folder the user made beforehand is kept (empty, as it was)."""
     missing = tmp_path / "nodata"
     err = _error_line(capsys, ["study", "run", "--quiet", "--dataset", "casme2", "--data-root", str(missing),
@@ -409,3 +409,16 @@ def test_a_study_that_fails_before_writing_leaves_no_empty_folders(capsys, tmp_p
     _error_line(capsys, ["study", "run", "--quiet", "--dataset", "casme2", "--data-root", str(missing),
                          "--out", str(tmp_path / "mine")])
     assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
+    err = _error_line(capsys, ["sweep", "--quiet", "--dataset", "casme2", "--data-root", str(missing),
+                               "--out", str(tmp_path / "new" / "sweep")])
+    assert str(missing) in err and not (tmp_path / "new").exists()
+
+
+def test_a_value_that_starts_with_a_dash_is_explained(capsys):
+    """argparse reads -5G as an option: the one line says so and how to write it; a missing value gets no hint."""
+    err = _error_line(capsys, ["cache", "clear", "--max-size", "-5G"])
+    assert "--max-size" in err and "write --max-size=-5G" in err
+    err = _error_line(capsys, ["cache", "clear", "--max-size=-5G"])
+    assert "'-5G'" in err and "non-negative" in err
+    err = _error_line(capsys, ["loso", "--epochs"])
+    assert "--epochs: expected one argument" in err and "write" not in err

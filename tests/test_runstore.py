@@ -431,3 +431,24 @@ def test_a_runs_wall_and_cpu_time_are_summed_over_the_sessions_that_wrote_its_fo
     path.write_text(json.dumps({**json.loads(path.read_text()), "cpu_at": None, "session_opened_cpu": None}))
     assert RunStore(tmp_path).session_wall_s() == (70.0, 1)
     assert RunStore(tmp_path).session_cpu_s() == (90.0, 2)
+
+
+def test_output_folder_removes_only_the_empty_folders_a_failed_block_made(tmp_path):
+    with pytest.raises(KeyboardInterrupt), runstore.output_folder(tmp_path / "a" / "b") as out:
+        (out / "cells" / "x").mkdir(parents=True)
+        raise KeyboardInterrupt
+    assert not (tmp_path / "a").exists()  # the parents it made go too
+    with pytest.raises(ValueError), runstore.output_folder(tmp_path / "c") as out:
+        (out / "cells").mkdir()
+        (out / "cells" / "done.csv").write_text("x\n")
+        (out / "cells" / "empty").mkdir()
+        raise ValueError("after writing")
+    assert (tmp_path / "c" / "cells" / "done.csv").exists() and not (tmp_path / "c" / "cells" / "empty").exists()
+    (tmp_path / "d" / "kept").mkdir(parents=True)  # a folder that held something before: untouched
+    with pytest.raises(ValueError), runstore.output_folder(tmp_path / "d") as out:
+        (out / "new").mkdir()
+        raise ValueError
+    assert (tmp_path / "d" / "kept").is_dir() and (tmp_path / "d" / "new").is_dir()
+    with runstore.output_folder(tmp_path / "e") as out:  # success: the folder stays, even empty
+        pass
+    assert out.is_dir()

@@ -232,33 +232,9 @@ def run_study(
     workers, or ``backend="submitit"`` for a Slurm job array, ``cluster="debug"``/``"local"`` without Slurm)
     and the record keeps the batch's wall time.
     """
-    out = Path(out)
-    top = out  # the outermost folder this call creates (out itself when it exists)
-    while not top.parent.exists():
-        top = top.parent
-    existed = out.exists()
-    fresh = not existed or not any(out.iterdir())
-    out.mkdir(parents=True, exist_ok=True)
-    try:
+    with runstore.output_folder(out) as out:
         return _run_cells(spec, out, data_root, device, parallel_folds, progress, cells, backend, jobs, cluster,
                           strategy)
-    except BaseException:  # a run that fails before writing (no data, a bad spec, Ctrl-C) leaves no empty folders
-        if fresh:  # a folder that held something before is left as it is
-            remove_empty_folders(top, remove_root=not existed)
-        raise
-
-
-def remove_empty_folders(root: Path, remove_root: bool = False) -> None:
-    """Remove the folders under ``root`` that hold no file (deepest first), and ``root`` itself when
-    ``remove_root`` and it is empty too. Files are never touched: this only tidies what a failed run created."""
-    root = Path(root)
-    if not root.is_dir():
-        return
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    if remove_root and not any(root.iterdir()):
-        root.rmdir()
 
 
 def _run_cells(
