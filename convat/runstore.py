@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -570,6 +571,127 @@ class RunStore:
         metrics.to_csv(buffer)
         atomic_write_text(self.path / "metrics.csv", buffer.getvalue())
 
+
+
+# -- merging run folders (the same run, written on several machines) ---------------------------------------
+#: The files of a finished run, written by :meth:`RunStore.finalise` and :meth:`RunStore.write_metrics`.
+FINISHED_FILES: tuple[str, ...] = ("predictions.csv", "curves.csv", "metrics.csv")
+
+
+@dataclass
+class MergeCount:
+    """What :func:`merge_run` did: folds copied, folds both folders had alike, folds whose files differ (the
+    destination's kept), folds of the source that failed their checksums (not copied), and whether the
+    finished run's files were copied."""
+
+    copied: int = 0
+    present: int = 0
+    differ: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    def add(self, other: MergeCount) -> None:
+        self.copied += other.copied
+        self.present += other.present
+        self.differ += other.differ
+        self.damaged += other.damaged
+
+
+def _intact_fold(manifest_path: Path) -> tuple[dict, Path, Path | None] | None:
+    """A fold's manifest, predictions file and curve file (or None) when the checksums in the manifest match
+    both files; None for an unreadable or damaged fold (a fold being written has no manifest yet)."""
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        pred = manifest_path.with_suffix(".csv")
+        if hashlib.sha256(pred.read_bytes()).hexdigest() != manifest["sha256"]:
+            return None
+        curve = manifest_path.parent.parent / "curves" / pred.name
+        if manifest.get("curve_sha256") is None:
+            return manifest, pred, None
+        if hashlib.sha256(curve.read_bytes()).hexdigest() != manifest["curve_sha256"]:
+            return None
+        return manifest, pred, curve
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def live_locks(folder: Path) -> list[str]:
+    """The processes on this machine that hold a lock of the run folder ``folder`` (``pid host``)."""
+    found = []
+    for path in sorted(Path(folder).glob(".lock*")):
+        holder = RunStore._holder(path)
+        if holder is None or holder[1] != socket.gethostname() or pid_alive(holder[0]):
+            found.append(f"{holder[0]} {holder[1]}" if holder else f"unknown ({path.name})")
+    return found
+
+
+def merge_run(source: str | Path, dest: str | Path) -> MergeCount:
+    """Copy the finished, intact folds of the run folder ``source`` into ``dest``, the same run (e.g. trained in
+    part on another machine, or a copy that went on running). Returns what was done.
+
+    ``dest`` must hold no ``config.json`` or one whose identity equals the source's (else an error naming the
+    differing fields), and no live process may be writing it. A fold is copied only when its manifest vouches
+    for both of its files (so a fold being written, or a damaged one, never is), curve and predictions first
+    and the manifest last, each atomically, so an interrupted merge leaves whole folds. A fold both folders hold
+    with other predictions is kept as the destination has it and named in the result. The finished run's files
+    (:data:`FINISHED_FILES`) are copied when the destination then holds exactly the source's folds, all alike.
+    """
+    source, dest = Path(source), Path(dest)
+    src_store, dst_store = RunStore(source), RunStore(dest)
+    src_info = src_store.read_config()
+    if src_info is None or "identity" not in src_info:
+        raise RunStoreError(f"{source}: no run identity (config.json), so nothing there can be merged")
+    dst_info = dst_store.read_config()
+    if dst_info is None and dst_store.has_folds():
+        raise RunStoreError(f"{dest / 'config.json'} is missing but {dest / 'folds'} holds fold files: they cannot "
+                            "be matched to the source's run")
+    if dst_info is not None:
+        diffs = identity_differences(dst_info.get("identity", {}), src_info["identity"])
+        if diffs:
+            raise RunStoreError(f"{source} and {dest} are different runs; differing fields: {'; '.join(diffs)}")
+    holders = live_locks(dest)
+    if holders:
+        raise RunLockedError(f"{dest} is being written by process {', '.join(holders)}; merge when it has ended")
+    count = MergeCount()
+    dest.mkdir(parents=True, exist_ok=True)
+    dst_store.acquire("merge")
+    try:
+        if dst_info is None:
+            atomic_write_bytes(dst_store.config_path, src_store.config_path.read_bytes())
+        src_folds = sorted((source / "folds").glob("*.json")) if (source / "folds").is_dir() else []
+        if src_folds:
+            (dest / "folds").mkdir(exist_ok=True)
+            (dest / "curves").mkdir(exist_ok=True)
+        for manifest_path in src_folds:
+            fold = _intact_fold(manifest_path)
+            if fold is None:
+                count.damaged.append(manifest_path.stem)
+                continue
+            manifest, pred, curve = fold
+            target = dest / "folds" / manifest_path.name
+            if target.exists():
+                there = _intact_fold(target)
+                if there is not None and there[0].get("sha256") == manifest["sha256"] \
+                        and there[0].get("curve_sha256") == manifest.get("curve_sha256"):
+                    count.present += 1
+                else:
+                    count.differ.append(manifest_path.stem)
+                continue
+            if curve is not None:
+                atomic_write_bytes(dest / "curves" / curve.name, curve.read_bytes())
+            atomic_write_bytes(dest / "folds" / pred.name, pred.read_bytes())
+            atomic_write_bytes(target, manifest_path.read_bytes())
+            count.copied += 1
+        dst_folds = sorted(p.name for p in (dest / "folds").glob("*.json")) if (dest / "folds").is_dir() else []
+        alike = not count.differ and not count.damaged and dst_folds == [p.name for p in src_folds]
+        if alike and (source / "metrics.csv").exists() and not (dest / "predictions.csv").exists():
+            for name in FINISHED_FILES:
+                if (source / name).exists():
+                    atomic_write_bytes(dest / name, (source / name).read_bytes())
+            count.finished = True
+    finally:
+        dst_store.close()
+    return count
 
 
 # -- the cache folder as a whole (``convat cache``) ---------------------------------------------------------

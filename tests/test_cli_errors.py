@@ -164,12 +164,23 @@ def test_every_example_of_the_help_runs(tiny_data, tmp_path, monkeypatch, capsys
 
 
 def test_help_examples_parse_with_the_real_parser():
+    """Every example line of every command's --help (each ``*EXAMPLES`` text of ``convat.commands``) parses."""
+    import importlib
+    import pkgutil
+
+    import convat.commands
     from convat.cli import build_parser
 
     parser = build_parser()
-    for line in EXAMPLES.splitlines():
-        if line.strip().startswith("convat"):
-            parser.parse_args(shlex.split(line.split("#")[0])[1:])
+    texts = [EXAMPLES]
+    for info in pkgutil.iter_modules(convat.commands.__path__):
+        module = importlib.import_module(f"convat.commands.{info.name}")
+        texts += [getattr(module, name) for name in dir(module) if name.endswith("EXAMPLES")]
+    joined = [text.replace("\\\n", " ") for text in texts]  # a line continued with a backslash is one command
+    lines = [line for text in joined for line in text.splitlines() if line.strip().startswith("convat")]
+    assert any(line.strip().startswith("convat study merge") for line in lines)
+    for line in lines:
+        parser.parse_args(shlex.split(line.split("#")[0])[1:])
 
 
 def test_empty_convat_cache_is_one_line(capsys, monkeypatch):

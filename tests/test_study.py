@@ -417,3 +417,77 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
     assert ranked.startswith("Highest mean UF1 over seeds: **linear**") and "below the linear reference" in ranked
     assert "seed alone moves UF1 by an SD of 0.040 (a, 15 runs), 0.070 (b, 15 runs): a difference" in ranked
     assert draw_disagreements(comparisons.drop(columns="outcome"), "a") == []  # rows from before outcomes
+
+
+def _cut(bundle_copy, seed: int, keep: int) -> None:
+    """Make a copy look as if cell (0, ststnet, seed) was stopped after ``keep`` folds (unfinished, no record)."""
+    cell = cell_dir(bundle_copy, 0, "ststnet", seed)
+    for name in runstore.FINISHED_FILES:
+        (cell / name).unlink()
+    for manifest in sorted((cell / "folds").glob("*.json"))[keep:]:
+        for path in (manifest, manifest.with_suffix(".csv"), cell / "curves" / manifest.with_suffix(".csv").name):
+            path.unlink()
+    record = json.loads((bundle_copy / "bundle.json").read_text())
+    del record["cells"][f"cells/ststnet/seed{seed}-draw0"]
+    (bundle_copy / "bundle.json").write_text(json.dumps(record))
+
+
+def test_merge_continues_a_copy_with_the_finished_folds_of_another(bundle, tmp_path, capsys):
+    import shutil
+
+    from convat.cli import main
+    from convat.experiments.study import merge_study
+
+    behind, ahead = tmp_path / "behind", tmp_path / "ahead"
+    shutil.copytree(bundle, behind)
+    shutil.copytree(bundle, ahead)
+    _cut(behind, 1, keep=2)  # behind: seed 1 stopped after 2 folds
+    cell = cell_dir(ahead, 0, "ststnet", 1)
+    first = sorted((cell / "folds").glob("*.json"))[0]
+    (cell / "folds" / first.with_suffix(".csv").name).write_text("damaged\n")  # ahead: one fold damaged
+    counts = merge_study(ahead, behind)
+    one = counts["cells/ststnet/seed1-draw0"]
+    assert one.copied == len(list((cell / "folds").glob("*.json"))) - 2 and one.damaged == [first.stem]
+    assert not one.finished and not (cell_dir(behind, 0, "ststnet", 1) / "predictions.csv").exists()
+    # the damaged fold was already intact in behind; repair it in ahead and merge again: the cell finishes
+    shutil.copy2(cell_dir(bundle, 0, "ststnet", 1) / "folds" / first.with_suffix(".csv").name, cell / "folds")
+    again = merge_study(ahead, behind)["cells/ststnet/seed1-draw0"]
+    assert again.copied == 0 and again.finished and not again.damaged
+    pd.testing.assert_frame_equal(load_study(behind).predictions, load_study(bundle).predictions)
+    assert json.loads((behind / "bundle.json").read_text())["cells"]["cells/ststnet/seed1-draw0"] == \
+        json.loads((bundle / "bundle.json").read_text())["cells"]["cells/ststnet/seed1-draw0"]
+    # a third merge changes nothing; into a folder that does not exist it is a copy
+    assert all(c.copied == 0 and not c.finished for c in merge_study(ahead, behind).values())
+    fresh = tmp_path / "new" / "bundle"
+    assert main(["study", "merge", str(behind), "--out", str(fresh)]) == 0
+    assert "0 cells finished" not in capsys.readouterr().out
+    pd.testing.assert_frame_equal(load_study(fresh).predictions, load_study(bundle).predictions)
+
+
+def test_merge_refuses_another_study_another_run_and_a_folder_being_written(bundle, tmp_path):
+    import os
+    import shutil
+    import socket
+
+    from convat.experiments.study import merge_study
+
+    other, into = tmp_path / "other", tmp_path / "into"
+    shutil.copytree(bundle, other)
+    shutil.copytree(bundle, into)
+    record = json.loads((other / "bundle.json").read_text())
+    record["spec"]["epochs"] = 2
+    (other / "bundle.json").write_text(json.dumps(record))
+    with pytest.raises(runstore.RunStoreError, match="different studies.*epochs"):
+        merge_study(other, into)
+    record["spec"]["epochs"] = 1
+    (other / "bundle.json").write_text(json.dumps(record))
+    config_path = cell_dir(other, 0, "ststnet", 0) / "config.json"
+    config = json.loads(config_path.read_text())
+    config["identity"]["training"]["lr"] = 123.0
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(runstore.RunStoreError, match="different runs.*lr"):
+        merge_study(other, into)
+    shutil.copy2(cell_dir(bundle, 0, "ststnet", 0) / "config.json", config_path)
+    (cell_dir(into, 0, "ststnet", 0) / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    with pytest.raises(runstore.RunLockedError, match="being written"):
+        merge_study(other, into)

@@ -112,6 +112,49 @@ def _show_folder(out: str, reference: str, n_boot: int) -> int:
     return 0
 
 
+MERGE_DESCRIPTION = """\
+Merge SOURCE, a copy of the same study that went on elsewhere (another machine, a git worktree that ran while
+the repository changed, a cluster's copy), into the bundle folder --out. The specs must be equal and every
+cell the same run (identities checked, naming the differing fields). Only finished folds whose checksums match
+are copied (never one being written), the manifest last; a fold both folders hold with other predictions is
+kept as --out has it and reported. A cell finished in SOURCE is finished in --out, with its record in
+bundle.json. Safe to run while SOURCE is still being written, and twice; refused while a process writes --out.
+"""
+
+MERGE_EXAMPLES = """\
+examples:
+  convat study merge /scratch/study-copy                     # into results/study
+  convat study merge ../worktree/results/study --out results/study
+"""
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from convat.experiments.study import merge_study
+
+    check_folder(args.out, what="bundle folder")
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError("SOURCE", args.source, "is not a folder (a study bundle folder, holding bundle.json)")
+    if source.resolve() == Path(args.out).resolve():
+        raise UsageError("--out", args.out, "is SOURCE itself; merge another copy of the study into it")
+    counts = merge_study(source, args.out)
+    total = {"copied": 0, "present": 0, "finished": 0}
+    for key, count in counts.items():
+        total["copied"] += count.copied
+        total["present"] += count.present
+        total["finished"] += int(count.finished)
+        notes = ([f"{len(count.differ)} folds differ, {args.out}'s kept ({', '.join(count.differ)})"]
+                 if count.differ else []) + (
+            [f"{len(count.damaged)} damaged or unreadable in SOURCE, not copied ({', '.join(count.damaged)})"]
+            if count.damaged else [])
+        if count.copied or count.finished or notes:
+            print(f"{key}: {count.copied} folds copied" + (", cell finished" if count.finished else "")
+                  + "".join(f"; {n}" for n in notes))
+    print(f"merged {source} into {args.out}: {total['copied']} folds copied, {total['present']} already there, "
+          f"{total['finished']} cells finished (`convat study show {args.out}` for the table)")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     return _show_folder(args.out, args.reference, args.n_boot)
 
@@ -166,3 +209,9 @@ def register(subparsers) -> None:
     show.add_argument("--reference", default=DEFAULT_REFERENCE, help="model compared with the others")
     show.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
     show.set_defaults(func=_show)
+    merge = sub.add_parser("merge", help="merge another copy of the same study (another machine, a worktree)",
+                           description=MERGE_DESCRIPTION, epilog=MERGE_EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    merge.add_argument("source", help="the bundle folder to take finished folds and cells from")
+    merge.add_argument("--out", default="results/study", help="the bundle folder merged into (default: results/study)")
+    merge.set_defaults(func=_merge)

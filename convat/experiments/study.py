@@ -340,6 +340,58 @@ def _write_linear_cell(folder: Path, predictions: pd.DataFrame) -> None:
         runstore.atomic_write_bytes(path, runstore.csv_bytes(predictions))
 
 
+def merge_study(source: str | Path, out: str | Path = "results/study") -> dict[str, runstore.MergeCount]:
+    """Merge the study bundle ``source`` into ``out``: the same study continued elsewhere (another machine, a
+    worktree that ran while the repository changed, a Slurm job array's copy). Returns what was done per cell.
+
+    The two specs must be equal (else an error naming the differing fields). Every deep cell is merged with
+    :func:`convat.runstore.merge_run` (finished, intact folds only; identities checked; a fold both hold with
+    other predictions is kept as ``out`` has it and counted); a linear cell's files are copied when ``out``
+    lacks them. ``bundle.json`` gets the source's record of each cell it finished that ``out`` had not, and the
+    source's provenance (code, commit, machine, date) when the source was written later. Merging twice changes
+    nothing; ``out`` may not exist yet.
+    """
+    source, out = Path(source), Path(out)
+    src_record = _read_bundle(source)
+    if src_record is None:
+        raise FileNotFoundError(f"{source}: no {BUNDLE_FILE}, so not a study bundle")
+    record = _read_bundle(out)
+    if record is not None:
+        diffs = runstore.identity_differences(record["spec"], src_record["spec"])
+        if diffs:
+            raise runstore.RunStoreError(f"{source} and {out} are different studies ({'; '.join(diffs)})")
+    else:
+        record = {key: value for key, value in src_record.items() if key != "cells"} | {"cells": {}}
+    spec = StudySpec.from_json(src_record["spec"])
+    done: dict[str, runstore.MergeCount] = {}
+    with runstore.output_folder(out):
+        for draw, model, seed in spec.cells():
+            src, dst = cell_dir(source, draw, model, seed), cell_dir(out, draw, model, seed)
+            key = dst.relative_to(out).as_posix()
+            if not src.is_dir():
+                continue
+            if seed is None:  # the linear reference: deterministic files, no folds
+                count = runstore.MergeCount()
+                for name in ("predictions.csv", TRAIN_FIT_FILE):
+                    if (src / name).exists() and not (dst / name).exists():
+                        dst.mkdir(parents=True, exist_ok=True)
+                        runstore.atomic_write_bytes(dst / name, (src / name).read_bytes())
+                        count.copied += 1
+                count.finished = count.copied > 0
+            elif (src / "config.json").exists():
+                count = runstore.merge_run(src, dst)
+            else:
+                continue
+            if key in src_record["cells"] and (count.finished or key not in record["cells"]) \
+                    and (dst / "predictions.csv").exists():
+                record["cells"][key] = src_record["cells"][key]
+            done[key] = count
+        if src_record.get("date", "") > record.get("date", ""):
+            record.update({k: v for k, v in src_record.items() if k not in ("cells", "spec")})
+        _write_bundle(out, record)
+    return done
+
+
 @dataclass(frozen=True)
 class Study:
     """A bundle read back: every cell's pooled predictions (columns ``model``, ``data_seed``, ``train_seed``
