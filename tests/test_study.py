@@ -462,6 +462,12 @@ def test_merge_continues_a_copy_with_the_finished_folds_of_another(bundle, tmp_p
     assert main(["study", "merge", str(behind), "--out", str(fresh)]) == 0
     assert "0 cells finished" not in capsys.readouterr().out
     pd.testing.assert_frame_equal(load_study(fresh).predictions, load_study(bundle).predictions)
+    # a linear cell that differs is kept as the destination has it, and reported
+    linear = cell_dir(ahead, 0, LINEAR, None) / "predictions.csv"
+    linear.write_bytes(linear.read_bytes() + b"\n")
+    assert merge_study(ahead, behind)["cells/linear/draw0"].differ == ["predictions.csv"]
+    assert (cell_dir(behind, 0, LINEAR, None) / "predictions.csv").read_bytes() == \
+        (cell_dir(bundle, 0, LINEAR, None) / "predictions.csv").read_bytes()
 
 
 def test_merge_refuses_another_study_another_run_and_a_folder_being_written(bundle, tmp_path):

@@ -105,7 +105,7 @@ def _show_folder(out: str, reference: str, n_boot: int) -> int:
     if estimate:
         print(estimate)
     table = study_table(study)
-    print(table.round(4).to_string())
+    print(table.round(4).to_string(na_rep="–"))  # no SD from one run
     if reference in table.index:
         print(describe_study(table, study_comparisons(study, reference, n_boot=n_boot), reference,
                              smoke=study.spec.smoke))

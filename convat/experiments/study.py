@@ -373,10 +373,14 @@ def merge_study(source: str | Path, out: str | Path = "results/study") -> dict[s
             if seed is None:  # the linear reference: deterministic files, no folds
                 count = runstore.MergeCount()
                 for name in ("predictions.csv", TRAIN_FIT_FILE):
-                    if (src / name).exists() and not (dst / name).exists():
+                    if not (src / name).exists():
+                        continue
+                    if not (dst / name).exists():
                         dst.mkdir(parents=True, exist_ok=True)
                         runstore.atomic_write_bytes(dst / name, (src / name).read_bytes())
                         count.copied += 1
+                    elif (dst / name).read_bytes() != (src / name).read_bytes():
+                        count.differ.append(name)  # kept as out has it, and reported
                 count.finished = count.copied > 0
             elif (src / "config.json").exists():
                 count = runstore.merge_run(src, dst)
