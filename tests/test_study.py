@@ -328,6 +328,14 @@ def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bun
     line = provenance_lines(mixed)[0]
     assert "cells finished at commit" in line and "`1234567` (1)" in line and ", 1 before cells recorded theirs" in line
     assert f"`{study.record['commit']}` (1)" in line
+    # each cell names the CPU it finished on (its float kernels move the last bits); listed only when they differ
+    from convat.site.environment import cpu_model
+
+    assert all(c["cpu"] == cpu_model() for c in cells.values()) and f"({cpu_model()}, " in provenance_lines(study)[1]
+    assert "cells finished on" not in provenance_lines(study)[1]
+    line = provenance_lines(with_cells(lambda k, c: {**c, "cpu": "Other CPU"} if k == "cells/linear/draw0" else
+                                       {k2: v for k2, v in c.items() if k2 != "cpu"}))[1]
+    assert "cells finished on Other CPU (1), 2 before cells recorded it" in line
     dirty = Study(study.predictions, study.curves, {**study.record, "commit": "0123456789abcdef+dirty"}, study.path)
     assert "commit `0123456789ab+dirty`" in provenance_lines(dirty)[0]  # the hash is cut, not its mark
 

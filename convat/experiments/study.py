@@ -149,11 +149,18 @@ def provenance_lines(study: Study) -> list[str]:
             f", {commits['']} before cells recorded theirs" if "" in commits else "")
     elif per_cell:
         per_cell = ""  # every cell finished at one commit, the bundle's
+    # the CPU each cell finished on, listed when the cells do not all name the bundle's machine's
+    processors = Counter(c.get("cpu", "") for c in cells)
+    processor = machine.get("processor", "?")
+    per_cpu = ""
+    if set(processors) - {""} and set(processors) != {processor}:
+        per_cpu = "; cells finished on " + ", ".join(f"{k} ({n})" for k, n in sorted(processors.items()) if k) + (
+            f", {processors['']} before cells recorded it" if "" in processors else "")
     return [
         f"made by `convat study run`, last written on {r.get('date', '?')} at commit "
         f"`{_short_commit(r.get('commit', '?'))}`{per_cell}; code fingerprint `{r.get('code', '?')}`",
-        f"machine: {machine.get('device', '?')} ({machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, "
-        f"torch {machine.get('torch', '?')})",
+        f"machine: {machine.get('device', '?')} ({processor}, {machine.get('cpus', '?')} CPUs, "
+        f"{machine.get('platform', '?')}, torch {machine.get('torch', '?')}){per_cpu}",
         f"{len(r['cells'])} of {len(study.spec.cells())} cells, {wall / 60:.1f} min wall, {cpu_text}"
         + (f", {r['parallel_folds']} folds at a time" if r.get("parallel_folds", 1) > 1 else "") + (
             f"; for {partial} cell{'s' if partial > 1 else ''} with folds from before folds recorded their times, "
@@ -186,7 +193,9 @@ def machine_record() -> dict:
     """The machine a result was computed on (platform, CPUs, torch and its threads, the GPU's name)."""
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    from convat.site.environment import cpu_model
+
+    return {"platform": platform.platform(), "processor": cpu_model(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
@@ -245,7 +254,7 @@ def _run_cells(
     from tqdm.auto import tqdm
 
     from convat.experiments.synth_difficulty import linear_baseline
-    from convat.site.environment import git_commit
+    from convat.site.environment import cpu_model, git_commit
     from convat.sweep import SweepPoint, point_inputs, run_point, run_sweep
 
     record = _read_bundle(out)
@@ -285,8 +294,11 @@ def _run_cells(
         # cells recorded it)
         now = git_commit(ignore=[out])
         commit = previous.get("commit") if previous else now
+        # the CPU that finished the cell (its float kernels move the last bits; absent for cells finished before
+        # cells recorded it)
+        cpu = previous.get("cpu") if previous else cpu_model()
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
-                                **({"commit": commit} if commit else {})}
+                                **({"commit": commit} if commit else {}), **({"cpu": cpu} if cpu else {})}
         record.update(code=runstore.code_fingerprint(), commit=now, machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))

@@ -50,7 +50,9 @@ def git_commit(repo: Path | None = None, ignore: Iterable[str | Path] = ()) -> s
     return f"{head}+dirty" if dirty else head
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :func:`platform.processor` says: the float kernels a
+    CPU runs move the last bits of a result, so a result's record names it."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -66,7 +68,7 @@ def machine() -> dict[str, str]:
         "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu cores": str(os.cpu_count()),
     }
     try:
