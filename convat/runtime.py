@@ -18,7 +18,10 @@ This module is a leaf: it imports only the standard library at import time (torc
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
+from pathlib import Path
 
 ENV_THREADS = "CONVAT_THREADS"
 """Environment variable that fixes the thread count of the main process (read by :func:`default_threads`)."""
@@ -27,6 +30,19 @@ ENV_THREADS = "CONVAT_THREADS"
 def set_passive_wait() -> None:
     """``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy (effective only before torch is imported)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :func:`platform.processor` says: the float kernels a
+    CPU runs move the last bits of a result, so a result's record names it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def cpu_cores() -> int:

@@ -329,8 +329,7 @@ def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bun
     assert "cells finished at commit" in line and "`1234567` (1)" in line and ", 1 before cells recorded theirs" in line
     assert f"`{study.record['commit']}` (1)" in line
     # each cell names the CPU it finished on (its float kernels move the last bits); listed only when they differ
-    from convat.site.environment import cpu_model
-
+    cpu_model = runtime.cpu_model
     assert all(c["cpu"] == cpu_model() for c in cells.values()) and f"({cpu_model()}, " in provenance_lines(study)[1]
     assert "cells finished on" not in provenance_lines(study)[1]
     line = provenance_lines(with_cells(lambda k, c: {**c, "cpu": "Other CPU"} if k == "cells/linear/draw0" else

@@ -193,9 +193,7 @@ def machine_record() -> dict:
     """The machine a result was computed on (platform, CPUs, torch and its threads, the GPU's name)."""
     import torch
 
-    from convat.site.environment import cpu_model
-
-    return {"platform": platform.platform(), "processor": cpu_model(),
+    return {"platform": platform.platform(), "processor": runtime.cpu_model(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
@@ -254,7 +252,7 @@ def _run_cells(
     from tqdm.auto import tqdm
 
     from convat.experiments.synth_difficulty import linear_baseline
-    from convat.site.environment import cpu_model, git_commit
+    from convat.site.environment import git_commit
     from convat.sweep import SweepPoint, point_inputs, run_point, run_sweep
 
     record = _read_bundle(out)
@@ -296,7 +294,7 @@ def _run_cells(
         commit = previous.get("commit") if previous else now
         # the CPU that finished the cell (its float kernels move the last bits; absent for cells finished before
         # cells recorded it)
-        cpu = previous.get("cpu") if previous else cpu_model()
+        cpu = previous.get("cpu") if previous else runtime.cpu_model()
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
                                 **({"commit": commit} if commit else {}), **({"cpu": cpu} if cpu else {})}
         record.update(code=runstore.code_fingerprint(), commit=now, machine=machine_record(),

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+from convat import runtime
+
 #: Distributions whose versions decide the book's numbers or its rendering.
 PACKAGES = ("convat", "torch", "torchvision", "timm", "numpy", "scipy", "opencv-contrib-python-headless",
             "scikit-learn", "captum", "pandas", "matplotlib", "jupyter-book", "myst-nb", "sphinx",
@@ -50,25 +52,13 @@ def git_commit(repo: Path | None = None, ignore: Iterable[str | Path] = ()) -> s
     return f"{head}+dirty" if dirty else head
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :func:`platform.processor` says: the float kernels a
-    CPU runs move the last bits of a result, so a result's record names it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> dict[str, str]:
     """CPU, cores, memory, accelerator and OS of this machine."""
     info = {
         "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "cpu": cpu_model(),
+        "cpu": runtime.cpu_model(),
         "cpu cores": str(os.cpu_count()),
     }
     try:
