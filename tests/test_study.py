@@ -13,10 +13,12 @@ from convat.experiments.study import (
     StudySpec,
     cell_dir,
     describe_study,
+    fold_cpus,
     load_study,
     provenance_lines,
     reproduce_slice,
     run_study,
+    slice_to_reproduce,
     study_comparisons,
     study_status,
     study_table,
@@ -271,14 +273,11 @@ def test_the_committed_bundle_reproduces_from_scratch(name):
     stale = [r for r in study_status(study) if r.startswith("stale")]
     if stale:
         pytest.skip(f"the committed bundle is stale: {stale}")
-    deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
-    if not deep:
-        pytest.skip("the committed bundle has no deep cell yet")
-    cell = next((c for c in deep if c["model"] == "convat_tiny"), deep[0])
-    part = study.predictions[(study.predictions["model"] == cell["model"])
-                             & (study.predictions["data_seed"] == cell["draw"])]
-    folds = sorted(part["fold"].unique())[:2]
-    fresh, committed = reproduce_slice(study, cell["model"], cell["train_seed"], folds, draw=cell["draw"])
+    chosen = slice_to_reproduce(study)  # folds trained on this CPU model (or of unknown CPU, as before)
+    if isinstance(chosen, str):
+        pytest.skip(f"results/{name}: {chosen}")
+    (model, seed, draw), folds = chosen
+    fresh, committed = reproduce_slice(study, model, seed, folds, draw=draw)
     assert len(fresh) == len(committed) > 0
     assert (fresh["clip"] == committed["clip"]).all() and (fresh["prediction"] == committed["prediction"]).all()
     probs = [c for c in fresh.columns if c.startswith("p_")]
@@ -504,3 +503,27 @@ def test_merge_refuses_another_study_another_run_and_a_folder_being_written(bund
     (cell_dir(into, 0, "ststnet", 0) / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")
     with pytest.raises(runstore.RunLockedError, match="being written"):
         merge_study(other, into)
+
+
+def test_a_slice_to_reproduce_is_taken_from_folds_trained_on_this_cpu(bundle, tmp_path):
+    """Exact agreement is asked only of folds trained on the same CPU model (or of unknown CPU, as before folds
+    recorded it); folds of other CPUs only give a reason to skip that names both."""
+    import shutil
+
+    here = runtime.cpu_model()
+    study = load_study(bundle)
+    (model, seed, draw), folds = slice_to_reproduce(study)
+    assert (model, draw) == ("ststnet", 0) and folds == sorted(folds) and len(folds) == 2
+    assert all(fold_cpu == here for fold_cpu in fold_cpus(study, model, seed).values())
+    reason = slice_to_reproduce(study, cpu="Other CPU")
+    assert isinstance(reason, str) and "(Other CPU)" in reason and here in reason
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    for manifest in (cell_dir(copy, 0, "ststnet", 1) / "folds").glob("*.json"):  # seed 1: CPU not recorded
+        manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items() if k != "cpu"}))
+    assert isinstance(slice_to_reproduce(load_study(copy), cpu="Other CPU"), str)  # its cell finished on this CPU
+    record = json.loads((copy / "bundle.json").read_text())
+    del record["cells"]["cells/ststnet/seed1-draw0"]["cpu"]
+    (copy / "bundle.json").write_text(json.dumps(record))
+    (model, seed, draw), folds = slice_to_reproduce(load_study(copy), cpu="Other CPU")
+    assert (model, seed) == ("ststnet", 1) and set(fold_cpus(load_study(copy), model, seed).values()) == {None}

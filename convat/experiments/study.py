@@ -787,6 +787,53 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     return fresh.reset_index(drop=True), committed
 
 
+def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
+    """``fold -> CPU model`` that trained it, from the cell's fold manifests (None where the manifest predates the
+    record, or cannot be read)."""
+    folder = cell_dir(study.path, draw, model, train_seed) / "folds"
+    out: dict[str, str | None] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text())
+            out[str(manifest["fold"])] = manifest.get("cpu")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
+                       ) -> tuple[tuple[str, int, int], list[str]] | str:
+    """Which ``n_folds`` folds of which finished deep cell a from-scratch reproduction on the CPU ``cpu`` (default
+    this machine's) can be held to exactly: ``((model, train_seed, draw), folds)``, or, when none can, the reason.
+
+    Another CPU's float kernels move the last bits of every step, and over thousands of steps training amplifies
+    them into other predictions for a few clips, so exact agreement is only asked of folds trained on the same
+    CPU model. Folds that record this CPU are preferred (convat_tiny first); else folds that predate the record
+    (their CPU unknown: the check as it was before folds recorded it) in a cell not finished on another CPU;
+    folds recorded on other CPUs only are not a test of this machine, and the reason says so."""
+    cpu = cpu or runtime.cpu_model()
+    deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
+    deep.sort(key=lambda c: (c["model"] != "convat_tiny", c["model"], c["train_seed"], c["draw"]))
+    if not deep:
+        return "the bundle has no finished deep cell yet"
+    unknown: tuple[tuple[str, int, int], list[str]] | None = None
+    seen: set[str] = set()
+    for cell in deep:
+        cpus = fold_cpus(study, cell["model"], cell["train_seed"], cell["draw"])
+        seen.update(c for c in cpus.values() if c)
+        key = (cell["model"], cell["train_seed"], cell["draw"])
+        same = sorted(f for f, c in cpus.items() if c == cpu)
+        if len(same) >= n_folds:
+            return key, same[:n_folds]
+        untold = sorted(f for f, c in cpus.items() if c is None)
+        if unknown is None and len(untold) >= n_folds and cell.get("cpu") in (None, cpu):
+            unknown = (key, untold[:n_folds])
+    if unknown is not None:
+        return unknown
+    return (f"no finished deep cell has {n_folds} folds trained on this CPU ({cpu}); its folds were trained on "
+            f"{', '.join(sorted(seen)) or 'CPUs not recorded'}, whose float kernels give other last bits")
+
+
 #: Final training accuracy below which a deep model is called under-trained whatever the linear reference fits.
 UNDERFIT = 0.9
 
