@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +62,18 @@ def inject_parameters(notebook, parameters: Mapping[str, object], path: Path | s
     notebook.cells.insert(index + 1, cell)
 
 
+def _kernel_config(sockets: str):
+    """Configuration of the chapter's kernel manager: on POSIX over IPC (Unix sockets in the private folder
+    ``sockets``), so the kernel's code and outputs never travel over an unencrypted TCP port (ipykernel >= 7 warns
+    of that); elsewhere nbclient's default (TCP on localhost). nbclient still owns the manager, so it shuts the
+    kernel down after the chapter."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+
+
 def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
                     parameters: Mapping[str, object] | None = None, progress: bool = False) -> float:
     """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds.
@@ -82,9 +95,10 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
     bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
     start = time.perf_counter()
     try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}},
-                       on_cell_executed=lambda **_: bar.update(1)).execute(env=kernel_environment(os.environ))
+        with tempfile.TemporaryDirectory(prefix="convat-kernel-") as sockets:
+            NotebookClient(notebook, config=_kernel_config(sockets), timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}},
+                           on_cell_executed=lambda **_: bar.update(1)).execute(env=kernel_environment(os.environ))
     finally:
         bar.close()
     seconds = time.perf_counter() - start
