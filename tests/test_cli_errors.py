@@ -257,6 +257,9 @@ def test_sweep_checks_every_point_before_any_runs(capsys, no_sweep_work, tmp_pat
     (["--cluster", "debug"], "--cluster"),
     (["--device", "tpu"], "--device"),
     (["--steps", "5", "--epochs", "2"], "--steps"),
+    (["--cells", "nosuch:1"], "--cells"),
+    (["--cells", "convat_tiny:9"], "--cells"),  # not one of the study's seeds
+    (["--cells", "convat_tiny"], "--cells"),  # a deep cell needs its seed
 ])
 def test_study_run_checks_its_values_before_any_cell(capsys, no_sweep_work, tmp_path, argv, named):
     err = _error_line(capsys, ["study", "run", *argv, "--out", str(tmp_path / "bundle")])

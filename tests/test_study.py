@@ -527,3 +527,19 @@ def test_a_slice_to_reproduce_is_taken_from_folds_trained_on_this_cpu(bundle, tm
     (copy / "bundle.json").write_text(json.dumps(record))
     (model, seed, draw), folds = slice_to_reproduce(load_study(copy), cpu="Other CPU")
     assert (model, seed) == ("ststnet", 1) and set(fold_cpus(load_study(copy), model, seed).values()) == {None}
+
+
+def test_machines_that_each_run_some_cells_give_bundles_that_merge_into_the_study(tmp_path, capsys):
+    from convat.cli import main
+
+    common = ["study", "run", "--profile", "quick", "--models", "ststnet", "--train-seeds", "0", "1", "--img-size",
+              "16", "--flow", "dis", "--epochs", "1", "--reference", "ststnet", "--n-boot", "20", "--quiet"]
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert main([*common, "--cells", "ststnet:1", "--out", str(there)]) == 0
+    assert set(json.loads((there / "bundle.json").read_text())["cells"]) == {"cells/ststnet/seed1-draw0"}
+    assert main([*common, "--cells", "linear", "ststnet:0", "--out", str(here)]) == 0
+    assert main(["study", "merge", str(there), "--out", str(here)]) == 0
+    assert "cells/ststnet/seed1-draw0: " in capsys.readouterr().out
+    study = load_study(here)
+    assert len(study.record["cells"]) == 3 and not study_status(study)  # complete and current
+    assert study_table(study).loc["ststnet", "runs"] == 2

@@ -24,6 +24,8 @@ examples:
   convat study run --train-seeds 0 1 2 3 4 --device cuda  # 5 seeds on a GPU
   convat study run --profile quick --data-seeds 0 1 2 --out runs/study-quick   # quick: 3 draws
   convat study run --backend submitit --train-seeds 0 1 2 3 4 --device cuda      # a Slurm job array
+  convat study run --cells convat_tiny:2 --out /scratch/study   # one cell here; then, in the repository:
+  convat study merge /scratch/study                             # ... bring it into results/study
   convat study show results/study
 """
 
@@ -58,7 +60,38 @@ def validate(args: argparse.Namespace):
         raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
     if args.steps is not None and args.epochs is not None:
         raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
-    return _spec(args)
+    spec = _spec(args)
+    args.chosen_cells = None if args.cells is None else chosen_cells(args.cells, spec)
+    return spec
+
+
+def chosen_cells(values: list[str], spec) -> list[tuple[int, str, int | None]]:
+    """``--cells`` values (``MODEL:SEED``, ``MODEL:SEED:DRAW``, ``linear`` or ``linear:DRAW``; the draw defaults
+    to the study's first) as cells of ``spec``, in the study's order; a value that names no cell of the spec is a
+    :class:`UsageError` listing what would."""
+    from convat.experiments.study import LINEAR
+
+    grid = spec.cells()
+    first = spec.draws()[0]
+    chosen = set()
+    for value in values:
+        parts = value.split(":")
+        try:
+            if parts[0] == LINEAR and len(parts) <= 2:
+                cell = (int(parts[1]) if len(parts) == 2 else first, LINEAR, None)
+            elif len(parts) in (2, 3):
+                cell = (int(parts[2]) if len(parts) == 3 else first, parts[0], int(parts[1]))
+            else:
+                raise ValueError
+        except ValueError:
+            raise UsageError("--cells", value, "is not MODEL:SEED, MODEL:SEED:DRAW, linear or linear:DRAW") from None
+        if cell not in grid:
+            names = ", ".join(f"{m}:{s}" if s is not None else m for d, m, s in grid if d == first)
+            raise UsageError("--cells", value, f"is not a cell of this study (its cells: {names}"
+                             + (", each in draws " + " ".join(map(str, spec.draws())) if len(spec.draws()) > 1 else "")
+                             + ")")
+        chosen.add(cell)
+    return [c for c in grid if c in chosen]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     record = run_study(spec, args.out, data_root=args.data_root, device=args.device,
                        parallel_folds=args.parallel_folds or fold_workers(), progress=not args.quiet,
-                       backend=args.backend, jobs=args.jobs, cluster=args.cluster)
+                       backend=args.backend, jobs=args.jobs, cluster=args.cluster, cells=args.chosen_cells)
     print(f"{len(record['cells'])} cells in {args.out} ({time.perf_counter() - start:.0f} s this time)")
     return _show_folder(args.out, args.reference, args.n_boot)
 
@@ -198,6 +231,10 @@ def register(subparsers) -> None:
     run.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"],
                      help="submitit cluster: slurm (default on a Slurm host), local or debug (no Slurm); needs "
                           "--backend submitit")
+    run.add_argument("--cells", nargs="+", default=None, metavar="CELL",
+                     help="run only these cells of the study, e.g. convat_tiny:2 resnet_me:2 linear (MODEL:SEED, "
+                          "MODEL:SEED:DRAW, linear[:DRAW]); the spec stays the whole study's, so machines that each "
+                          "run some cells give bundles that `convat study merge` joins")
     run.add_argument("--out", default="results/study", help="bundle folder (default: results/study)")
     run.add_argument("--reference", default=DEFAULT_REFERENCE,
                      help=f"model compared with the others (default: {DEFAULT_REFERENCE})")
