@@ -597,22 +597,19 @@ class MergeCount:
     damaged: list[str] = field(default_factory=list)
     finished: bool = False
 
-    def add(self, other: MergeCount) -> None:
-        self.copied += other.copied
-        self.present += other.present
-        self.differ += other.differ
-        self.damaged += other.damaged
 
-
-def _intact_fold(manifest_path: Path) -> tuple[dict, Path, Path | None] | None:
-    """A fold's manifest, predictions file and curve file (or None) when the checksums in the manifest match
-    both files; None for an unreadable or damaged fold (a fold being written has no manifest yet)."""
+def _intact_fold(store: RunStore, manifest_path: Path) -> tuple[dict, Path, Path | None] | None:
+    """A fold's manifest, predictions file and curve file (or None) in ``store``, when the checksums in the
+    manifest match both files; None for an unreadable or damaged fold (a fold being written has no manifest yet).
+    """
     try:
         manifest = json.loads(manifest_path.read_text())
-        pred = manifest_path.with_suffix(".csv")
+        fold = str(manifest["fold"])
+        if store.manifest_path(fold) != manifest_path:
+            return None  # a manifest under another fold's name
+        pred, curve = store.fold_path(fold), store.curve_path(fold)
         if hashlib.sha256(pred.read_bytes()).hexdigest() != manifest["sha256"]:
             return None
-        curve = manifest_path.parent.parent / "curves" / pred.name
         if manifest.get("curve_sha256") is None:
             return manifest, pred, None
         if hashlib.sha256(curve.read_bytes()).hexdigest() != manifest["curve_sha256"]:
@@ -670,14 +667,15 @@ def merge_run(source: str | Path, dest: str | Path) -> MergeCount:
             (dest / "folds").mkdir(exist_ok=True)
             (dest / "curves").mkdir(exist_ok=True)
         for manifest_path in src_folds:
-            fold = _intact_fold(manifest_path)
-            if fold is None:
+            found = _intact_fold(src_store, manifest_path)
+            if found is None:
                 count.damaged.append(manifest_path.stem)
                 continue
-            manifest, pred, curve = fold
-            target = dest / "folds" / manifest_path.name
+            manifest, pred, curve = found
+            fold = str(manifest["fold"])
+            target = dst_store.manifest_path(fold)
             if target.exists():
-                there = _intact_fold(target)
+                there = _intact_fold(dst_store, target)
                 if there is not None and there[0].get("sha256") == manifest["sha256"] \
                         and there[0].get("curve_sha256") == manifest.get("curve_sha256"):
                     count.present += 1
@@ -685,8 +683,8 @@ def merge_run(source: str | Path, dest: str | Path) -> MergeCount:
                     count.differ.append(manifest_path.stem)
                 continue
             if curve is not None:
-                atomic_write_bytes(dest / "curves" / curve.name, curve.read_bytes())
-            atomic_write_bytes(dest / "folds" / pred.name, pred.read_bytes())
+                atomic_write_bytes(dst_store.curve_path(fold), curve.read_bytes())
+            atomic_write_bytes(dst_store.fold_path(fold), pred.read_bytes())
             atomic_write_bytes(target, manifest_path.read_bytes())
             count.copied += 1
         dst_folds = sorted(p.name for p in (dest / "folds").glob("*.json")) if (dest / "folds").is_dir() else []

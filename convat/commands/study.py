@@ -176,7 +176,7 @@ def _merge(args: argparse.Namespace) -> int:
         total["copied"] += count.copied
         total["present"] += count.present
         total["finished"] += int(count.finished)
-        notes = ([f"{len(count.differ)} folds differ, {args.out}'s kept ({', '.join(count.differ)})"]
+        notes = ([f"{len(count.differ)} differ from {args.out}'s, which are kept ({', '.join(count.differ)})"]
                  if count.differ else []) + (
             [f"{len(count.damaged)} damaged or unreadable in SOURCE, not copied ({', '.join(count.damaged)})"]
             if count.damaged else [])
