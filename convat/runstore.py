@@ -45,9 +45,9 @@ SERVED_FROM = "served_from.json"
 #: The fields of a fold manifest that say when and at what CPU cost it was written: informational, never checked,
 #: and different on every run by design.
 MANIFEST_TIME_FIELDS: tuple[str, ...] = ("written_at", "session_opened_at", "cpu_at", "session_opened_cpu")
-#: Every informational field of a fold manifest: its times, and the CPU model that trained it (absent in folds
-#: written before manifests recorded it).
-MANIFEST_INFO_FIELDS: tuple[str, ...] = (*MANIFEST_TIME_FIELDS, "cpu")
+#: Every informational field of a fold manifest: its times, and the CPU model that trained it and its kernels
+#: (absent in folds written before manifests recorded them).
+MANIFEST_INFO_FIELDS: tuple[str, ...] = (*MANIFEST_TIME_FIELDS, "cpu", "cpu_kernels")
 #: The parts that decide a preprocessed tensor (its cache key): the pipeline, and the frames it reads
 #: (SynthME's generator and the readers' frame loading).
 PREPROCESS_SOURCES: tuple[str, ...] = ("preprocess", "data/synth", "data/records.py")
@@ -245,7 +245,7 @@ class RunStore:
     ``environment`` and extras), ``folds/<fold>.csv`` (predictions), ``curves/<fold>.csv`` (training curve),
     ``folds/<fold>.json`` (the fold's manifest: fold name, clip list digest, row count, SHA-256 of both CSV
     files, when, and at what process-tree CPU reading, the fold was written and its session opened the folder,
-    and the CPU model that trained it (:data:`MANIFEST_INFO_FIELDS`); written last, so it marks a finished
+    and the CPU model and kernels that trained it (:data:`MANIFEST_INFO_FIELDS`); written last, so it marks a finished
     fold), ``predictions.csv``,
     ``curves.csv``, ``metrics.csv``.
 
@@ -429,8 +429,10 @@ class RunStore:
             "cpu_at": runtime.process_tree_cpu_s(),
             "session_opened_cpu": self._opened_cpu,
             # informational too: the CPU that trained the fold (its float kernels move the last bits, and over
-            # thousands of steps a few predictions; see :func:`convat.runtime.cpu_model`)
+            # thousands of steps a few predictions; see :func:`convat.runtime.cpu_model`), and what picked its
+            # kernels (:func:`convat.runtime.cpu_kernels`: one name can cover CPUs with other instruction sets)
             "cpu": runtime.cpu_model(),
+            "cpu_kernels": runtime.cpu_kernels(),
         }
         atomic_write_text(self.manifest_path(fold), json.dumps(manifest, indent=1))
 

@@ -45,6 +45,57 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+@functools.cache
+def cpu_kernels() -> str | None:
+    """What decides which float kernels run, beyond the model name: the CPU's vendor, family and model
+    (``/proc/cpuinfo``) and the instruction set torch dispatches to, e.g. ``"AuthenticAMD family 25 model 1,
+    torch AVX2"``; None where neither is known.
+
+    Why: a virtual machine often reports only ``"AMD EPYC"`` for every EPYC generation, yet one with AVX-512 runs
+    other kernels (other last bits) than one without, so the name alone cannot tell two machines apart whose
+    folds do not reproduce each other exactly.
+    """
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    parts = []
+    if fields:
+        parts.append(" ".join(filter(None, (fields.get("vendor_id"),
+                                            f"family {fields['cpu family']}" if "cpu family" in fields else "",
+                                            f"model {fields['model']}" if "model" in fields else ""))))
+    try:
+        import torch
+
+        parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    except (ImportError, AttributeError, RuntimeError):
+        pass
+    return ", ".join(p for p in parts if p) or None
+
+
+def cpu_identity(name: str | None = None, kernels: str | None = None) -> str | None:
+    """One string naming a CPU as closely as a result's record can: ``"NAME [KERNELS]"``, or the name alone where
+    the kernels were not recorded (folds written before manifests recorded them). Defaults: this machine's
+    :func:`cpu_model` and :func:`cpu_kernels`; with a ``name`` given, only the ``kernels`` given count."""
+    if name is None:
+        name, kernels = cpu_model(), cpu_kernels()
+    if not name:
+        return None
+    return f"{name} [{kernels}]" if kernels else name
+
+
+def cpu_name(identity: str) -> str:
+    """The model name of a :func:`cpu_identity` (what precedes its ``[kernels]``)."""
+    return identity.split(" [", 1)[0]
+
+
 def cpu_cores() -> int:
     """Cores this process may run on (its affinity mask where the OS reports one, else ``os.cpu_count()``)."""
     try:

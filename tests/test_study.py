@@ -329,11 +329,13 @@ def test_provenance_sums_cpu_time_only_over_cells_that_counted_their_workers(bun
     assert f"`{study.record['commit']}` (1)" in line
     # each cell names the CPU it finished on (its float kernels move the last bits); listed only when they differ
     cpu_model = runtime.cpu_model
-    assert all(c["cpu"] == cpu_model() for c in cells.values()) and f"({cpu_model()}, " in provenance_lines(study)[1]
+    assert all(c["cpu"] == cpu_model() and c.get("cpu_kernels") == runtime.cpu_kernels() for c in cells.values())
+    assert f"({runtime.cpu_identity()}, " in provenance_lines(study)[1]
     assert "cells finished on" not in provenance_lines(study)[1]
-    line = provenance_lines(with_cells(lambda k, c: {**c, "cpu": "Other CPU"} if k == "cells/linear/draw0" else
-                                       {k2: v for k2, v in c.items() if k2 != "cpu"}))[1]
-    assert "cells finished on Other CPU (1), 2 before cells recorded it" in line
+    line = provenance_lines(with_cells(lambda k, c: {**c, "cpu": "Other CPU", "cpu_kernels": "its ISA"}
+                                       if k == "cells/linear/draw0" else
+                                       {k2: v for k2, v in c.items() if k2 not in ("cpu", "cpu_kernels")}))[1]
+    assert "cells finished on Other CPU [its ISA] (1), 2 before cells recorded it" in line
     dirty = Study(study.predictions, study.curves, {**study.record, "commit": "0123456789abcdef+dirty"}, study.path)
     assert "commit `0123456789ab+dirty`" in provenance_lines(dirty)[0]  # the hash is cut, not its mark
 
@@ -510,7 +512,7 @@ def test_a_slice_to_reproduce_is_taken_from_folds_trained_on_this_cpu(bundle, tm
     recorded it); folds of other CPUs only give a reason to skip that names both."""
     import shutil
 
-    here = runtime.cpu_model()
+    here = runtime.cpu_identity()
     study = load_study(bundle)
     (model, seed, draw), folds = slice_to_reproduce(study)
     assert (model, draw) == ("ststnet", 0) and folds == sorted(folds) and len(folds) == 2
@@ -527,6 +529,38 @@ def test_a_slice_to_reproduce_is_taken_from_folds_trained_on_this_cpu(bundle, tm
     (copy / "bundle.json").write_text(json.dumps(record))
     (model, seed, draw), folds = slice_to_reproduce(load_study(copy), cpu="Other CPU")
     assert (model, seed) == ("ststnet", 1) and set(fold_cpus(load_study(copy), model, seed).values()) == {None}
+
+
+def test_a_cpu_is_told_apart_by_its_kernels_where_folds_record_them(bundle, tmp_path):
+    """One model name ("AMD EPYC" in a VM) covers CPUs with other instruction sets: folds that record this CPU's
+    kernels come first, folds that record its name only (written before manifests recorded kernels) next, and
+    folds recorded with the same name but other kernels are not asked to reproduce."""
+    import shutil
+
+    here = runtime.cpu_identity()
+    assert here.startswith(runtime.cpu_model()) and runtime.cpu_name(here) == runtime.cpu_model()
+    if runtime.cpu_kernels():
+        assert here == f"{runtime.cpu_model()} [{runtime.cpu_kernels()}]"
+    assert runtime.cpu_identity("X", None) == "X" and runtime.cpu_identity("X", "k") == "X [k]"
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+
+    def recorded(seed: int, kernels: str | None) -> None:
+        for manifest in (cell_dir(copy, 0, "ststnet", seed) / "folds").glob("*.json"):
+            data = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "cpu_kernels"}
+            manifest.write_text(json.dumps({**data, **({"cpu_kernels": kernels} if kernels else {})}))
+
+    name = runtime.cpu_model()
+    recorded(0, None)  # seed 0: the name only; seed 1: this CPU's name and kernels
+    recorded(1, "ISA of this machine")
+    study = load_study(copy)
+    assert set(fold_cpus(study, "ststnet", 0).values()) == {name}
+    assert slice_to_reproduce(study, cpu=f"{name} [ISA of this machine]")[0][:2] == ("ststnet", 1)
+    # a machine whose kernels no fold records falls back to the folds that record its name only
+    assert slice_to_reproduce(study, cpu=f"{name} [another ISA]")[0][:2] == ("ststnet", 0)
+    recorded(0, "a third ISA")
+    reason = slice_to_reproduce(load_study(copy), cpu=f"{name} [another ISA]")
+    assert isinstance(reason, str) and "[another ISA]" in reason and "[a third ISA]" in reason
 
 
 def test_machines_that_each_run_some_cells_give_bundles_that_merge_into_the_study(tmp_path, capsys):

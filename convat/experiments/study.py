@@ -150,8 +150,10 @@ def provenance_lines(study: Study) -> list[str]:
     elif per_cell:
         per_cell = ""  # every cell finished at one commit, the bundle's
     # the CPU each cell finished on, listed when the cells do not all name the bundle's machine's
-    processors = Counter(c.get("cpu", "") for c in cells)
-    processor = machine.get("processor", "?")
+    processors = Counter(runtime.cpu_identity(c["cpu"], c.get("cpu_kernels")) if c.get("cpu") else ""
+                         for c in cells)
+    processor = (runtime.cpu_identity(machine["processor"], machine.get("cpu_kernels"))
+                 if machine.get("processor") else "?")
     per_cpu = ""
     if set(processors) - {""} and set(processors) != {processor}:
         per_cpu = "; cells finished on " + ", ".join(f"{k} ({n})" for k, n in sorted(processors.items()) if k) + (
@@ -193,7 +195,7 @@ def machine_record() -> dict:
     """The machine a result was computed on (platform, CPUs, torch and its threads, the GPU's name)."""
     import torch
 
-    return {"platform": platform.platform(), "processor": runtime.cpu_model(),
+    return {"platform": platform.platform(), "processor": runtime.cpu_model(), "cpu_kernels": runtime.cpu_kernels(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
 
@@ -294,9 +296,10 @@ def _run_cells(
         commit = previous.get("commit") if previous else now
         # the CPU that finished the cell (its float kernels move the last bits; absent for cells finished before
         # cells recorded it)
-        cpu = previous.get("cpu") if previous else runtime.cpu_model()
+        cpu = ({k: previous[k] for k in ("cpu", "cpu_kernels") if previous.get(k)} if previous else
+               {"cpu": runtime.cpu_model(), **({"cpu_kernels": k} if (k := runtime.cpu_kernels()) else {})})
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
-                                **({"commit": commit} if commit else {}), **({"cpu": cpu} if cpu else {})}
+                                **({"commit": commit} if commit else {}), **cpu}
         record.update(code=runstore.code_fingerprint(), commit=now, machine=machine_record(),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parallel_folds=parallel_folds,
                       fold_threads=_fold_threads(parallel_folds))
@@ -788,14 +791,16 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 
 
 def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
-    """``fold -> CPU model`` that trained it, from the cell's fold manifests (None where the manifest predates the
-    record, or cannot be read)."""
+    """``fold -> CPU`` that trained it (:func:`convat.runtime.cpu_identity`: its model name and, where recorded,
+    its kernels), from the cell's fold manifests (None where the manifest predates the record, or cannot be
+    read)."""
     folder = cell_dir(study.path, draw, model, train_seed) / "folds"
     out: dict[str, str | None] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             manifest = json.loads(path.read_text())
-            out[str(manifest["fold"])] = manifest.get("cpu")
+            name = manifest.get("cpu")
+            out[str(manifest["fold"])] = runtime.cpu_identity(name, manifest.get("cpu_kernels")) if name else None
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
@@ -803,33 +808,38 @@ def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[
 
 def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
                        ) -> tuple[tuple[str, int, int], list[str]] | str:
-    """Which ``n_folds`` folds of which finished deep cell a from-scratch reproduction on the CPU ``cpu`` (default
-    this machine's) can be held to exactly: ``((model, train_seed, draw), folds)``, or, when none can, the reason.
+    """Which ``n_folds`` folds of which finished deep cell a from-scratch reproduction on the CPU ``cpu`` (a
+    :func:`convat.runtime.cpu_identity`, default this machine's) can be held to exactly: ``((model, train_seed,
+    draw), folds)``, or, when none can, the reason.
 
     Another CPU's float kernels move the last bits of every step, and over thousands of steps training amplifies
     them into other predictions for a few clips, so exact agreement is only asked of folds trained on the same
-    CPU model. Folds that record this CPU are preferred (convat_tiny first); else folds that predate the record
-    (their CPU unknown: the check as it was before folds recorded it) in a cell not finished on another CPU;
-    folds recorded on other CPUs only are not a test of this machine, and the reason says so."""
-    cpu = cpu or runtime.cpu_model()
+    CPU. In order of preference (convat_tiny first within each): folds that record this CPU's name and kernels;
+    folds that record its name only (written before manifests recorded kernels); folds that predate the record
+    (their CPU unknown: the check as it was before folds recorded it) in a cell not finished on another CPU.
+    Folds recorded on other CPUs only are not a test of this machine, and the reason says so."""
+    cpu = cpu or runtime.cpu_identity() or "unknown"
+    name = runtime.cpu_name(cpu)
     deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
     deep.sort(key=lambda c: (c["model"] != "convat_tiny", c["model"], c["train_seed"], c["draw"]))
     if not deep:
         return "the bundle has no finished deep cell yet"
-    unknown: tuple[tuple[str, int, int], list[str]] | None = None
+    tiers: list[tuple[tuple[str, int, int], list[str]] | None] = [None, None, None]
     seen: set[str] = set()
     for cell in deep:
         cpus = fold_cpus(study, cell["model"], cell["train_seed"], cell["draw"])
         seen.update(c for c in cpus.values() if c)
         key = (cell["model"], cell["train_seed"], cell["draw"])
-        same = sorted(f for f, c in cpus.items() if c == cpu)
-        if len(same) >= n_folds:
-            return key, same[:n_folds]
-        untold = sorted(f for f, c in cpus.items() if c is None)
-        if unknown is None and len(untold) >= n_folds and cell.get("cpu") in (None, cpu):
-            unknown = (key, untold[:n_folds])
-    if unknown is not None:
-        return unknown
+        cell_cpu = runtime.cpu_identity(cell["cpu"], cell.get("cpu_kernels")) if cell.get("cpu") else None
+        for tier, folds in enumerate((
+                [f for f, c in cpus.items() if c == cpu],
+                [f for f, c in cpus.items() if c == name != cpu],
+                [f for f, c in cpus.items() if c is None] if cell_cpu in (None, cpu, name) else [])):
+            if tiers[tier] is None and len(folds) >= n_folds:
+                tiers[tier] = (key, sorted(folds)[:n_folds])
+    for chosen in tiers:
+        if chosen is not None:
+            return chosen
     return (f"no finished deep cell has {n_folds} folds trained on this CPU ({cpu}); its folds were trained on "
             f"{', '.join(sorted(seen)) or 'CPUs not recorded'}, whose float kernels give other last bits")
 

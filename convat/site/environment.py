@@ -59,6 +59,7 @@ def machine() -> dict[str, str]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu": runtime.cpu_model(),
+        "cpu kernels": runtime.cpu_kernels() or "unknown",
         "cpu cores": str(os.cpu_count()),
     }
     try:
