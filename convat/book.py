@@ -253,6 +253,25 @@ def served_from_cache(run, since: float) -> tuple[int, int]:
     return sum(f.stat().st_mtime < since for f in files), len(files)
 
 
+def served_cpu_note(cpus: list[str] | None) -> str:
+    """A clause for a run served from a committed bundle whose folds were trained on another CPU than this
+    machine's (``cpus``: the :func:`convat.runtime.cpu_identity` of each, ``""`` where not recorded): the page
+    shows the bundle's numbers, and a recomputation here may move a few predictions, because another CPU's
+    float kernels change the last bits of every training step. Empty when every fold names this CPU, or when
+    the marker predates the record (``None``)."""
+    from convat import runtime
+
+    if cpus is None:
+        return ""
+    here = runtime.cpu_identity() or "unknown"
+    named = [c for c in cpus if c]
+    if named == [here] and len(cpus) == 1:
+        return ""
+    trained = ", ".join(named + (["a CPU not recorded"] if "" in cpus else []))
+    return (f"; its folds were trained on {trained}, this machine is {here}: recomputed here, a few predictions "
+            "could differ, since another CPU's float kernels change the last bits of every training step")
+
+
 def cache_note(runs: Mapping[str, object], since: float) -> str:
     """One Markdown paragraph saying, for each named run, whether this execution trained it or served it from
     the cache (or from a committed result bundle that holds exactly this run, see
@@ -272,6 +291,7 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
             how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made by the "
                    f"same code, fingerprint `{src.get('code')}`, on this device and torch version; the bundle was "
                    f"last updated at commit `{str(src.get('bundle_commit', src.get('commit')))[:12]}`)")
+            how += served_cpu_note(src.get("cpus"))
             if cached < total:
                 how += f", {total - cached} damaged folds recomputed now"
             parts.append(f"{name}: {how}")

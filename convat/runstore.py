@@ -502,6 +502,21 @@ class RunStore:
         could not tell, are the untimed ones."""
         return self._session_spans("session_opened_cpu", "cpu_at")
 
+    def fold_cpus(self) -> dict[str, str | None]:
+        """``fold -> CPU`` that trained each finished fold (:func:`convat.runtime.cpu_identity`: its model name
+        and, where recorded, its kernels), from the manifests; None where a manifest predates the record or
+        cannot be read. Informational: another CPU's float kernels move a few predictions of a long training."""
+        out: dict[str, str | None] = {}
+        manifests = sorted((self.path / "folds").glob("*.json")) if (self.path / "folds").is_dir() else []
+        for path in manifests:
+            try:
+                manifest = json.loads(path.read_text())
+                name = manifest.get("cpu")
+                out[str(manifest["fold"])] = runtime.cpu_identity(name, manifest.get("cpu_kernels")) if name else None
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
     def _session_spans(self, opened_field: str, field: str) -> tuple[float, int]:
         spans: dict[float, tuple[float, float]] = {}  # session (when it opened) -> (reading at open, last reading)
         untimed = 0

@@ -376,6 +376,13 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     assert not list(bundle.rglob(runstore.SERVED_FROM))  # the committed folder is never written
     assert "served from the committed bundle" in cache_note({"ststnet": run}, since)
     assert "cells/ststnet/seed1-draw0" in cache_note({"ststnet": run}, since)
+    # its folds were trained on this CPU, so the page adds no caveat; it names the CPUs when they are others
+    marker = json.loads((run.path / runstore.SERVED_FROM).read_text())
+    assert marker["cpus"] == [runtime.cpu_identity()] and "this machine is" not in cache_note({"ststnet": run}, since)
+    (run.path / runstore.SERVED_FROM).write_text(json.dumps({**marker, "cpus": ["", "Other CPU [its ISA]"]}))
+    note = cache_note({"ststnet": run}, since)
+    assert f"trained on Other CPU [its ISA], a CPU not recorded, this machine is {runtime.cpu_identity()}" in note
+    (run.path / runstore.SERVED_FROM).write_text(json.dumps(marker))
     # another recipe is not in the bundle: trained (into the cache), never served from a near miss
     other = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
     assert not (other.path / runstore.SERVED_FROM).exists() and "trained in this execution" in cache_note(

@@ -525,7 +525,9 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".lock*", "*.tmp"))
         runstore.atomic_write_text(tmp / runstore.SERVED_FROM, json.dumps({
             "bundle": bundle.name, "cell": source.relative_to(bundle).as_posix(), "code": identity["code"],
-            "bundle_commit": record.get("commit"), "bundle_date": record.get("date")}, indent=2))
+            "bundle_commit": record.get("commit"), "bundle_date": record.get("date"),
+            # the CPUs that trained its folds (None: not recorded), which cache_note compares with this machine's
+            "cpus": sorted({c or "" for c in runstore.RunStore(source).fold_cpus().values()})}, indent=2))
         try:
             os.replace(tmp, copy)
         except OSError:  # another process copied the same cell meanwhile: keep its copy
@@ -791,19 +793,8 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 
 
 def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
-    """``fold -> CPU`` that trained it (:func:`convat.runtime.cpu_identity`: its model name and, where recorded,
-    its kernels), from the cell's fold manifests (None where the manifest predates the record, or cannot be
-    read)."""
-    folder = cell_dir(study.path, draw, model, train_seed) / "folds"
-    out: dict[str, str | None] = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            manifest = json.loads(path.read_text())
-            name = manifest.get("cpu")
-            out[str(manifest["fold"])] = runtime.cpu_identity(name, manifest.get("cpu_kernels")) if name else None
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return out
+    """``fold -> CPU`` that trained it, for a cell of the bundle (:meth:`convat.runstore.RunStore.fold_cpus`)."""
+    return runstore.RunStore(cell_dir(study.path, draw, model, train_seed)).fold_cpus()
 
 
 def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
