@@ -253,23 +253,21 @@ def served_from_cache(run, since: float) -> tuple[int, int]:
     return sum(f.stat().st_mtime < since for f in files), len(files)
 
 
-def served_cpu_note(cpus: list[str] | None) -> str:
-    """A clause for a run served from a committed bundle whose folds were trained on another CPU than this
+def served_cpu_note(cpus: list[str]) -> str:
+    """A sentence for runs served from a committed bundle whose folds were trained on another CPU than this
     machine's (``cpus``: the :func:`convat.runtime.cpu_identity` of each, ``""`` where not recorded): the page
-    shows the bundle's numbers, and a recomputation here may move a few predictions, because another CPU's
-    float kernels change the last bits of every training step. Empty when every fold names this CPU, or when
-    the marker predates the record (``None``)."""
+    shows the bundle's numbers, and a recomputation here may move a few predictions, because another CPU's float
+    kernels change the last bits of every training step. Empty when every fold names this CPU."""
     from convat import runtime
 
-    if cpus is None:
-        return ""
     here = runtime.cpu_identity() or "unknown"
-    named = [c for c in cpus if c]
-    if named == [here] and len(cpus) == 1:
+    named = sorted({c for c in cpus if c})
+    if not cpus or (named == [here] and "" not in cpus):
         return ""
     trained = ", ".join(named + (["a CPU not recorded"] if "" in cpus else []))
-    return (f"; its folds were trained on {trained}, this machine is {here}: recomputed here, a few predictions "
-            "could differ, since another CPU's float kernels change the last bits of every training step")
+    return (f" The served folds were trained on {trained}; this machine is {here}. Recomputed here, a few of their "
+            "predictions could differ, since another CPU's float kernels change the last bits of every training "
+            "step.")
 
 
 def cache_note(runs: Mapping[str, object], since: float) -> str:
@@ -281,7 +279,8 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
 
     from convat.runstore import SERVED_FROM
 
-    parts = []
+    parts: list[str] = []
+    served_cpus: list[str] = []
     for name, run in runs.items():
         cached, total = served_from_cache(run, since)
         folder = Path(run.path).name
@@ -291,7 +290,7 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
             how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made by the "
                    f"same code, fingerprint `{src.get('code')}`, on this device and torch version; the bundle was "
                    f"last updated at commit `{str(src.get('bundle_commit', src.get('commit')))[:12]}`)")
-            how += served_cpu_note(src.get("cpus"))
+            served_cpus.extend(src.get("cpus") or [])  # absent in markers written before they recorded it
             if cached < total:
                 how += f", {total - cached} damaged folds recomputed now"
             parts.append(f"{name}: {how}")
@@ -306,7 +305,7 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
     return ("LOSO runs on this page — " + "; ".join(parts) + ". A run's folder is named by a hash of the motion "
             "maps, the labels, the folds, the training configuration and the source of the `convat` package "
             "(`convat.loso.run_key`), so a cached run is the run this code would train; `$CONVAT_CACHE` is "
-            f"`{_cache_root()}`.")
+            f"`{_cache_root()}`." + served_cpu_note(served_cpus))
 
 
 def _cache_root() -> str:
