@@ -32,37 +32,44 @@ def _not_measured(reason: str) -> dict:
                                f"not measured: {reason}")]}
 
 
-def _time(fn) -> float:
-    torch.cuda.synchronize()
+def _time(fn, device: str = "cuda") -> float:
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     fn()
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
-def run(epochs: int = 6, seq_folds: int = 4) -> dict:
-    """Time each variant; ~1-3 minutes on an H100/H200-class GPU (the compiled variant pays its compilation)."""
-    if not torch.cuda.is_available():
+def run(epochs: int = 6, seq_folds: int = 4, device: str = "cuda", inputs=None,
+        variants: tuple[str, ...] = VARIANTS) -> dict:
+    """Time each variant; ~1-3 minutes on an H100/H200-class GPU (the compiled variant pays its compilation).
+
+    ``device="cpu"`` with small ``inputs`` (``(x, table)``, default the composite) and some ``variants`` runs the
+    same code on a CPU: a dry run for the tests, so that a scarce GPU session does not find a broken script."""
+    if device == "cuda" and not torch.cuda.is_available():
         return _not_measured("no CUDA device on this machine")
     from benchmarks.loso import composite_inputs
     from convat.book import default_train
     from convat.loso import loso_splits, run_loso
 
-    x, table = composite_inputs()
+    x, table = inputs if inputs is not None else composite_inputs()
     splits = loso_splits(table)
     subset = dict(list(splits.items())[:seq_folds])
     n = len(splits)
-    name = torch.cuda.get_device_name(0)
-    eager = default_train(RECIPE.model, epochs=epochs, device="cuda")
-    compiled = default_train(RECIPE.model, epochs=epochs, device="cuda", compile="reduce-overhead")
+    name = torch.cuda.get_device_name(0) if device == "cuda" else f"{device} (dry run)"
+    eager = default_train(RECIPE.model, epochs=epochs, device=device)
+    compiled = default_train(RECIPE.model, epochs=epochs, device=device, compile="reduce-overhead")
     run_loso(x, table, eager, progress=False, splits=dict(list(splits.items())[:1]), strategy="sequential")  # warm
     rows = []
     for variant, config, folds, strategy in ((VARIANTS[0], eager, subset, "sequential"),
                                              (VARIANTS[1], compiled, subset, "sequential"),
                                              (VARIANTS[2], eager, splits, "batched")):
+        if variant not in variants:
+            continue
         try:
             seconds = _time(lambda c=config, f=folds, s=strategy: run_loso(x, table, c, progress=False, splits=f,
-                                                                           strategy=s))
+                                                                           strategy=s), device)
             full = seconds * (n / len(folds)) * (FULL_EPOCHS / epochs)
             rows.append({"variant": variant, "device": name, "seconds": round(seconds, 2),
                          "full_seconds_extrapolated": round(full, 1),
@@ -71,7 +78,7 @@ def run(epochs: int = 6, seq_folds: int = 4) -> dict:
             rows.append({"variant": variant, "device": name, "seconds": None, "full_seconds_extrapolated": None,
                          "note": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})
     full = {r["variant"]: r["full_seconds_extrapolated"] for r in rows}
-    batched, seq = full[VARIANTS[2]], full[VARIANTS[0]]
+    batched, seq = full.get(VARIANTS[2]), full.get(VARIANTS[0])
     how = f"{name}, convat_tiny 64 px, composite, extrapolated to {n} folds x {FULL_EPOCHS} epochs"
     return {"rows": rows, "how": how, "gpu": name,
             "targets": [target("composite LOSO on one GPU, batched", batched, 30.0, "s", how),

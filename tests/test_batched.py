@@ -100,3 +100,21 @@ def test_batched_folds_are_independent(ragged):
     part = together[together["fold"] == fold].reset_index(drop=True)
     np.testing.assert_allclose(alone.filter(like="p_").to_numpy(), part.filter(like="p_").to_numpy(), atol=PROBA_ATOL)
     pd.testing.assert_series_equal(alone["clip"], part["clip"])
+
+
+def test_the_gpu_benchmark_runs_its_variants_on_a_cpu(ragged, monkeypatch, tmp_path):
+    """A dry run of ``benchmarks/gpu.py`` on the CPU (tiny inputs, eager and batched; compiling on a CPU takes
+    minutes): the script a lent GPU session runs at once must not fail there for a reason a CPU can show."""
+    from benchmarks import gpu
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    payload = gpu.run(epochs=1, seq_folds=1, device="cpu", inputs=ragged, variants=(gpu.VARIANTS[0], gpu.VARIANTS[2]))
+    rows = {r["variant"]: r for r in payload["rows"]}
+    assert set(rows) == {gpu.VARIANTS[0], gpu.VARIANTS[2]}
+    assert all(r["seconds"] is not None and r["seconds"] > 0 for r in rows.values()), rows
+    assert rows[gpu.VARIANTS[2]]["note"].startswith(f"{len(set(ragged[1]['subject']))} folds")
+    assert payload["gpu"] == "cpu (dry run)" and all(t["value"] is not None for t in payload["targets"])
+    import torch
+
+    if not torch.cuda.is_available():  # without CUDA the real run writes rows that say so
+        assert all(r["note"].startswith("not measured") for r in gpu.run()["rows"])
