@@ -261,10 +261,21 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     assert "--models" in capsys.readouterr().err
 
 
+#: Largest |difference| of a probability that still counts as the same computation (the bundles' CSVs keep 7-8
+#: significant digits; the same code on the same CPU gives identical bits).
+REPRODUCE_ATOL = 1e-5
+
+
 @pytest.mark.parametrize("name", ["study", "study-quick"])
 def test_the_committed_bundle_reproduces_from_scratch(name):
     """Two folds of a deep cell of a committed bundle, recomputed now, give the same predictions (a complete
-    bundle or one still being filled; a stale one -- the code changed since -- cannot match and is skipped)."""
+    bundle or one still being filled; a stale one -- the code changed since -- cannot match and is skipped).
+
+    Exact agreement is required of folds whose manifests name this CPU, kernels included. Older folds record
+    less (the model name only, or nothing), and the same name covers CPUs with other float kernels: measured on
+    2026-12-06, folds that reproduced exactly on one "AMD EPYC" differed by up to 0.31 (full study) and 9.5e-5
+    (quick profile) on another. A mismatch there cannot be told from a CPU difference, so it skips, saying by
+    how much they differ; agreement passes."""
     from convat.experiments.study import default_bundle
 
     if not (default_bundle(name) / "bundle.json").exists():
@@ -273,15 +284,25 @@ def test_the_committed_bundle_reproduces_from_scratch(name):
     stale = [r for r in study_status(study) if r.startswith("stale")]
     if stale:
         pytest.skip(f"the committed bundle is stale: {stale}")
-    chosen = slice_to_reproduce(study)  # folds trained on this CPU model (or of unknown CPU, as before)
+    chosen = slice_to_reproduce(study)  # folds trained on this CPU (or of a CPU the record cannot tell apart)
     if isinstance(chosen, str):
         pytest.skip(f"results/{name}: {chosen}")
     (model, seed, draw), folds = chosen
+    here = runtime.cpu_identity()
+    trained_on = {fold_cpus(study, model, seed, draw).get(f) or "a CPU not recorded" for f in folds}
+    why = (f"results/{name}: {model} seed {seed} folds {folds}, trained on {', '.join(sorted(trained_on))}, "
+           f"recomputed on {here}")
     fresh, committed = reproduce_slice(study, model, seed, folds, draw=draw)
-    assert len(fresh) == len(committed) > 0
-    assert (fresh["clip"] == committed["clip"]).all() and (fresh["prediction"] == committed["prediction"]).all()
+    assert len(fresh) == len(committed) > 0 and (fresh["clip"] == committed["clip"]).all(), why
     probs = [c for c in fresh.columns if c.startswith("p_")]
-    np.testing.assert_allclose(fresh[probs].to_numpy(), committed[probs].to_numpy(), atol=1e-5)
+    gap = float(np.abs(fresh[probs].to_numpy() - committed[probs].to_numpy()).max())
+    same_labels = int((fresh["prediction"] == committed["prediction"]).sum())
+    agree = same_labels == len(fresh) and gap <= REPRODUCE_ATOL
+    if not agree and trained_on != {here}:
+        pytest.skip(f"inconclusive: {why}, whose record does not name this CPU's kernels; {same_labels} of "
+                    f"{len(fresh)} labels equal, probabilities up to {gap:.2g} apart")
+    assert same_labels == len(fresh), f"{why}: {same_labels} of {len(fresh)} labels equal"
+    assert gap <= REPRODUCE_ATOL, f"{why}: probabilities up to {gap:.2g} apart"
 
 
 def test_a_report_renders_a_bundle_and_says_when_there_is_none(bundle, tmp_path):
@@ -539,6 +560,30 @@ def test_a_slice_to_reproduce_is_taken_from_folds_trained_on_this_cpu(bundle, tm
     (copy / "bundle.json").write_text(json.dumps(record))
     (model, seed, draw), folds = slice_to_reproduce(load_study(copy), cpu="Other CPU")
     assert (model, seed) == ("ststnet", 1) and set(fold_cpus(load_study(copy), model, seed).values()) == {None}
+
+
+def test_the_finished_folds_of_a_cell_in_progress_can_be_reproduced(bundle, tmp_path):
+    """A cell still in progress (not in bundle.json) offers its finished folds, read from the fold files and
+    checked against their manifests: a machine whose CPU trained only the running cell can still be tested."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    record = json.loads((copy / "bundle.json").read_text())
+    del record["cells"]["cells/ststnet/seed0-draw0"]  # seed 0 "in progress": its folds on disk, not yet listed
+    (copy / "bundle.json").write_text(json.dumps(record))
+    (cell_dir(copy, 0, "ststnet", 0) / "predictions.csv").unlink()
+    study = load_study(copy)
+    (model, seed, draw), folds = slice_to_reproduce(study)
+    assert (model, seed, draw) == ("ststnet", 0, 0)
+    fresh, committed = reproduce_slice(study, model, seed, folds, draw=draw)
+    assert len(fresh) == len(committed) > 0 and set(committed["fold"]) == set(folds)
+    pd.testing.assert_frame_equal(fresh, committed)
+    # a fold file edited after its manifest was written is refused, not compared
+    path = cell_dir(copy, 0, "ststnet", 0) / "folds" / f"{folds[0].replace('/', '__')}.csv"
+    path.write_text(path.read_text().replace("synthme", "synthmE", 1))
+    with pytest.raises(runstore.RunStoreError, match="checksum"):
+        reproduce_slice(study, model, seed, folds, draw=draw)
 
 
 def test_a_cpu_is_told_apart_by_its_kernels_where_folds_record_them(bundle, tmp_path):

@@ -755,7 +755,10 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
                     data_root: str | Path | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recompute ``folds`` of one deep cell from scratch, with the thread count its folds were trained with (as
     many folds at a time as the bundle trained, when this machine gives each worker that same thread count);
-    returns ``(recomputed, committed)`` predictions of those folds, row for row, for the caller to compare."""
+    returns ``(recomputed, committed)`` predictions of those folds, row for row, for the caller to compare.
+
+    The committed predictions are read from the cell's fold files, each checked against its manifest
+    (:meth:`convat.runstore.RunStore.read_fold`), so a finished fold of a cell still in progress counts too."""
     from convat.loso import loso_splits, run_loso
     from convat.sweep import SweepPoint, point_config, point_inputs
 
@@ -785,11 +788,12 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
                          parallel_folds=workers)
     finally:
         torch.set_num_threads(before)
-    committed = study.predictions[(study.predictions["model"] == model) & (study.predictions["data_seed"] == draw)
-                                  & (study.predictions["train_seed"] == train_seed)
-                                  & study.predictions["fold"].isin(list(folds))]
-    committed = committed.drop(columns=["model", "data_seed", "train_seed"]).reset_index(drop=True)
-    return fresh.reset_index(drop=True), committed
+    store = runstore.RunStore(cell_dir(study.path, draw, model, train_seed))
+    committed = pd.concat([store.read_fold(f, store.clip_ids(table, splits[f])) for f in sorted(splits)],
+                          ignore_index=True)
+    fresh = fresh.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
+    committed = committed.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
+    return fresh, committed[list(fresh.columns)]
 
 
 def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
@@ -799,9 +803,9 @@ def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[
 
 def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
                        ) -> tuple[tuple[str, int, int], list[str]] | str:
-    """Which ``n_folds`` folds of which finished deep cell a from-scratch reproduction on the CPU ``cpu`` (a
-    :func:`convat.runtime.cpu_identity`, default this machine's) can be held to exactly: ``((model, train_seed,
-    draw), folds)``, or, when none can, the reason.
+    """Which ``n_folds`` finished folds of which deep cell (finished, or in progress) a from-scratch reproduction
+    on the CPU ``cpu`` (a :func:`convat.runtime.cpu_identity`, default this machine's) can be held to exactly:
+    ``((model, train_seed, draw), folds)``, or, when none can, the reason.
 
     Another CPU's float kernels move the last bits of every step, and over thousands of steps training amplifies
     them into other predictions for a few clips, so exact agreement is only asked of folds trained on the same
@@ -811,10 +815,13 @@ def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
     Folds recorded on other CPUs only are not a test of this machine, and the reason says so."""
     cpu = cpu or runtime.cpu_identity() or "unknown"
     name = runtime.cpu_name(cpu)
+    # finished cells, then cells in progress (their finished folds are as final as any)
     deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
+    deep += [{"model": m, "train_seed": s, "draw": d} for d, m, s in _missing_cells(study)
+             if m != LINEAR and _finished_folds(study, d, m, s) >= n_folds]
     deep.sort(key=lambda c: (c["model"] != "convat_tiny", c["model"], c["train_seed"], c["draw"]))
     if not deep:
-        return "the bundle has no finished deep cell yet"
+        return f"the bundle has no deep cell with {n_folds} finished folds yet"
     tiers: list[tuple[tuple[str, int, int], list[str]] | None] = [None, None, None]
     seen: set[str] = set()
     for cell in deep:
@@ -831,7 +838,7 @@ def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
     for chosen in tiers:
         if chosen is not None:
             return chosen
-    return (f"no finished deep cell has {n_folds} folds trained on this CPU ({cpu}); its folds were trained on "
+    return (f"no deep cell has {n_folds} finished folds trained on this CPU ({cpu}); its folds were trained on "
             f"{', '.join(sorted(seen)) or 'CPUs not recorded'}, whose float kernels give other last bits")
 
 
