@@ -273,7 +273,7 @@ def test_the_committed_bundle_reproduces_from_scratch(name):
 
     Exact agreement is required of folds whose manifests name this CPU, kernels included. Older folds record
     less (the model name only, or nothing), and the same name covers CPUs with other float kernels: measured on
-    2026-12-06, folds that reproduced exactly on one "AMD EPYC" differed by up to 0.31 (full study) and 9.5e-5
+    2026-12-06, folds that reproduced exactly on one "AMD EPYC" differed by up to 0.31 (full study) and 2.7e-5
     (quick profile) on another. A mismatch there cannot be told from a CPU difference, so it skips, saying by
     how much they differ; agreement passes."""
     from convat.experiments.study import default_bundle
