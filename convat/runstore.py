@@ -431,8 +431,7 @@ class RunStore:
             # informational too: the CPU that trained the fold (its float kernels move the last bits, and over
             # thousands of steps a few predictions; see :func:`convat.runtime.cpu_model`), and what picked its
             # kernels (:func:`convat.runtime.cpu_kernels`: one name can cover CPUs with other instruction sets)
-            "cpu": runtime.cpu_model(),
-            "cpu_kernels": runtime.cpu_kernels(),
+            **runtime.cpu_record(),
         }
         atomic_write_text(self.manifest_path(fold), json.dumps(manifest, indent=1))
 
@@ -511,8 +510,7 @@ class RunStore:
         for path in manifests:
             try:
                 manifest = json.loads(path.read_text())
-                name = manifest.get("cpu")
-                out[str(manifest["fold"])] = runtime.cpu_identity(name, manifest.get("cpu_kernels")) if name else None
+                out[str(manifest["fold"])] = runtime.recorded_cpu(manifest)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 
 ENV_THREADS = "CONVAT_THREADS"
@@ -89,6 +90,20 @@ def cpu_identity(name: str | None = None, kernels: str | None = None) -> str | N
     if not name:
         return None
     return f"{name} [{kernels}]" if kernels else name
+
+
+def cpu_record() -> dict[str, str]:
+    """This machine's CPU as a result records it: ``{"cpu": model name, "cpu_kernels": ...}`` (the kernels left
+    out where unknown); :func:`recorded_cpu` reads it back."""
+    kernels = cpu_kernels()
+    return {"cpu": cpu_model(), **({"cpu_kernels": kernels} if kernels else {})}
+
+
+def recorded_cpu(record: Mapping, name_key: str = "cpu") -> str | None:
+    """The :func:`cpu_identity` a record (a fold manifest, a study cell, a machine record whose name is under
+    ``name_key``) gives, with its ``cpu_kernels`` where present; None where it names no CPU."""
+    name = record.get(name_key)
+    return cpu_identity(name, record.get("cpu_kernels")) if name else None
 
 
 def cpu_name(identity: str) -> str:

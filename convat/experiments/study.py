@@ -150,10 +150,8 @@ def provenance_lines(study: Study) -> list[str]:
     elif per_cell:
         per_cell = ""  # every cell finished at one commit, the bundle's
     # the CPU each cell finished on, listed when the cells do not all name the bundle's machine's
-    processors = Counter(runtime.cpu_identity(c["cpu"], c.get("cpu_kernels")) if c.get("cpu") else ""
-                         for c in cells)
-    processor = (runtime.cpu_identity(machine["processor"], machine.get("cpu_kernels"))
-                 if machine.get("processor") else "?")
+    processors = Counter(runtime.recorded_cpu(c) or "" for c in cells)
+    processor = runtime.recorded_cpu(machine, "processor") or "?"
     per_cpu = ""
     if set(processors) - {""} and set(processors) != {processor}:
         per_cpu = "; cells finished on " + ", ".join(f"{k} ({n})" for k, n in sorted(processors.items()) if k) + (
@@ -297,7 +295,7 @@ def _run_cells(
         # the CPU that finished the cell (its float kernels move the last bits; absent for cells finished before
         # cells recorded it)
         cpu = ({k: previous[k] for k in ("cpu", "cpu_kernels") if previous.get(k)} if previous else
-               {"cpu": runtime.cpu_model(), **({"cpu_kernels": k} if (k := runtime.cpu_kernels()) else {})})
+               runtime.cpu_record())
         record["cells"][key] = {"draw": draw, "model": model, "train_seed": seed, **keep, "fold_threads": threads,
                                 **({"commit": commit} if commit else {}), **cpu}
         record.update(code=runstore.code_fingerprint(), commit=now, machine=machine_record(),
@@ -828,7 +826,7 @@ def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
         cpus = fold_cpus(study, cell["model"], cell["train_seed"], cell["draw"])
         seen.update(c for c in cpus.values() if c)
         key = (cell["model"], cell["train_seed"], cell["draw"])
-        cell_cpu = runtime.cpu_identity(cell["cpu"], cell.get("cpu_kernels")) if cell.get("cpu") else None
+        cell_cpu = runtime.recorded_cpu(cell)
         for tier, folds in enumerate((
                 [f for f, c in cpus.items() if c == cpu],
                 [f for f, c in cpus.items() if c == name != cpu],
