@@ -38,8 +38,8 @@ def load_average() -> float | None:
 
 
 def timed_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> dict:
-    """Run ``python args...`` in a fresh process; wall seconds, CPU seconds (user + system of the child) and the
-    one-minute load average before and after."""
+    """Run ``python args...`` in a fresh process; wall seconds, CPU seconds (user + system of the child and of the
+    descendants it reaped; ``sys_s`` the system part alone) and the one-minute load average before and after."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load0 = load_average()
     start = time.perf_counter()
@@ -51,8 +51,10 @@ def timed_child(args: list[str], env: dict[str, str] | None = None, timeout: flo
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_before": load0, "load_after": load_average(),
+    system = after.ru_stime - before.ru_stime
+    cpu = (after.ru_utime - before.ru_utime) + system
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "sys_s": round(system, 2), "load_before": load0,
+            "load_after": load_average(),
             "stdout": proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""}
 
 

@@ -90,9 +90,18 @@ def _child(args: argparse.Namespace) -> None:
     print(json.dumps({"train_s": round(time.perf_counter() - start, 2), "threads": threads}))
 
 
-def _variants(workers: int) -> dict[str, list[str]]:
-    return {"sequential (all cores, passive wait)": ["--strategy", "sequential"],
-            f"worker pool ({workers} workers, 1 thread each)": ["--strategy", "pool", "--workers", str(workers)]}
+#: The environment every variant runs with: the thread settings left to convat (not inherited from the caller).
+_BASE_ENV: dict[str, str | None] = {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None, "CONVAT_ALLOCATOR": None}
+
+
+def _variants(workers: int) -> dict[str, tuple[list[str], dict[str, str | None]]]:
+    """Name -> (child arguments, environment). The last variant is the worker pool with glibc's ``malloc`` at its
+    defaults (:func:`convat.runtime.keep_freed_memory` off), to show what keeping freed memory saves."""
+    pool = ["--strategy", "pool", "--workers", str(workers)]
+    return {"sequential (all cores, passive wait)": (["--strategy", "sequential"], _BASE_ENV),
+            f"worker pool ({workers} workers, 1 thread each)": (pool, _BASE_ENV),
+            f"worker pool ({workers} workers, 1 thread each), malloc trims (CONVAT_ALLOCATOR=system)":
+                (pool, {**_BASE_ENV, "CONVAT_ALLOCATOR": "system"})}
 
 
 def run(x=None, table=None, n_folds: int = 2, epochs: int = 6, workers: int = 2, repeats: int = 2,
@@ -114,25 +123,29 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 6, workers: int = 2,
             samples: dict[str, list[dict]] = {name: [] for name in _variants(workers)}
             with busy(n_busy):
                 for _ in range(repeats):
-                    for name, extra in _variants(workers).items():
+                    for name, (extra, env) in _variants(workers).items():
                         argv = ["-m", "benchmarks.loso", "--child", "--data", str(data), "--folds", str(n_folds),
                                 "--epochs", str(epochs), *extra]
-                        r = timed_child(argv, {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None})
+                        r = timed_child(argv, env)
                         r.update(json.loads(r.pop("stdout")))
                         samples[name].append(r)
             for name, rs in samples.items():
                 train = median([r["train_s"] for r in rs])
+                allocator = "glibc defaults" if _variants(workers)[name][1].get("CONVAT_ALLOCATOR") else "kept"
                 rows.append({"strategy": name, "busy_processes": n_busy, "device": "cpu", "repeats": len(rs),
+                             "freed_memory": allocator,
                              "folds_timed": n_folds, "epochs_timed": epochs, "train_s_median": train,
                              "process_wall_s_median": median([r["wall_s"] for r in rs]),
                              "process_cpu_s_median": median([r["cpu_s"] for r in rs]),
+                             "process_sys_s_median": median([r["sys_s"] for r in rs]),
                              "load_avg_max": max((r["load_after"] or 0) for r in rs),
                              "full_minutes_extrapolated": round(train * scale / 60, 1),
                              "recipe_minutes_extrapolated": round(train * recipe_scale / 60, 1)})
     for row in rows:
         quiet = next((r for r in rows if r["strategy"] == row["strategy"] and r["busy_processes"] == 0), None)
         row["slowdown_vs_no_busy"] = round(row["train_s_median"] / quiet["train_s_median"], 2) if quiet else None
-    quiet_rows = [r for r in rows if r["busy_processes"] == 0]
+    # the targets are convat's own settings (freed memory kept); the glibc-defaults row is a contrast
+    quiet_rows = [r for r in rows if r["busy_processes"] == 0 and r["freed_memory"] == "kept"]
     best = min(quiet_rows, key=lambda r: r["full_minutes_extrapolated"]) if quiet_rows else None
     how = (f"best strategy without busy processes, extrapolated from {n_folds}/{total_folds} folds x "
            f"{epochs}/{FULL_EPOCHS} epochs; load average up to (its own processes included) "

@@ -8,6 +8,22 @@ from pathlib import Path
 ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
 
 
+def _freed_memory_note(rows: list[dict]) -> list[str]:
+    """One sentence per load on the worker pool with freed memory kept (convat's default) against glibc's
+    defaults, from the LOSO rows measured side by side (none where the run had no such contrast)."""
+    out = []
+    for busy in sorted({r.get("busy_processes", 0) for r in rows}):
+        pool = [r for r in rows if r.get("busy_processes", 0) == busy and r["strategy"].startswith("worker pool")]
+        kept = next((r for r in pool if r.get("freed_memory") == "kept"), None)
+        trims = next((r for r in pool if r.get("freed_memory") == "glibc defaults"), None)
+        if kept and trims and kept["train_s_median"]:
+            out.append(f"With {busy} busy processes, the worker pool trained in {kept['train_s_median']} s keeping "
+                       f"freed memory (`convat.runtime.keep_freed_memory`) and {trims['train_s_median']} s with "
+                       f"glibc's defaults ({trims['train_s_median'] / kept['train_s_median']:.2f}x); system CPU "
+                       f"{kept.get('process_sys_s_median')} s against {trims.get('process_sys_s_median')} s.")
+    return ["", " ".join(out)] if out else []
+
+
 def _table(rows: list[dict], columns: list[str] | None = None) -> list[str]:
     if not rows:
         return ["(no rows)"]
@@ -39,9 +55,22 @@ def _targets(targets: list[dict]) -> list[str]:
     return lines
 
 
+def _provenance(part: dict, header: dict) -> str:
+    """When a part kept from an earlier run was measured, and on which CPU and commit where those differ from the
+    header's: its numbers are not comparable with the header's machine otherwise."""
+    out = [f"{part['date']} UTC"]
+    if part["machine"].get("cpu") != header["machine"].get("cpu"):
+        out.append(f"on {part['machine'].get('cpu')}")
+    if part.get("git_commit") != header.get("git_commit"):
+        out.append(f"commit {part.get('git_commit')}")
+    return ", ".join(out)
+
+
 def render(results: dict[str, dict]) -> str:
     """Markdown of the results keyed by benchmark name."""
-    first = next(iter(results.values()))
+    latest = max((v.get("run_id") or "" for v in results.values()), default="")
+    # the header describes the latest run; parts kept from an earlier one say when, where and at which commit
+    first = next((v for v in results.values() if (v.get("run_id") or "") == latest), next(iter(results.values())))
     m = first["machine"]
     loads = ", ".join(f"{k} {v['load_average_1min']:.1f}" for k, v in results.items()
                       if v.get("load_average_1min") is not None)
@@ -54,11 +83,10 @@ def render(results: dict[str, dict]) -> str:
            f"benchmark's own processes and decays over a minute): {loads}."
            + (f" Other runnable processes when each part started (what competed for the {first['cpu_count']} "
               f"cores): {competing}." if competing else ""), ""]
-    latest = max((v.get("run_id") or "" for v in results.values()), default="")
-    earlier = {k: v["date"] for k, v in results.items() if (v.get("run_id") or "") != latest}
+    earlier = {k: _provenance(v, first) for k, v in results.items() if (v.get("run_id") or "") != latest}
     if earlier:
         out[-2] += (" Parts kept from an earlier `make bench`: "
-                    + ", ".join(f"{k} ({d} UTC)" for k, d in earlier.items()) + ".")
+                    + ", ".join(f"{k} ({d})" for k, d in earlier.items()) + ".")
     parts = {k: v.get("part_seconds") for k, v in results.items() if v.get("part_seconds") is not None}
     if parts:
         out += ["`make bench` time: " + ", ".join(f"{k} {s:.0f} s" for k, s in parts.items())
@@ -103,9 +131,11 @@ def render(results: dict[str, dict]) -> str:
                 f"the full run ({r['extrapolation']}) from the training time; medians of interleaved repeats, "
                 "each a fresh process; busy = background processes started by the benchmark:", ""]
         out += _table(r["rows"], ["strategy", "busy_processes", "folds_timed", "epochs_timed", "train_s_median",
-                                  "process_wall_s_median", "process_cpu_s_median", "load_avg_max",
-                                  "slowdown_vs_no_busy", "full_minutes_extrapolated"]
+                                  "process_wall_s_median", "process_cpu_s_median"]
+                     + (["process_sys_s_median"] if "process_sys_s_median" in r["rows"][0] else [])
+                     + ["load_avg_max", "slowdown_vs_no_busy", "full_minutes_extrapolated"]
                      + (["recipe_minutes_extrapolated"] if "recipe_minutes_extrapolated" in r["rows"][0] else []))
+        out += _freed_memory_note(r["rows"])
         if "recipe_extrapolation" in r:
             out += ["", f"`full_minutes_extrapolated` is at {r['full_epochs']} epochs per fold (the budget the target "
                     f"was set on); `recipe_minutes_extrapolated` at the reference recipe's {r['recipe_steps']} "

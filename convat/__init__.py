@@ -25,6 +25,7 @@ import importlib
 from convat import runtime
 
 runtime.set_passive_wait()  # before torch loads OpenMP: waiting threads sleep instead of spinning (see runtime)
+runtime.keep_freed_memory()  # no page-fault storm from malloc trimming what each training step frees (see runtime)
 
 __version__ = "0.1.0"
 

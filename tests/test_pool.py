@@ -189,3 +189,35 @@ def test_process_tree_cpu_counts_the_fold_workers_and_reaped_children():
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
     subprocess.run([sys.executable, "-c", burn], check=True)
     assert runtime.process_tree_cpu_s() - before >= 0.35
+
+
+_CHURN = textwrap.dedent("""
+    import json, resource
+    import convat  # noqa: F401  (its import keeps freed memory unless $CONVAT_ALLOCATOR=system)
+    import torch
+    torch.set_num_threads(1)
+    def step():  # one training step's temporaries: 8 blocks of 4 MiB, freed together
+        blocks = [torch.ones(1 << 20) for _ in range(8)]
+        return float(sum(b.sum() for b in blocks))
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    total = sum(step() for _ in range(20))
+    print(json.dumps({"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, "total": total}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and ru_minflt: Linux only")
+def test_importing_convat_keeps_freed_memory_instead_of_faulting_it_in_every_step():
+    import json
+
+    def faults(allocator: str) -> dict:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), runtime.ENV_ALLOCATOR: allocator}
+        out = subprocess.run([sys.executable, "-c", _CHURN], env=env, capture_output=True, text=True, timeout=120,
+                             check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    kept, system = faults("keep"), faults("system")
+    assert kept["total"] == system["total"]  # the same computation either way
+    # glibc's defaults trim the freed top of the heap after every step and fault it in again on the next
+    # (measured: ~163,000 faults over 20 steps against ~8,000)
+    assert kept["faults"] * 5 < system["faults"], (kept, system)

@@ -79,6 +79,9 @@ def test_report_names_the_parts_measured_on_a_shared_machine_and_at_other_times(
     assert "kept from an earlier" not in report.render(results)
     results["threads"].update(run_id="2000", date="2000-01-01 00:00", others_running_at_start=0.0)
     assert "threads (2000-01-01 00:00 UTC)" in report.render(results)
+    # a kept part measured on another CPU says so: its numbers do not describe the header's machine
+    results["threads"]["machine"] = {**results["threads"]["machine"], "cpu": "Other CPU 9000"}
+    assert "threads (2000-01-01 00:00 UTC, on Other CPU 9000)" in report.render(results)
     assert report.why_missed(results) == []  # a load average of 3 from the benchmark's own processes is not sharing
     del results["threads"]["others_running_at_start"]  # an old file: only a load above the cores counts
     assert "while threads ran" in report.why_missed(results)[0]
@@ -110,3 +113,16 @@ def test_a_part_that_only_read_earlier_measurements_is_never_called_shared(tmp_p
     results = report.load(tmp_path)
     results["chapters"].update(run_id="1", others_running_at_start=None, load_average_1min=5.0)
     assert not any("shared" in n for n in report.why_missed(results))
+
+
+def test_report_compares_keeping_freed_memory_with_glibcs_defaults():
+    def row(strategy, busy, freed, train, system):
+        return {"strategy": strategy, "busy_processes": busy, "freed_memory": freed, "train_s_median": train,
+                "process_sys_s_median": system}
+
+    rows = [row("sequential", 0, "kept", 9.0, 1.0), row("worker pool (2)", 0, "kept", 10.0, 2.0),
+            row("worker pool (2), malloc trims", 0, "glibc defaults", 11.0, 4.0)]
+    note = " ".join(report._freed_memory_note(rows))
+    assert "10.0 s keeping freed memory" in note and "11.0 s with glibc's defaults (1.10x)" in note
+    assert "2.0 s against 4.0 s" in note
+    assert report._freed_memory_note(rows[:2]) == []  # no contrast measured: no sentence
