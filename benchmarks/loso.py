@@ -117,13 +117,14 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 6, workers: int = 2,
     per_epoch = steps_per_epoch(table, splits)
     recipe_scale = (total_folds / n_folds) * (RECIPE.steps / (epochs * per_epoch))
     rows = []
+    variants = _variants(workers)
     with tempfile.TemporaryDirectory() as tmp:
         data = save_inputs(x, table, Path(tmp))
         for n_busy in loads:
-            samples: dict[str, list[dict]] = {name: [] for name in _variants(workers)}
+            samples: dict[str, list[dict]] = {name: [] for name in variants}
             with busy(n_busy):
                 for _ in range(repeats):
-                    for name, (extra, env) in _variants(workers).items():
+                    for name, (extra, env) in variants.items():
                         argv = ["-m", "benchmarks.loso", "--child", "--data", str(data), "--folds", str(n_folds),
                                 "--epochs", str(epochs), *extra]
                         r = timed_child(argv, env)
@@ -131,7 +132,7 @@ def run(x=None, table=None, n_folds: int = 2, epochs: int = 6, workers: int = 2,
                         samples[name].append(r)
             for name, rs in samples.items():
                 train = median([r["train_s"] for r in rs])
-                allocator = "glibc defaults" if _variants(workers)[name][1].get("CONVAT_ALLOCATOR") else "kept"
+                allocator = "glibc defaults" if variants[name][1].get("CONVAT_ALLOCATOR") else "kept"
                 rows.append({"strategy": name, "busy_processes": n_busy, "device": "cpu", "repeats": len(rs),
                              "freed_memory": allocator,
                              "folds_timed": n_folds, "epochs_timed": epochs, "train_s_median": train,
