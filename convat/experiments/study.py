@@ -19,6 +19,7 @@ tests compare with the committed predictions.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -799,7 +800,21 @@ def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[
     return runstore.RunStore(cell_dir(study.path, draw, model, train_seed)).fold_cpus()
 
 
-def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
+def recorded_cell_wall_s(study: Study) -> dict[str, float]:
+    """``model -> seconds``: the shortest wall time the bundle records for one finished cell of each deep model.
+
+    Every cell of a study runs the same folds, so this ranks the models by what a fold costs them; the shortest
+    of a model's cells is the one least slowed by other work on its machine. A model without a finished cell
+    is absent (its cost is unknown)."""
+    cost: dict[str, float] = {}
+    for cell in study.record["cells"].values():
+        wall = cell.get("wall_s")
+        if cell["model"] != LINEAR and isinstance(wall, (int, float)) and wall > 0:
+            cost[cell["model"]] = min(float(wall), cost.get(cell["model"], math.inf))
+    return cost
+
+
+def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2, first: Sequence[str] = ("convat_tiny",)
                        ) -> tuple[tuple[str, int, int], list[str]] | str:
     """Which ``n_folds`` finished folds of which deep cell (finished, or in progress) a from-scratch reproduction
     on the CPU ``cpu`` (a :func:`convat.runtime.cpu_identity`, default this machine's) can be held to exactly:
@@ -807,17 +822,25 @@ def slice_to_reproduce(study: Study, cpu: str | None = None, n_folds: int = 2
 
     Another CPU's float kernels move the last bits of every step, and over thousands of steps training amplifies
     them into other predictions for a few clips, so exact agreement is only asked of folds trained on the same
-    CPU. In order of preference (convat_tiny first within each): folds that record this CPU's name and kernels;
-    folds that record its name only (written before manifests recorded kernels); folds that predate the record
-    (their CPU unknown: the check as it was before folds recorded it) in a cell not finished on another CPU.
-    Folds recorded on other CPUs only are not a test of this machine, and the reason says so."""
+    CPU. In order of preference: folds that record this CPU's name and kernels; folds that record its name only
+    (written before manifests recorded kernels); folds that predate the record (their CPU unknown: the check as it
+    was before folds recorded it) in a cell not finished on another CPU. Folds recorded on other CPUs only are not
+    a test of this machine, and the reason says so.
+
+    Within each of those, the models named in ``first`` come first (in that order), then the others by their
+    recorded cost (:func:`recorded_cell_wall_s`, cheapest first), so a caller with a time budget passes
+    ``first=()``: in the full study's record a convat_tiny fold cost 5-7 CPU-minutes, an ststnet fold under 1.5,
+    and both run the same data, preprocessing and training engine."""
     cpu = cpu or runtime.cpu_identity() or "unknown"
     name = runtime.cpu_name(cpu)
     # finished cells, then cells in progress (their finished folds are as final as any)
     deep = [c for c in study.record["cells"].values() if c["model"] != LINEAR]
     deep += [{"model": m, "train_seed": s, "draw": d} for d, m, s in _missing_cells(study)
              if m != LINEAR and _finished_folds(study, d, m, s) >= n_folds]
-    deep.sort(key=lambda c: (c["model"] != "convat_tiny", c["model"], c["train_seed"], c["draw"]))
+    cost = recorded_cell_wall_s(study)
+    order = {m: i for i, m in enumerate(first)}
+    deep.sort(key=lambda c: (order.get(c["model"], len(order)), cost.get(c["model"], math.inf), c["model"],
+                             c["train_seed"], c["draw"]))
     if not deep:
         return f"the bundle has no deep cell with {n_folds} finished folds yet"
     tiers: list[tuple[tuple[str, int, int], list[str]] | None] = [None, None, None]
@@ -951,4 +974,5 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
 
 __all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "TIE", "Study", "StudyReport", "StudySpec", "bundled_run",
            "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "provenance_lines",
-           "reproduce_slice", "run_study", "study_comparisons", "study_report", "study_status", "study_table"]
+           "recorded_cell_wall_s", "reproduce_slice", "run_study", "study_comparisons", "study_report", "study_status",
+           "study_table"]
