@@ -133,6 +133,15 @@ def test_importing_convat_sets_a_passive_wait_policy_unless_the_user_chose_one(p
     assert out.stdout.split() == [expected, "False", "True"]
 
 
+def test_the_test_process_loaded_torch_after_convat_set_its_wait_policy():
+    """conftest imports convat before torch: libgomp reads OMP_WAIT_POLICY once, when torch loads it, and a test
+    process whose threads spin-wait trained 3.5-4x slower beside two busy processes (2026-12-07, 2 cores).
+    ``sys.modules`` keeps the order in which modules were first imported."""
+    order = list(sys.modules)
+    assert order.index("convat") < order.index("torch"), "torch was imported before convat (see tests/conftest.py)"
+    assert os.environ.get("OMP_WAIT_POLICY"), "no OpenMP wait policy was set before torch loaded"
+
+
 def _fold_sum(shared, scale, fold, mask):
     return os.getpid(), scale * float(shared.load()[mask].sum())
 
