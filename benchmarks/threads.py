@@ -4,7 +4,7 @@ Each variant trains the same composite fold in a fresh process (the OpenMP wait 
 loads, so it cannot change within one process):
 
 - ``torch default``: torch's own thread count (all cores) and the OpenMP runtime's default wait policy, as
-  before :mod:`convat.runtime` (torch is imported before convat, so the passive policy is not applied);
+  before :mod:`convat.runtime` (:func:`load_torch` removes the passive policy that importing convat set);
 - ``N thread(s), passive``: :func:`convat.runtime.configure_threads` with ``OMP_WAIT_POLICY=PASSIVE``.
 
 Run as ``python -m benchmarks.threads`` for the table, or through ``make bench`` (part ``threads``). The child
@@ -26,11 +26,30 @@ from convat.recipe import RECIPE
 VARIANTS = {"torch default": None, "1 thread, passive": 1, "2 threads, passive": 2}
 
 
+def load_torch(threads: int | None) -> str | None:
+    """Load torch for a variant and return the ``OMP_WAIT_POLICY`` its OpenMP runtime started with: ``None`` (the
+    runtime's default) for ``torch default`` (``threads`` None), else the passive policy convat set.
+
+    Why: this module's imports already imported convat, which puts ``OMP_WAIT_POLICY=PASSIVE`` into the
+    environment, and libgomp reads it once, when torch loads it. Until 2026-12-07 the ``torch default`` rows
+    therefore measured the passive policy too."""
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        raise RuntimeError("torch is already loaded: its OpenMP wait policy can no longer be chosen")
+    if threads is None:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    import torch  # noqa: F401  (loads libgomp, which reads the policy now)
+
+    return policy
+
+
 def _child(args: argparse.Namespace) -> None:
     import time
 
-    if args.threads is None:
-        import torch  # noqa: F401  (first: OpenMP starts with its default wait policy)
+    load_torch(args.threads)
     import numpy as np
     import pandas as pd
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is a top-level folder, not installed
 
@@ -126,3 +130,14 @@ def test_report_compares_keeping_freed_memory_with_glibcs_defaults():
     assert "10.0 s keeping freed memory" in note and "11.0 s with glibc's defaults (1.10x)" in note
     assert "2.0 s against 4.0 s" in note
     assert report._freed_memory_note(rows[:2]) == []  # no contrast measured: no sentence
+
+
+@pytest.mark.parametrize("threads, policy", [(None, "None"), (1, "PASSIVE")])
+def test_the_threads_benchmarks_torch_default_starts_openmp_with_its_own_wait_policy(threads, policy):
+    """The ``torch default`` child must load torch without the passive policy that importing convat (through the
+    benchmark's own imports) put into the environment; the other variants keep it."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"PYTHONPATH": str(root)}
+    code = f"import benchmarks.threads as t, os, sys; print(t.load_torch({threads}), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [policy, "True"]
