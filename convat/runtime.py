@@ -42,9 +42,31 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 1 << 30
 
 
-def set_passive_wait() -> None:
-    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy (effective only before torch is imported)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: The one-line warning :func:`set_passive_wait` gives when torch was imported first.
+LATE_POLICY_WARNING = (
+    "convat: torch was imported before convat, so this process's CPU threads keep OpenMP's spinning wait policy "
+    "and can run several times slower while other processes use the cores (fold workers started from here still "
+    "get the passive one); import convat before torch, or set OMP_WAIT_POLICY=PASSIVE before Python starts")
+
+
+def set_passive_wait() -> bool:
+    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set a policy; ``False`` when this process's OpenMP runtime
+    started before the policy was set, so that it does not govern this process's own threads.
+
+    libgomp reads the policy once, when torch loads it, so when torch is already imported (and no policy was set
+    before) the setting only reaches processes started from here, and a :class:`RuntimeWarning` says how to fix
+    it: measured on 2 cores beside two busy processes, a fold trained 7.6x slower with OpenMP's default policy
+    than quiet, 1.9x with the passive one (``benchmarks/threads.py``)."""
+    import sys
+    import warnings
+
+    if "OMP_WAIT_POLICY" in os.environ:
+        return True
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if "torch" in sys.modules:
+        warnings.warn(LATE_POLICY_WARNING, RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 @functools.cache

@@ -133,6 +133,27 @@ def test_importing_convat_sets_a_passive_wait_policy_unless_the_user_chose_one(p
     assert out.stdout.split() == [expected, "False", "True"]
 
 
+@pytest.mark.parametrize("preset, first, warns", [(None, "torch", True), (None, "convat", False),
+                                                   ("ACTIVE", "torch", False)])
+def test_importing_convat_after_torch_says_the_policy_came_too_late(preset, first, warns):
+    """libgomp reads OMP_WAIT_POLICY when torch loads it: after ``import torch`` the passive policy convat sets
+    cannot reach this process's threads any more, so convat says so in one line, naming the fix (a policy the
+    user chose is theirs, and nothing is said)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    env["PYTHONPATH"] = str(ROOT)
+    second = "convat" if first == "torch" else "torch"
+    code = f"import os, {first}, {second}; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == [preset or "PASSIVE"]  # fold workers started from here inherit it either way
+    warned = [line for line in out.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warned) == int(warns), out.stderr
+    if warns:
+        assert "import convat before torch" in warned[0] and "OMP_WAIT_POLICY=PASSIVE" in warned[0]
+
+
 def test_the_test_process_loaded_torch_after_convat_set_its_wait_policy():
     """conftest imports convat before torch: libgomp reads OMP_WAIT_POLICY once, when torch loads it, and a test
     process whose threads spin-wait trained 3.5-4x slower beside two busy processes (2026-12-07, 2 cores).
