@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from convat.data.records import ClipRecord
 from convat.preprocess.pipeline import PreprocessConfig
-from convat.recipe import RECIPE, Budget
+from convat.recipe import RECIPE, Budget, is_smoke_test
 from convat.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def profile_note(dataset: str, profile: str) -> str:
     UF1 there). Model comparisons come from
     the reference study (``make study``, rendered in the results chapter) or the real data.
     """
-    if dataset == "synthme" and profile == "quick":
+    if is_smoke_test(dataset, profile):
         return ("> **Smoke test.** These numbers come from SynthME's *quick* profile: 10 subjects, 100 clips, "
                 "one training seed. They show the method running, not which model is better; no ranking is "
                 "drawn from them. Rankings come from the reference study over seeds (results chapter) or from "

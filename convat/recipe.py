@@ -26,6 +26,12 @@ from convat.training.config import TrainConfig
 _TRAIN = TrainConfig()
 
 
+def is_smoke_test(dataset: str, profile: str) -> bool:
+    """Whether ``dataset`` and ``profile`` are SynthME's quick profile: a few subjects and a short budget that
+    show the method running. Every page and summary that reports numbers from it says so and ranks nothing."""
+    return dataset == "synthme" and profile == "quick"
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long each fold trains: ``epochs`` passes over its training clips, or ``steps`` optimiser steps (the
@@ -105,7 +111,7 @@ class Recipe:
         if steps is not None:
             return Budget(steps=steps)
         dataset, profile = dataset or self.dataset, profile or self.profile
-        if dataset == "synthme" and profile == "quick":
+        if is_smoke_test(dataset, profile):
             return Budget(epochs=self.smoke_epochs, smoke=True)
         return Budget(steps=self.steps)
 
@@ -182,5 +188,5 @@ def recipe_mismatches(source: str, recipe: Recipe = RECIPE) -> list[str]:
                for name in BUDGET_PARAMETERS if values.get(name) is not None])
 
 
-__all__ = ["BUDGET_PARAMETERS", "CHAPTER_PARAMETERS", "RECIPE", "Budget", "Recipe", "parameters_cell_values",
-           "recipe_mismatches"]
+__all__ = ["BUDGET_PARAMETERS", "CHAPTER_PARAMETERS", "RECIPE", "Budget", "Recipe", "is_smoke_test",
+           "parameters_cell_values", "recipe_mismatches"]

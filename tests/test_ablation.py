@@ -1,5 +1,6 @@
 """The variational ablation: its arms, resumable rows, the seed-spread rule and the page's sentences."""
 
+import json
 import math
 
 import pandas as pd
@@ -62,6 +63,14 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
     text = " ".join(describe_ablation(tmp_path / "a"))
     assert "8 of 8 runs" in text and "against the deterministic twin" in text and "Started at σ = 1.00" in text
     assert "does not ship it" in describe_ablation(tmp_path / "absent")[0] and "other code" not in text
+    # the quick profile is a smoke test: its UF1 differences are listed, never called a difference
+    assert "**Smoke test:**" in text and "beyond the seed spread" not in text and "differ by more" not in text
+    record_file = tmp_path / "a" / "ablation.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "spec": {**record["spec"], "profile": "composite"}}))
+    composite = " ".join(describe_ablation(tmp_path / "a"))
+    assert "Smoke test" not in composite and ("No arm differs" in composite or "differ by more" in composite)
+    record_file.write_text(json.dumps(record))
     (tmp_path / "empty").mkdir()
     assert "No arm" in describe_ablation(tmp_path / "empty")[0]
     stale = again.assign(code="0" * 16)

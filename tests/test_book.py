@@ -218,6 +218,7 @@ def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
         IDENTITY,
         LINEAR,
         MAJORITY,
+        ONE_RUN,
         majority_baseline,
         ranking_verdict,
         reference_runs,
@@ -238,9 +239,43 @@ def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
     assert summarize(runs[MAJORITY]).loc["all", "accuracy"] == 0.5
     overall = pd.DataFrame({"UF1": [0.50, 0.58, 0.22], "UF1_low": [0.4, 0.5, 0.1], "UF1_high": [0.6, 0.7, 0.3]},
                            index=["convat_tiny", LINEAR, MAJORITY])
-    assert "The linear reference wins" in ranking_verdict(overall, "convat_tiny")
+    said = ranking_verdict(overall, "convat_tiny")
+    assert said.startswith("**The linear reference scores highest in this run**") and ONE_RUN in said
+    assert "wins" not in said and "have not learnt" not in said  # one seed per network is an order, no verdict
     overall.loc["convat_tiny", "UF1"] = 0.6
-    assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest")
+    assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest pooled UF1 in this run")
+
+
+def test_the_one_run_summary_leaves_the_ceiling_out_and_names_a_uar_reorder():
+    import numpy as np
+    import pandas as pd
+
+    from convat.experiments.references import AU_SET, LINEAR, single_run_lines
+
+    table = pd.DataFrame({"dataset": "d", "subject": np.repeat(["s1", "s2", "s3", "s4"], 4),
+                          "clip": [f"c{i}" for i in range(16)], "label": ["a", "b"] * 8})
+    table["fold"] = table["subject"]
+
+    def run(correct: int) -> pd.DataFrame:  # the first ``correct`` clips of every subject right
+        right = np.tile(np.arange(4) < correct, 4)
+        other = table["label"].map({"a": "b", "b": "a"})
+        return table.assign(prediction=np.where(right, table["label"], other))
+
+    predictions = {"convat_tiny": run(3), "ststnet": run(2), LINEAR: run(1), AU_SET: run(4)}
+    overall = pd.DataFrame({"UF1": [0.70, 0.60, 0.50, 0.99], "UF1_low": [0.6, 0.5, 0.4, 0.9],
+                            "UF1_high": [0.8, 0.7, 0.6, 1.0], "UAR": [0.70, 0.72, 0.50, 0.99]},
+                           index=list(predictions))
+    lines = single_run_lines(overall, predictions, ["convat_tiny", "ststnet"], labels=["a", "b"], n_boot=50)
+    text = "\n".join(lines)
+    assert lines[0].startswith("**convat_tiny has the highest pooled UF1 in this run**")  # not the ceiling row
+    assert "- ststnet: convat_tiny − ststnet" in text and "- logistic regression" in text
+    assert AU_SET not in text  # the ceiling takes part in no comparison
+    assert lines[-1] == "\nBy UAR the order changes: ststnet is first (0.720)."
+    overall.loc["ststnet", "UAR"] = 0.65
+    assert "By UAR" not in "\n".join(single_run_lines(overall, predictions, ["convat_tiny", "ststnet"], n_boot=50))
+    only = single_run_lines(overall, predictions, ["ststnet"], n_boot=50)
+    assert only == ["ConVAT is not in this comparison; ststnet has the highest pooled UF1 in this run (one training "
+                    "seed per network: an order of these runs, not a ranking of the methods)."]
 
 
 def test_cell_timeout_matches_the_book_configuration():

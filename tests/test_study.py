@@ -444,8 +444,9 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
                           "UF1_seed_sd": [np.nan, 0.04, 0.07]}, index=pd.Index([LINEAR, "a", "b"], name="model"))
     rows = [(0, LINEAR, TIE), (1, LINEAR, LINEAR), (2, LINEAR, LINEAR), (0, "b", TIE), (1, "b", TIE),
             (2, "b", None)]
-    comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m}"}
-                                for d, m, o in rows])
+    comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m} beats",
+                                 "difference": -0.1, "low": -0.2 if o != TIE else -0.15, "high": -0.01 if o != TIE
+                                 else 0.05, "p": 0.0 if o != TIE else 0.4} for d, m, o in rows])
     text = describe_study(table, comparisons, "a", smoke=True)
     assert text.startswith("**Smoke test**") and "no model is ranked" in text
     assert "seed alone moves UF1 by an SD of 0.040 (a) to 0.070 (b); the draw alone moves the linear" in text
@@ -455,9 +456,15 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
     assert draw_disagreements(comparisons, "a") == [
         "The verdict of a against linear changes with the SynthME draw (draw 0: cannot be told apart; draws 1, 2: "
         "linear better): a verdict measured on one draw holds for that dataset, not for the method."]
-    assert draw_disagreements(comparisons, "a")[0] in text and "- draw 2: v2b" in text
+    assert draw_disagreements(comparisons, "a")[0] in text
+    # a smoke test lists each draw's paired numbers but no verdict ("beats"), and says they rank nothing
+    assert "beats" not in text and "none of them ranks the models" in text
+    assert ("- draw 0: a − b -0.100 (95 % interval -0.150 to +0.050, p = 0.400): this draw's subjects and seeds "
+            "do not separate them.") in text
+    assert "- draw 1: a − linear -0.100 (95 % interval -0.200 to -0.010, p < 0.001): this draw's subjects and " in text
     ranked = describe_study(table, comparisons, "a")
     assert ranked.startswith("Highest mean UF1 over seeds: **linear**") and "below the linear reference" in ranked
+    assert "- draw 2: v2b beats" in ranked and "ranks the models" not in ranked  # a study's verdicts as they are
     assert "seed alone moves UF1 by an SD of 0.040 (a, 15 runs), 0.070 (b, 15 runs): a difference" in ranked
     assert draw_disagreements(comparisons.drop(columns="outcome"), "a") == []  # rows from before outcomes
 

@@ -22,7 +22,7 @@ All of them are computed on the same folds as the models and return predictions 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -153,26 +153,55 @@ def reference_runs(x: np.ndarray | None, table: pd.DataFrame, splits: Splits | N
     return out
 
 
+#: What every one-run ranking sentence adds: one trained model per row is an order, not a finding.
+ONE_RUN = ("one training seed per network: an order of these runs, not a ranking of the methods (the paired lines "
+           "below say whether the subjects tell two rows apart; the study over seeds says which method is better)")
+
+
 def ranking_verdict(overall: pd.DataFrame, ours: str, metric: str = "UF1") -> str:
-    """One Markdown sentence on who wins a ranking (rows: models and references, columns: ``metric`` and its
-    ``_low`` / ``_high`` interval), said plainly when a reference row beats every network."""
+    """One Markdown sentence on which row of a one-run table scores highest (rows: models and references,
+    columns: ``metric`` and its ``_low`` / ``_high`` interval), said plainly when a reference row is above every
+    network, and always with :data:`ONE_RUN`: one seed per network cannot rank methods."""
     overall = overall.drop(index=[r for r in CEILING_ROWS if r in overall.index])
     winner = str(overall[metric].idxmax())
     o, w = overall.loc[ours], overall.loc[winner]
     networks = [m for m in overall.index if m not in REFERENCE_ROWS]
     interval = f"{o[metric]:.3f} ({o[f'{metric}_low']:.3f}–{o[f'{metric}_high']:.3f})"
     if winner == ours:
-        return f"**{ours} has the highest pooled {metric}** ({interval}) of the {len(overall)} rows."
+        return (f"**{ours} has the highest pooled {metric} in this run** ({interval}) of the {len(overall)} rows; "
+                f"{ONE_RUN}.")
     if winner == LINEAR:
         best_net = str(overall.loc[networks, metric].idxmax()) if networks else ours
-        return (f"**The linear reference wins**: a logistic regression on the same motion maps reaches a pooled "
-                f"{metric} of {w[metric]:.3f}, above every network trained here (best: {best_net}, "
-                f"{overall.loc[best_net, metric]:.3f}; {ours}: {interval}). On this data and budget, the networks "
-                "have not learnt more than a linear read-out of the input.")
+        return (f"**The linear reference scores highest in this run**: a logistic regression on the same motion maps "
+                f"reaches a pooled {metric} of {w[metric]:.3f}, above every network trained here (best: {best_net}, "
+                f"{overall.loc[best_net, metric]:.3f}; {ours}: {interval}); {ONE_RUN}.")
     if winner in REFERENCE_ROWS:
-        return (f"**A trivial reference wins**: {winner} reaches a pooled {metric} of {w[metric]:.3f}, against "
-                f"{interval} for {ours}; no model here has learnt the task.")
-    return f"**A baseline wins: {winner}** reaches a pooled {metric} of {w[metric]:.3f}, against {interval} for {ours}."
+        return (f"**A trivial reference scores highest in this run**: {winner} reaches a pooled {metric} of "
+                f"{w[metric]:.3f}, against {interval} for {ours}, so no network has learnt the task on this run; "
+                f"{ONE_RUN}.")
+    return (f"**{winner} scores highest in this run**: a pooled {metric} of {w[metric]:.3f}, against {interval} for "
+            f"{ours}; {ONE_RUN}.")
+
+
+def single_run_lines(overall: pd.DataFrame, predictions: dict[str, pd.DataFrame], networks: Sequence[str],
+                     labels: list | None = None, n_boot: int = 2000, metric: str = "UF1") -> list[str]:
+    """The sentences under a one-run results table (``overall``: one row per network and reference, with
+    ``metric``, its interval and ``UAR``; ``predictions``: the same rows' pooled predictions): which row scores
+    highest (:func:`ranking_verdict`, for the best ConVAT row), the paired subject comparisons of it against
+    every other row (:func:`paired_comparisons`) and whether UAR puts another row first. Ceiling rows take part
+    in none of these. Without a ConVAT row, one line names the highest row."""
+    floors = overall.loc[[r for r in overall.index if r in networks or r in REFERENCE_ROWS]]
+    first = {m: str(floors[m].idxmax()) for m in (metric, "UAR") if m in floors.columns}
+    ours_rows = [m for m in networks if m.startswith("convat") and m in floors.index]
+    if not ours_rows:
+        return [f"ConVAT is not in this comparison; {first[metric]} has the highest pooled {metric} in this run "
+                "(one training seed per network: an order of these runs, not a ranking of the methods)."]
+    ours = max(ours_rows, key=lambda m: floors.loc[m, metric])
+    lines = [ranking_verdict(overall, ours, metric)]
+    lines += paired_comparisons(predictions, ours, labels=labels, metric=metric, n_boot=n_boot)
+    if "UAR" in first and first["UAR"] != first[metric]:
+        lines.append(f"\nBy UAR the order changes: {first['UAR']} is first ({floors.loc[first['UAR'], 'UAR']:.3f}).")
+    return lines
 
 
 def paired_comparisons(predictions: dict[str, pd.DataFrame], ours: str, labels: list | None = None,

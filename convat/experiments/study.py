@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from convat import runstore, runtime
-from convat.recipe import RECIPE
+from convat.recipe import RECIPE, is_smoke_test
 
 BUNDLE_FILE = "bundle.json"
 #: A linear cell's training fit per fold (columns ``fold``, ``train_accuracy``): the reference a deep model's
@@ -81,7 +81,7 @@ class StudySpec:
     @property
     def smoke(self) -> bool:
         """SynthME's quick profile (a few subjects): a smoke test, from which no model is ranked."""
-        return self.dataset == "synthme" and self.profile == "quick"
+        return is_smoke_test(self.dataset, self.profile)
 
     def cells(self) -> list[tuple[int, str, int | None]]:
         """``(data_seed, model, train_seed)`` of every cell, in the order they run: per draw the linear reference
@@ -927,9 +927,23 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
             lines.append(f"Training fit below {UNDERFIT:.2f} (the recipe under-trains these, so their held-out score"
                          f" says little about the architecture): {', '.join(under.index)}.")
     lines += draw_disagreements(comparisons, reference)
+    if smoke and len(comparisons):
+        lines.append(f"Paired tests of {reference} against each model, draw by draw (subjects and seeds of that draw "
+                     "resampled). On a smoke test they show how much a comparison moves with the draw; none of them "
+                     "ranks the models:")
     for _, row in comparisons.iterrows():
-        lines.append(f"- draw {int(row['data_seed'])}: {row['verdict']}")
+        said = _smoke_comparison(row, reference) if smoke else row["verdict"]
+        lines.append(f"- draw {int(row['data_seed'])}: {said}")
     return "\n".join(lines)
+
+
+def _smoke_comparison(row: pd.Series, reference: str) -> str:
+    """A paired test's numbers without a verdict: what a smoke-test bundle lists instead of "A beats B"."""
+    apart = row["low"] > 0 or row["high"] < 0
+    p = "p < 0.001" if row["p"] < 0.001 else f"p = {row['p']:.3f}"
+    return (f"{reference} − {row['model']} {row['difference']:+.3f} (95 % interval {row['low']:+.3f} to "
+            f"{row['high']:+.3f}, {p}): this draw's subjects and seeds "
+            + ("separate them" if apart else "do not separate them") + ".")
 
 
 @dataclass(frozen=True)
