@@ -83,6 +83,27 @@ def load_records(dataset: str = RECIPE.dataset, profile: str = RECIPE.profile, d
     raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(map(repr, dataset_names()))}")
 
 
+def protocol_sizes(data_root: str | Path) -> pd.DataFrame:
+    """Per protocol of the readers (and the MEGC2019 composite): its clip count on the copy in ``data_root`` (a
+    lenient read; ``None`` where the copy lacks that dataset) beside the count on the official annotation files
+    (:data:`convat.data.errata.PROTOCOL_COUNTS`), so a reader sees at once which protocols their copy
+    reproduces."""
+    import pandas as pd
+
+    from convat.data import errata
+    from convat.data.readers import PROTOCOLS, DatasetError, read_protocol
+
+    def size(name: str) -> int | None:
+        try:
+            return len(read_protocol(name, data_root, strict=False)[0])
+        except DatasetError:  # a copy that holds only some of the datasets
+            return None
+
+    return pd.DataFrame([{"protocol": name, "clips on this copy": size(name),
+                          "official files": errata.PROTOCOL_COUNTS[PROTOCOLS.get(name, (name, "megc3"))]}
+                         for name in (*PROTOCOLS, "megc2019")]).set_index("protocol")
+
+
 def key_results(items: Mapping[str, object], dataset: str, profile: str) -> str:
     """The "Key results" box of a chapter: its headline numbers, each computed by the chapter's cells and passed in
     as ``label -> value`` (floats shown to three decimals), under a title that says what data they come from (the

@@ -241,3 +241,29 @@ def test_composite_comparison_appends_our_rows():
     assert table.loc["HTNet", "UF1"] == 0.8603
     assert table.loc["CausalNet", "UAR"] == 0.9020  # published: UF1 .8976, UAR .9020 (ICCV 2025)
     assert pitfalls.PUBLISHED_COMPOSITE[["UF1", "UAR"]].notna().all().all()
+
+
+def test_the_protocol_gap_is_called_only_beyond_the_seed_spread():
+    protocols = pd.DataFrame({"UF1": [0.50, 0.55], "test clips whose subject was trained on": [0.0, 0.8]},
+                             index=["LOSO", "random 5-fold"])
+    text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME")
+    assert text.startswith("In the random split, 80% of the test clips come from a subject the model was trained")
+    assert "0.050 UF1 *higher* than LOSO, more than the 0.02 that one small run" in text
+    # the same gap within what the training seed alone does is no finding
+    text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME", seed_sd=0.067)
+    assert "about the same UF1 as LOSO (+0.050, within the SD of 0.067 that the training seed alone" in text
+    protocols.loc["random 5-fold", "UF1"] = 0.40
+    text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME", seed_sd=0.067)
+    assert "0.100 UF1 *lower* than LOSO on this run, more than the SD of 0.067" in text
+
+
+def test_the_measured_seed_sd_comes_from_the_bundle_made_on_that_data():
+    from convat.experiments.study import default_bundle, load_study, measured_seed_sd, study_table
+
+    if not (default_bundle("study-quick") / "bundle.json").exists():
+        pytest.skip("no committed smoke-test grid (an installed wheel)")
+    expected = study_table(load_study(default_bundle("study-quick"))).loc["convat_tiny", "UF1_seed_sd"]
+    assert measured_seed_sd("convat_tiny", "synthme", "quick") == pytest.approx(expected) and expected > 0
+    assert measured_seed_sd("linear", "synthme", "quick") is None  # deterministic: no seed spread
+    assert measured_seed_sd("no_such_model", "synthme", "quick") is None
+    assert measured_seed_sd("convat_tiny", "casme2", "composite") is None  # no bundle on that data

@@ -120,6 +120,34 @@ def describe_fitted_gap(protocols: pd.DataFrame, random_name: str, threshold: fl
     return f"The logistic regression {fits}; it scores {what} ({gap:+.3f})."
 
 
+def describe_protocol_gap(protocols: pd.DataFrame, random_name: str, data_name: str,
+                          seed_sd: float | None = None) -> str:
+    """The random-split check of a trained model (:func:`compare_protocols`) in one sentence: how many test clips
+    of the random split come from subjects it trained on, and its UF1 gap (random minus LOSO), called a
+    difference only when larger than ``seed_sd`` (how far the training seed alone moves the model's UF1,
+    :func:`convat.experiments.study.measured_seed_sd`) and than :data:`convat.metrics.NEGLIGIBLE`."""
+    from convat.metrics import NEGLIGIBLE, compare_runs
+
+    gap = float(protocols.loc[random_name, "UF1"] - protocols.loc["LOSO", "UF1"])
+    overlap = protocols.loc[random_name, "test clips whose subject was trained on"]
+    if seed_sd is not None and seed_sd > NEGLIGIBLE:
+        threshold, yardstick = seed_sd, f"the SD of {seed_sd:.3f} that the training seed alone gives this model"
+    else:
+        threshold, yardstick = NEGLIGIBLE, f"the {NEGLIGIBLE} that one small run cannot resolve"
+    size = compare_runs(gap, 0.0, threshold)
+    if size == "about the same":
+        verdict = (f"scores about the same UF1 as LOSO ({gap:+.3f}, within {yardstick}): this run cannot show what "
+                   "the subject overlap buys")
+    elif gap > 0:
+        verdict = (f"scores {gap:.3f} UF1 *higher* than LOSO, more than {yardstick}: the optimistic bias the subject "
+                   "overlap allows")
+    else:
+        verdict = (f"scores {-gap:.3f} UF1 *lower* than LOSO on this run, more than {yardstick}: on so few clips the "
+                   "split's own noise can outweigh the subject overlap, so a single small run does not show the bias")
+    return (f"In the random split, {overlap:.0%} of the test clips come from a subject the model was trained on "
+            f"(LOSO: none, by construction). On {data_name}, the random split {verdict}.")
+
+
 def random_vs_loso(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
     cache_dir: str | Path | None = None, parallel_folds: int = 1,

@@ -689,6 +689,21 @@ def study_table(study: Study) -> pd.DataFrame:
     return table.sort_values("UF1", ascending=False)
 
 
+def measured_seed_sd(model: str, dataset: str, profile: str) -> float | None:
+    """How far the training seed alone moves ``model``'s pooled UF1 on ``dataset`` and ``profile``: its
+    ``UF1_seed_sd`` (:func:`study_table`) in the committed bundle made on them (the smoke-test grid for SynthME's
+    quick profile, the reference study otherwise), or ``None`` when no such bundle measures it. A single run's
+    difference smaller than this is not a finding."""
+    bundle = default_bundle("study-quick" if is_smoke_test(dataset, profile) else "study")
+    if not (bundle / BUNDLE_FILE).exists():
+        return None
+    study = load_study(bundle)
+    if (study.spec.dataset, study.spec.profile) != (dataset, profile) or model not in set(study.predictions["model"]):
+        return None
+    sd = study_table(study).loc[model, "UF1_seed_sd"]
+    return float(sd) if np.isfinite(sd) else None
+
+
 #: Training seeds a deep model needs on a draw before a comparison with it is called: with fewer, the bootstrap
 #: resamples subjects only and cannot contain training variance (one seed of a model has been "significantly"
 #: better than another seed of the same model). The linear reference is deterministic and needs one run.
@@ -987,6 +1002,7 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
 
 
 __all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "TIE", "Study", "StudyReport", "StudySpec", "bundled_run",
-           "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "provenance_lines",
+           "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "measured_seed_sd",
+           "provenance_lines",
            "recorded_cell_wall_s", "reproduce_slice", "run_study", "study_comparisons", "study_report", "study_status",
            "study_table"]
