@@ -43,7 +43,22 @@ class ConvatParser(argparse.ArgumentParser):
                 if 0 <= at < len(args) - 1 and args[at + 1].startswith("-"):
                     message += f" ({args[at + 1]} was read as an option; write {flag}={args[at + 1]})"
                     break
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        parser = self
+        if message.startswith("unrecognized arguments"):  # reported by the top parser: name the subcommand's help
+            parser = _subcommand_parser(self, getattr(self, "_args", []))
+        self.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+
+def _subcommand_parser(parser: argparse.ArgumentParser, args: list[str]) -> argparse.ArgumentParser:
+    """The parser of the deepest subcommand that ``args`` name (``convat study run ...`` -> ``study run``'s), so
+    that an unknown flag sends the reader to the help that lists the flags it meant."""
+    for token in args:
+        choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if choices is None:
+            break
+        if token in choices:
+            parser = choices[token]
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

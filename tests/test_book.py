@@ -99,7 +99,7 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
     assert any("set" in o.get("text", "") for o in outputs)
 
 
-def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path):
+def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path, capsys):
     """Bad --output combinations fail before any chapter runs, naming the flag; a folder gets one notebook each."""
     from convat.commands.chapter import output_paths
 
@@ -113,8 +113,13 @@ def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_p
         output_paths(["book/a.md", "other/a.md"], str(tmp_path))
     from convat.cli import main
 
-    with pytest.raises(SystemExit, match="convat chapter: book/nope.md: no such chapter file"):
-        main(["chapter", "book/nope.md"])
+    # command-line mistakes are one line and status 2, as for every command
+    assert main(["chapter", "book/nope.md"]) == 2
+    assert capsys.readouterr().err == "convat chapter: error: book/nope.md: no such chapter file\n"
+    assert main(["chapter", "book/05_loso.md", "book/06_results.md", "--output", "out.ipynb"]) == 2
+    assert capsys.readouterr().err.startswith("convat chapter: error: --output out.ipynb: 2 chapters need a folder")
+    assert main(["chapter", "book/05_loso.md", "-p", "EPOCHS"]) == 2
+    assert "convat chapter: error: -p 'EPOCHS': expected NAME=VALUE" in capsys.readouterr().err
 
 
 def test_importing_the_book_module_in_an_agg_kernel_restores_inline_figures():

@@ -71,6 +71,7 @@ def _error_line(capsys, argv) -> str:
 @pytest.mark.parametrize("argv, named", [
     (["--epoch", "1"], "--epoch"),  # an abbreviation of --epochs
     (["--model", "nosuchmodel"], "--model"),
+    (["--threads", "99999"], "--threads"),  # more threads than cores: refused, not a MemoryError
     (["--batch-size", "0"], "--batch-size"),
     (["--img-size", "0"], "--img-size"),
     (["--data-seed", "-1"], "--data-seed"),
@@ -103,6 +104,30 @@ def test_out_that_is_a_file_is_refused(capsys, no_preprocessing, tmp_path):
     (tmp_path / "file").write_text("x")
     err = _error_line(capsys, ["loso", "--out", str(tmp_path / "file")])
     assert "--out" in err and "file" in err
+
+
+def test_an_empty_out_or_a_folder_of_another_kind_is_refused_before_any_work(capsys, no_preprocessing,
+                                                                            no_sweep_work, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty --out would write here
+    for argv in (["loso"], ["sweep"], ["study", "run"], ["study", "merge", str(tmp_path)]):
+        err = _error_line(capsys, [*argv, "--out", ""])
+        assert "argument --out: '' is empty" in err
+    assert list(tmp_path.iterdir()) == []
+    kinds = {"run": "config.json", "bundle": "bundle.json", "sweep": "sweep.csv"}
+    for kind, marker in kinds.items():
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / marker).write_text("{}")
+    for argv, own in ((["loso"], "run"), (["sweep"], "sweep"), (["study", "run"], "bundle"),
+                      (["study", "merge", str(tmp_path / "bundle")], "bundle")):
+        for kind in kinds.keys() - {own}:
+            err = _error_line(capsys, [*argv, "--out", str(tmp_path / kind)])
+            assert f"holds a {kind} folder ({kinds[kind]}), not a {own} folder" in err, err
+    # a run folder must be a run, new or empty: not a folder of other files (the repository root, say)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("x")
+    err = _error_line(capsys, ["loso", "--out", str(tmp_path / "notes")])
+    assert "holds other files (README.md) and no run (config.json)" in err
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["README.md"]
 
 
 def test_abbreviations_are_refused_everywhere(capsys):
@@ -436,3 +461,14 @@ def test_a_value_that_starts_with_a_dash_is_explained(capsys):
     assert "'-5G'" in err and "non-negative" in err
     err = _error_line(capsys, ["loso", "--epochs"])
     assert "--epochs: expected one argument" in err and "write" not in err
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["loso", "--epoch", "1"], "convat loso"),
+    (["study", "run", "--train-seed", "0"], "convat study run"),
+    (["sweep", "--model", "ststnet", "--out", "x"], "convat sweep"),
+])
+def test_an_unknown_flag_points_to_its_subcommands_help(capsys, argv, command):
+    err = _error_line(capsys, argv)
+    assert err.startswith(f"{command}: error: unrecognized arguments: ")
+    assert err.endswith(f"(see {command} --help)")

@@ -258,6 +258,12 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     record = json.loads((out / "bundle.json").read_text())
     assert record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"] == 1
     assert main(["study", "show", str(out), "--reference", "ststnet", "--n-boot", "50"]) == 0
+    capsys.readouterr()
+    # without convat_tiny, the default reference, show says why there are no verdicts and how to get them
+    assert main(["study", "show", str(out), "--n-boot", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "No paired verdicts: the default reference convat_tiny is not in this bundle; --reference names one of " \
+        "linear, ststnet." in text and "Generalisation gap" in text
     assert main(["study", "run", "--models", "nosuchmodel", "--out", str(tmp_path / "x")]) == 2
     assert "--models" in capsys.readouterr().err
 

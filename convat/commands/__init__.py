@@ -72,12 +72,39 @@ def check_device(value: str, flag: str = "--device", here: bool = True) -> None:
         raise UsageError(flag, value, f"cannot be used: {exc}") from None
 
 
+#: The file that marks each kind of output folder: a LOSO run (:class:`convat.runstore.RunStore`), a study
+#: bundle (:data:`convat.experiments.study.BUNDLE_FILE`) and a sweep (written when the sweep finishes).
+FOLDER_MARKERS = {"run folder": "config.json", "bundle folder": "bundle.json", "sweep folder": "sweep.csv"}
+#: What a run folder holds besides its marker (``.lock*`` and ``*.tmp`` files aside): a folder of other files
+#: and no ``config.json`` is not a run to resume, and a run written into it would mix with them.
+RUN_ENTRIES = frozenset({"folds", "curves", "predictions.csv", "curves.csv", "metrics.csv", "served_from.json"})
+
+
 def check_folder(value: str | None, flag: str = "--out", what: str = "run folder") -> None:
-    """An output folder may be missing (it is created) but must not be a file."""
+    """An output folder may be missing (it is created) but must not be empty text (that is the current
+    directory), a file, or a folder of another kind (:data:`FOLDER_MARKERS`: a LOSO run inside a study bundle,
+    a bundle inside a run, ...). A run folder must also not hold other files without being a run."""
     import os
 
-    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+    if value is None:
+        return
+    if not value.strip():
+        raise UsageError(flag, value, f"is empty; give a {what} (an empty value would write into the current "
+                                      "directory)")
+    if os.path.exists(value) and not os.path.isdir(value):
         raise UsageError(flag, value, f"is a file, not a {what}")
+    if not os.path.isdir(value):
+        return
+    entries = set(os.listdir(value))
+    for kind, marker in FOLDER_MARKERS.items():
+        if kind != what and marker in entries:
+            raise UsageError(flag, value, f"holds a {kind} ({marker}), not a {what}; give another folder")
+    if what == "run folder" and FOLDER_MARKERS[what] not in entries:
+        foreign = sorted(e for e in entries - RUN_ENTRIES if not e.startswith(".lock") and not e.endswith(".tmp"))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise UsageError(flag, value, f"holds other files ({shown}) and no run (config.json); give a new or "
+                                          "empty folder, or a run folder to resume")
 
 
 def check_distinct(values: list, flag: str) -> None:

@@ -126,14 +126,11 @@ def output_paths(chapters: list[str], output: str | None) -> list[Path | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        parameters = dict(parse_parameter(p) for p in args.parameter)
-        outputs = output_paths(args.chapters, args.output)
-    except ValueError as exc:
-        raise SystemExit(f"convat chapter: {exc}") from None
+    parameters = dict(parse_parameter(p) for p in args.parameter)  # a ValueError is one line, status 2
+    outputs = output_paths(args.chapters, args.output)
     missing = [c for c in args.chapters if not Path(c).is_file()]
     if missing:
-        raise SystemExit(f"convat chapter: {missing[0]}: no such chapter file")
+        raise FileNotFoundError(f"{missing[0]}: no such chapter file")
     for chapter, output in zip(args.chapters, outputs, strict=True):
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,11 @@ def validate(args: argparse.Namespace):
     check_models([args.model], "--model")
     check_device(args.device)
     check_folder(args.out)
+    from convat.runtime import cpu_cores
+
+    if args.threads is not None and args.threads > cpu_cores():
+        raise UsageError("--threads", args.threads, f"is more than the {cpu_cores()} CPU cores this process may run "
+                         "on; threads beyond the cores only wait for each other (default: all cores)")
     if (args.task_index is None) != (args.num_tasks is None):
         flag = "--task-index" if args.task_index is not None else "--num-tasks"
         raise UsageError(flag, args.task_index if args.task_index is not None else args.num_tasks,

@@ -110,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _show_folder(out: str, reference: str, n_boot: int) -> int:
+    import pandas as pd
+
     from convat.experiments.study import (
         BUNDLE_FILE,
         describe_study,
@@ -142,6 +144,10 @@ def _show_folder(out: str, reference: str, n_boot: int) -> int:
     if reference in table.index:
         print(describe_study(table, study_comparisons(study, reference, n_boot=n_boot), reference,
                              smoke=study.spec.smoke))
+    else:  # the default reference is not in this study: the sentences that need none, and how to get verdicts
+        print(describe_study(table, pd.DataFrame(), reference, smoke=study.spec.smoke))
+        print(f"No paired verdicts: the default reference {reference} is not in this bundle; --reference names one "
+              f"of {', '.join(models)}.")
     return 0
 
 
@@ -243,7 +249,8 @@ def register(subparsers) -> None:
     run.set_defaults(func=_run)
     show = sub.add_parser("show", help="mean +- SD over seeds, paired verdicts and staleness of a bundle")
     show.add_argument("out", nargs="?", default="results/study", help="bundle folder (default: results/study)")
-    show.add_argument("--reference", default=DEFAULT_REFERENCE, help="model compared with the others")
+    show.add_argument("--reference", default=DEFAULT_REFERENCE,
+                      help=f"model compared with the others (default: {DEFAULT_REFERENCE})")
     show.add_argument("--n-boot", type=int_at_least(1), default=2000, help="bootstrap replicates (default: 2000)")
     show.set_defaults(func=_show)
     merge = sub.add_parser("merge", help="merge another copy of the same study (another machine, a worktree)",
