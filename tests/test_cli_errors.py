@@ -266,6 +266,9 @@ def no_sweep_work(monkeypatch):
     (["--parallel-folds", "0"], "--parallel-folds"),
     (["--cluster", "bogus"], "--cluster"),
     (["--cluster", "local"], "--cluster"),  # without --backend submitit it would be ignored
+    (["--gpus", "1"], "--gpus"),  # so would a Slurm array task's resources
+    (["--slurm-partition", "gpu"], "--slurm-partition"),
+    (["--timeout-min", "60"], "--timeout-min"),
     (["--profile", "huge"], "--profile"),
 ])
 def test_sweep_checks_every_point_before_any_runs(capsys, no_sweep_work, tmp_path, argv, named):

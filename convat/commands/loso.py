@@ -218,7 +218,7 @@ def register(subparsers) -> None:
                        help="seed of training: initialisation, sample order, mirror draws, dropout "
                             f"(default: {RECIPE.train_seed}); the data has --data-seed")
     train.add_argument("--device", default=RECIPE.device,
-                       help="auto (CUDA with mixed precision if available, else CPU), cpu, cuda, cuda:N")
+                       help="auto (CUDA with mixed precision if available, else CPU), cpu, cuda, cuda:N, mps")
     train.add_argument("--val-fraction", type=float_in(0.0, 1.0), default=0.0,
                        help="share of training subjects kept for model selection, in [0, 1) (default 0: fixed "
                             "budget)")

@@ -226,7 +226,8 @@ def register(subparsers) -> None:
                      help="fixed budget per fold in epochs instead of the recipe's steps")
     run.add_argument("--steps", type=int_at_least(1), default=None,
                      help=f"fixed budget per fold in optimiser steps (default: the recipe's, {RECIPE.steps})")
-    run.add_argument("--device", default=RECIPE.device, help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--device", default=RECIPE.device,
+                     help=f"auto, cpu, cuda, cuda:N or mps (default {RECIPE.device})")
     run.add_argument("--parallel-folds", type=int_at_least(1), default=None,
                      help="folds trained at once in worker processes (default: one per CPU core, 1 thread each, "
                           "as the committed bundles were made; fewer workers get more threads each, which "

@@ -37,6 +37,11 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
     if args.cluster is not None and args.backend != "submitit":
         raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
+    if args.backend != "submitit":  # the array task's resources mean nothing to the local backend
+        for flag, value, default in (("--slurm-partition", args.slurm_partition, None), ("--gpus", args.gpus, 0),
+                                     ("--cpus", args.cpus, 0), ("--timeout-min", args.timeout_min, 240)):
+            if value != default:
+                raise UsageError(flag, value, "sets a Slurm array task's resources; it needs --backend submitit")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -102,7 +107,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int_at_least(1), default=None,
                    help=f"optimiser steps per fold instead (the recipe's budget is {RECIPE.steps} steps, "
                         f"{RECIPE.smoke_epochs} epochs on the quick profile)")
-    p.add_argument("--device", default=RECIPE.device, help=f"auto, cpu, cuda, cuda:N (default {RECIPE.device})")
+    p.add_argument("--device", default=RECIPE.device, help=f"auto, cpu, cuda, cuda:N or mps (default {RECIPE.device})")
     p.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
                    help="how each run executes its folds (see convat loso --help)")
     p.add_argument("--parallel-folds", type=int_at_least(1), default=1,
