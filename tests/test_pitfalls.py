@@ -205,6 +205,12 @@ def test_ststnet_published_uar_is_macro_precision():
     assert round(row["macro precision"], 4) == pitfalls.STSTNET_PUBLISHED["UAR"] == 0.7605
     assert round(table.loc["casme2", "UF1"], 4) == 0.8382
     assert list(table.n) == [442, 145, 133, 164]
+    text = pitfalls.describe_metric_mixup(table)
+    assert 'Published: UF1 0.7353, "UAR" 0.7605. Recomputed from the published predictions: UF1 0.7353, UAR 0.7186' \
+        in text and 'matches the **macro precision**; the true UAR is 0.0419 lower.' in text
+    # a published UAR that is the macro recall is named as such
+    honest = pitfalls.describe_metric_mixup(table, {"UF1": 0.7353, "UAR": 0.7186})
+    assert honest.endswith('The published "UAR" is the true UAR (macro recall).')
 
 
 # -- reachable accuracies --------------------------------------------------------------------------------------

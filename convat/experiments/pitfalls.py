@@ -405,6 +405,23 @@ def metric_mixup(predictions: pd.DataFrame, by: str | None = "dataset",
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def describe_metric_mixup(mixup: pd.DataFrame, published: Mapping[str, float] = STSTNET_PUBLISHED) -> str:
+    """The metric mix-up in one paragraph: the ``published`` UF1 and "UAR" beside the scores recomputed from the
+    published predictions (:func:`metric_mixup`), which recomputed column the published "UAR" matches, and how
+    far the true UAR is from it."""
+    row = mixup.loc["all"]
+    closest = min(("UAR (macro recall)", "macro precision"), key=lambda c: abs(row[c] - published["UAR"]))
+    true_uar = row["UAR (macro recall)"]
+    gap = published["UAR"] - true_uar
+    head = (f'Published: UF1 {published["UF1"]:.4f}, "UAR" {published["UAR"]:.4f}. Recomputed from the published '
+            f"predictions: UF1 {row['UF1']:.4f}, UAR {true_uar:.4f}, macro precision {row['macro precision']:.4f}. ")
+    if round(abs(gap), 4) == 0:
+        return head + 'The published "UAR" is the true UAR (macro recall).'
+    return (head + f'The published "UAR" matches the **{closest}**; the true UAR is {abs(gap):.4f} '
+            f"{'lower' if gap > 0 else 'higher'}. Macro precision is not a MEGC metric, and a comparison table that "
+            "mixes the two columns compares different quantities.")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 5. Which accuracies are reachable fractions k / n
 
