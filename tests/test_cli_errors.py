@@ -128,6 +128,11 @@ def test_an_empty_out_or_a_folder_of_another_kind_is_refused_before_any_work(cap
     err = _error_line(capsys, ["loso", "--out", str(tmp_path / "notes")])
     assert "holds other files (README.md) and no run (config.json)" in err
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["README.md"]
+    from convat.commands import check_folder
+
+    (tmp_path / "finder").mkdir()
+    (tmp_path / "finder" / ".DS_Store").write_text("x")  # a new folder with only hidden files is still new
+    check_folder(str(tmp_path / "finder"))
 
 
 def test_abbreviations_are_refused_everywhere(capsys):

@@ -207,10 +207,13 @@ def test_ststnet_published_uar_is_macro_precision():
     assert list(table.n) == [442, 145, 133, 164]
     text = pitfalls.describe_metric_mixup(table)
     assert 'Published: UF1 0.7353, "UAR" 0.7605. Recomputed from the published predictions: UF1 0.7353, UAR 0.7186' \
-        in text and 'matches the **macro precision**; the true UAR is 0.0419 lower.' in text
+        in text and 'is the **macro precision**; the true UAR is 0.0419 lower.' in text
     # a published UAR that is the macro recall is named as such
     honest = pitfalls.describe_metric_mixup(table, {"UF1": 0.7353, "UAR": 0.7186})
     assert honest.endswith('The published "UAR" is the true UAR (macro recall).')
+    for value in (0.7187, 0.95):  # close to neither column: no mix-up is claimed
+        text = pitfalls.describe_metric_mixup(table, {"UF1": 0.7353, "UAR": value})
+        assert 'is neither' in text and "mixes" not in text
 
 
 # -- reachable accuracies --------------------------------------------------------------------------------------
@@ -256,11 +259,12 @@ def test_the_protocol_gap_is_called_only_beyond_the_seed_spread():
     assert text.startswith("In the random split, 80% of the test clips come from a subject the model was trained")
     assert "0.050 UF1 *higher* than LOSO, more than the 0.02 that one small run" in text
     # the same gap within what the training seed alone does is no finding
-    text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME", seed_sd=0.067)
-    assert "about the same UF1 as LOSO (+0.050, within the SD of 0.067 that the training seed alone" in text
+    text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME", seed_sd=0.04)
+    assert "about the same UF1 as LOSO (+0.050, within the 0.057 by which the training seed alone moves a " \
+        "difference of two runs (√2 × this model's seed SD of 0.040))" in text  # 0.05 > 0.04 but < √2 × 0.04
     protocols.loc["random 5-fold", "UF1"] = 0.40
     text = pitfalls.describe_protocol_gap(protocols, "random 5-fold", "SynthME", seed_sd=0.067)
-    assert "0.100 UF1 *lower* than LOSO on this run, more than the SD of 0.067" in text
+    assert "0.100 UF1 *lower* than LOSO on this run, more than the 0.095 by which" in text
 
 
 def test_the_measured_seed_sd_comes_from_the_bundle_made_on_that_data():
@@ -273,3 +277,10 @@ def test_the_measured_seed_sd_comes_from_the_bundle_made_on_that_data():
     assert measured_seed_sd("linear", "synthme", "quick") is None  # deterministic: no seed spread
     assert measured_seed_sd("no_such_model", "synthme", "quick") is None
     assert measured_seed_sd("convat_tiny", "casme2", "composite") is None  # no bundle on that data
+    from convat.recipe import RECIPE, Budget
+
+    made = RECIPE.budget("synthme", "quick")
+    assert measured_seed_sd("convat_tiny", "synthme", "quick", made, 64, "tvl1") == pytest.approx(expected)
+    assert measured_seed_sd("convat_tiny", "synthme", "quick", Budget(epochs=5)) is None  # another recipe
+    assert measured_seed_sd("convat_tiny", "synthme", "quick", img_size=32) is None
+    assert measured_seed_sd("convat_tiny", "synthme", "quick", flow="dis") is None

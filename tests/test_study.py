@@ -452,7 +452,8 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
             (2, "b", None)]
     comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m} beats",
                                  "difference": -0.1, "low": -0.2 if o != TIE else -0.15, "high": -0.01 if o != TIE
-                                 else 0.05, "p": 0.0 if o != TIE else 0.4} for d, m, o in rows])
+                                 else 0.05, "p": 0.0 if o != TIE else 0.4, "n_boot": 2000,
+                                 "seeds_called": o is not None} for d, m, o in rows])
     text = describe_study(table, comparisons, "a", smoke=True)
     assert text.startswith("**Smoke test**") and "no model is ranked" in text
     assert "seed alone moves UF1 by an SD of 0.040 (a) to 0.070 (b); the draw alone moves the linear" in text
@@ -462,12 +463,19 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
     assert draw_disagreements(comparisons, "a") == [
         "The verdict of a against linear changes with the SynthME draw (draw 0: cannot be told apart; draws 1, 2: "
         "linear better): a verdict measured on one draw holds for that dataset, not for the method."]
-    assert draw_disagreements(comparisons, "a")[0] in text
-    # a smoke test lists each draw's paired numbers but no verdict ("beats"), and says they rank nothing
-    assert "beats" not in text and "none of them ranks the models" in text
+    # a smoke test words each draw's outcome as the higher score, never as the better model
+    assert draw_disagreements(comparisons, "a", smoke=True) == [
+        "The paired test of a against linear changes with the SynthME draw (draw 0: not separated; draws 1, 2: "
+        "linear higher): a paired test measured on one draw holds for that dataset, not for the method."]
+    assert draw_disagreements(comparisons, "a", smoke=True)[0] in text
+    # a smoke test lists each draw's paired numbers but no verdict, and says they rank nothing
+    assert "beats" not in text and "better" not in text and "none of them ranks the models" in text
     assert ("- draw 0: a − b -0.100 (95 % interval -0.150 to +0.050, p = 0.400): this draw's subjects and seeds "
             "do not separate them.") in text
-    assert "- draw 1: a − linear -0.100 (95 % interval -0.200 to -0.010, p < 0.001): this draw's subjects and " in text
+    assert ("- draw 1: a − linear -0.100 (95 % interval -0.200 to -0.010, p < 0.0005): this draw's subjects and "
+            "seeds separate them.") in text
+    assert "- draw 2: a − b -0.100 (95 % interval -0.200 to -0.010, p < 0.0005): this draw's subjects only (fewer " \
+        "than 3 seeds) separate them." in text  # a pair not called over seeds resampled its subjects only
     ranked = describe_study(table, comparisons, "a")
     assert ranked.startswith("Highest mean UF1 over seeds: **linear**") and "below the linear reference" in ranked
     assert "- draw 2: v2b beats" in ranked and "ranks the models" not in ranked  # a study's verdicts as they are

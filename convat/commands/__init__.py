@@ -75,8 +75,8 @@ def check_device(value: str, flag: str = "--device", here: bool = True) -> None:
 #: The file that marks each kind of output folder: a LOSO run (:class:`convat.runstore.RunStore`), a study
 #: bundle (:data:`convat.experiments.study.BUNDLE_FILE`) and a sweep (written when the sweep finishes).
 FOLDER_MARKERS = {"run folder": "config.json", "bundle folder": "bundle.json", "sweep folder": "sweep.csv"}
-#: What a run folder holds besides its marker (``.lock*`` and ``*.tmp`` files aside): a folder of other files
-#: and no ``config.json`` is not a run to resume, and a run written into it would mix with them.
+#: What a run folder holds besides its marker (hidden files such as ``.lock*`` and ``*.tmp`` files aside): a
+#: folder of other files and no ``config.json`` is not a run to resume, and a run written into it would mix with them.
 RUN_ENTRIES = frozenset({"folds", "curves", "predictions.csv", "curves.csv", "metrics.csv", "served_from.json"})
 
 
@@ -100,7 +100,7 @@ def check_folder(value: str | None, flag: str = "--out", what: str = "run folder
         if kind != what and marker in entries:
             raise UsageError(flag, value, f"holds a {kind} ({marker}), not a {what}; give another folder")
     if what == "run folder" and FOLDER_MARKERS[what] not in entries:
-        foreign = sorted(e for e in entries - RUN_ENTRIES if not e.startswith(".lock") and not e.endswith(".tmp"))
+        foreign = sorted(e for e in entries - RUN_ENTRIES if not e.startswith(".") and not e.endswith(".tmp"))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise UsageError(flag, value, f"holds other files ({shown}) and no run (config.json); give a new or "

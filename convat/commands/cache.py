@@ -20,7 +20,7 @@ def _root(args: argparse.Namespace):
     from convat.commands import check_folder
     from convat.runstore import default_cache_dir
 
-    check_folder(args.root, "--cache-dir", "cache folder")
+    check_folder(args.root or None, "--cache-dir", "cache folder")  # empty: the default cache
     return Path(args.root) if args.root else default_cache_dir()
 
 

@@ -18,6 +18,7 @@ are cached and shared between chapters.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
@@ -124,14 +125,17 @@ def describe_protocol_gap(protocols: pd.DataFrame, random_name: str, data_name: 
                           seed_sd: float | None = None) -> str:
     """The random-split check of a trained model (:func:`compare_protocols`) in one sentence: how many test clips
     of the random split come from subjects it trained on, and its UF1 gap (random minus LOSO), called a
-    difference only when larger than ``seed_sd`` (how far the training seed alone moves the model's UF1,
-    :func:`convat.experiments.study.measured_seed_sd`) and than :data:`convat.metrics.NEGLIGIBLE`."""
+    difference only when larger than √2 × ``seed_sd`` (``seed_sd``: how far the training seed alone moves one
+    run's UF1, :func:`convat.experiments.study.measured_seed_sd`; the gap is a difference of two runs) and than
+    :data:`convat.metrics.NEGLIGIBLE`."""
     from convat.metrics import NEGLIGIBLE, compare_runs
 
     gap = float(protocols.loc[random_name, "UF1"] - protocols.loc["LOSO", "UF1"])
     overlap = protocols.loc[random_name, "test clips whose subject was trained on"]
-    if seed_sd is not None and seed_sd > NEGLIGIBLE:
-        threshold, yardstick = seed_sd, f"the SD of {seed_sd:.3f} that the training seed alone gives this model"
+    if seed_sd is not None and seed_sd * math.sqrt(2) > NEGLIGIBLE:  # two runs, each with its seed's spread
+        threshold = seed_sd * math.sqrt(2)
+        yardstick = (f"the {threshold:.3f} by which the training seed alone moves a difference of two runs "
+                     f"(√2 × this model's seed SD of {seed_sd:.3f})")
     else:
         threshold, yardstick = NEGLIGIBLE, f"the {NEGLIGIBLE} that one small run cannot resolve"
     size = compare_runs(gap, 0.0, threshold)
@@ -407,19 +411,21 @@ def metric_mixup(predictions: pd.DataFrame, by: str | None = "dataset",
 
 def describe_metric_mixup(mixup: pd.DataFrame, published: Mapping[str, float] = STSTNET_PUBLISHED) -> str:
     """The metric mix-up in one paragraph: the ``published`` UF1 and "UAR" beside the scores recomputed from the
-    published predictions (:func:`metric_mixup`), which recomputed column the published "UAR" matches, and how
-    far the true UAR is from it."""
+    published predictions (:func:`metric_mixup`), and which recomputed column the published "UAR" is (to the four
+    decimals papers print): the true UAR (macro recall), the macro precision (the mix-up), or neither."""
     row = mixup.loc["all"]
-    closest = min(("UAR (macro recall)", "macro precision"), key=lambda c: abs(row[c] - published["UAR"]))
-    true_uar = row["UAR (macro recall)"]
-    gap = published["UAR"] - true_uar
+    true_uar, precision = row["UAR (macro recall)"], row["macro precision"]
     head = (f'Published: UF1 {published["UF1"]:.4f}, "UAR" {published["UAR"]:.4f}. Recomputed from the published '
-            f"predictions: UF1 {row['UF1']:.4f}, UAR {true_uar:.4f}, macro precision {row['macro precision']:.4f}. ")
+            f"predictions: UF1 {row['UF1']:.4f}, UAR {true_uar:.4f}, macro precision {precision:.4f}. ")
+    gap = published["UAR"] - true_uar
     if round(abs(gap), 4) == 0:
         return head + 'The published "UAR" is the true UAR (macro recall).'
-    return (head + f'The published "UAR" matches the **{closest}**; the true UAR is {abs(gap):.4f} '
-            f"{'lower' if gap > 0 else 'higher'}. Macro precision is not a MEGC metric, and a comparison table that "
-            "mixes the two columns compares different quantities.")
+    if round(abs(published["UAR"] - precision), 4) == 0:
+        return (head + f'The published "UAR" is the **macro precision**; the true UAR is {abs(gap):.4f} '
+                f"{'lower' if gap > 0 else 'higher'}. Macro precision is not a MEGC metric, and a comparison table "
+                "that mixes the two columns compares different quantities.")
+    return (head + f'The published "UAR" is neither: {abs(gap):.4f} from the recomputed UAR and '
+            f"{abs(published['UAR'] - precision):.4f} from the macro precision.")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -689,16 +689,22 @@ def study_table(study: Study) -> pd.DataFrame:
     return table.sort_values("UF1", ascending=False)
 
 
-def measured_seed_sd(model: str, dataset: str, profile: str) -> float | None:
+def measured_seed_sd(model: str, dataset: str, profile: str, budget=None, img_size: int | None = None,
+                     flow: str | None = None) -> float | None:
     """How far the training seed alone moves ``model``'s pooled UF1 on ``dataset`` and ``profile``: its
     ``UF1_seed_sd`` (:func:`study_table`) in the committed bundle made on them (the smoke-test grid for SynthME's
-    quick profile, the reference study otherwise), or ``None`` when no such bundle measures it. A single run's
-    difference smaller than this is not a finding."""
+    quick profile, the reference study otherwise), or ``None`` when no such bundle measures it. ``budget`` (a
+    :class:`convat.recipe.Budget`), ``img_size`` and ``flow``, when given, must be the bundle's too: another
+    recipe's spread is not this one's. A single run's difference smaller than this is not a finding."""
     bundle = default_bundle("study-quick" if is_smoke_test(dataset, profile) else "study")
     if not (bundle / BUNDLE_FILE).exists():
         return None
     study = load_study(bundle)
-    if (study.spec.dataset, study.spec.profile) != (dataset, profile) or model not in set(study.predictions["model"]):
+    spec = study.spec
+    made = RECIPE.budget(spec.dataset, spec.profile, spec.epochs, spec.steps)
+    if ((spec.dataset, spec.profile) != (dataset, profile) or model not in set(study.predictions["model"])
+            or (budget is not None and (budget.epochs, budget.steps) != (made.epochs, made.steps))
+            or (img_size is not None and img_size != spec.img_size) or (flow is not None and flow != spec.flow)):
         return None
     sd = study_table(study).loc[model, "UF1_seed_sd"]
     return float(sd) if np.isfinite(sd) else None
@@ -736,7 +742,8 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
             else:
                 verdict = seed_verdict(test, reference, other)
                 outcome = reference if test["low"] > 0 else other if test["high"] < 0 else TIE
-            rows.append({"data_seed": draw, "model": other, **test, "verdict": verdict, "outcome": outcome})
+            rows.append({"data_seed": draw, "model": other, **test, "n_boot": n_boot, "verdict": verdict,
+                         "outcome": outcome, "seeds_called": not few})
     return pd.DataFrame(rows)
 
 
@@ -744,11 +751,12 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
 TIE = "neither"
 
 
-def draw_disagreements(comparisons: pd.DataFrame, reference: str) -> list[str]:
+def draw_disagreements(comparisons: pd.DataFrame, reference: str, smoke: bool = False) -> list[str]:
     """Sentences naming each model whose called verdict against ``reference`` differs between SynthME draws.
 
     Each draw is a different dataset, so a verdict holds for the draw it was measured on; when the draws
-    disagree, the comparison says something about that dataset and not about the method.
+    disagree, the comparison says something about that dataset and not about the method. ``smoke`` (a smoke-test
+    bundle) words each draw's outcome as which score was higher, not as which model is better.
     """
     if comparisons.empty or "outcome" not in comparisons.columns:
         return []
@@ -756,11 +764,13 @@ def draw_disagreements(comparisons: pd.DataFrame, reference: str) -> list[str]:
     for other, part in comparisons.dropna(subset=["outcome"]).groupby("model", sort=True):
         if part["outcome"].nunique() < 2:
             continue
-        words = {reference: f"{reference} better", other: f"{other} better", TIE: "cannot be told apart"}
+        words = ({reference: f"{reference} higher", other: f"{other} higher", TIE: "not separated"} if smoke else
+                 {reference: f"{reference} better", other: f"{other} better", TIE: "cannot be told apart"})
         by_outcome = part.groupby("outcome", sort=False)["data_seed"].apply(lambda d: sorted(int(v) for v in d))
         said = "; ".join(f"draw{'s' if len(d) > 1 else ''} {', '.join(map(str, d))}: {words[o]}"
                          for o, d in sorted(by_outcome.items(), key=lambda kv: kv[1][0]))
-        out.append(f"The verdict of {reference} against {other} changes with the SynthME draw ({said}): a verdict "
+        test = "paired test" if smoke else "verdict"
+        out.append(f"The {test} of {reference} against {other} changes with the SynthME draw ({said}): a {test} "
                    "measured on one draw holds for that dataset, not for the method.")
     return out
 
@@ -941,7 +951,7 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
         if len(under):
             lines.append(f"Training fit below {UNDERFIT:.2f} (the recipe under-trains these, so their held-out score"
                          f" says little about the architecture): {', '.join(under.index)}.")
-    lines += draw_disagreements(comparisons, reference)
+    lines += draw_disagreements(comparisons, reference, smoke)
     if smoke and len(comparisons):
         lines.append(f"Paired tests of {reference} against each model, draw by draw (subjects and seeds of that draw "
                      "resampled). On a smoke test they show how much a comparison moves with the draw; none of them "
@@ -953,11 +963,16 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
 
 
 def _smoke_comparison(row: pd.Series, reference: str) -> str:
-    """A paired test's numbers without a verdict: what a smoke-test bundle lists instead of "A beats B"."""
+    """A paired test's numbers without a verdict: what a smoke-test bundle lists instead of "A beats B". A pair
+    with fewer than :data:`MIN_SEEDS` training seeds is said to resample its subjects only."""
     apart = row["low"] > 0 or row["high"] < 0
-    p = "p < 0.001" if row["p"] < 0.001 else f"p = {row['p']:.3f}"
+    n_boot = row.get("n_boot")
+    p = row["p"]
+    floor = 1.0 / n_boot if isinstance(n_boot, (int, float)) and n_boot > 0 else None
+    shown = ("" if not np.isfinite(p) else f", p < {floor:.2g}" if floor and p < floor else f", p = {p:.3f}")
+    by = "subjects and seeds" if row.get("seeds_called", True) else f"subjects only (fewer than {MIN_SEEDS} seeds)"
     return (f"{reference} − {row['model']} {row['difference']:+.3f} (95 % interval {row['low']:+.3f} to "
-            f"{row['high']:+.3f}, {p}): this draw's subjects and seeds "
+            f"{row['high']:+.3f}{shown}): this draw's {by} "
             + ("separate them" if apart else "do not separate them") + ".")
 
 
