@@ -54,6 +54,9 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
     (tmp_path / "a" / "rows.csv").write_text(rows.iloc[:5].to_csv(index=False))  # as if killed after 5 rows
     again = run_ablation(spec, tmp_path / "a", progress=False)
     pd.testing.assert_series_equal(again["uf1"], rows["uf1"])  # the rerun rows are the same computation
+    # and the 5 finished rows were kept, not trained again (a retrained row has its own wall and CPU time)
+    for column in ("wall_s", "cpu_s"):
+        assert again[column].iloc[:5].tolist() == pytest.approx(rows[column].iloc[:5].tolist(), rel=1e-9, abs=0)
     pd.testing.assert_frame_equal(read_rows(tmp_path / "a"), again)
     with pytest.raises(RunStoreError, match="another spec"):
         run_ablation(AblationSpec(train_seeds=(0,), steps=2, img_size=16, flow="dis"), tmp_path / "a")

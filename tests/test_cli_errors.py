@@ -150,9 +150,15 @@ def test_debug_shows_the_traceback(no_preprocessing):
 
 
 def test_lr_is_used(tiny_data, tmp_path, capsys):
-    assert main(["loso", *TINY, "--lr", "0.005", "--out", str(tmp_path / "run")]) == 0
-    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    import pandas as pd
+
+    for lr in ("0.005", "0.05"):
+        assert main(["loso", *TINY, "--lr", lr, "--out", str(tmp_path / lr)]) == 0
+    info = json.loads((tmp_path / "0.005" / "config.json").read_text())
     assert info["identity"]["training"]["lr"] == 0.005
+    # the optimiser ran at it: the schedule's recorded learning rates scale with --lr (one-cycle: max_lr x shape)
+    low, high = (pd.read_csv(tmp_path / lr / "curves.csv")["lr"].to_numpy() for lr in ("0.005", "0.05"))
+    assert len(low) and (low > 0).all() and high == pytest.approx(10 * low, rel=1e-9)
 
 
 @pytest.mark.parametrize("change, field", [

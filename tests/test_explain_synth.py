@@ -27,11 +27,19 @@ def trained():
     return records, x, table, pre, fm, held_out
 
 
-def test_fold_model_holds_out_exactly_the_subject_and_is_cached(trained):
+def test_fold_model_holds_out_exactly_the_subject_and_is_cached(trained, monkeypatch):
+    import convat.explain.fold
+
     records, x, table, pre, fm, held_out = trained
     assert {r.subject for r in held_out} == {"s01"}
     assert len(fm.test_index) == (subject_key(table) == FOLD).sum()
-    again = fold_model(x, table, FOLD, default_train("convat_tiny", epochs=25))  # from the weight cache
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again instead of loading the cached weights")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(convat.explain.fold, "train_model", no_training)
+        again = fold_model(x, table, FOLD, default_train("convat_tiny", epochs=25))  # from the weight cache
     a = explain_maps(fm.model, fm.x_test, fm.y_test, methods=["saliency"], with_rollout=False)["saliency"]
     b = explain_maps(again.model, again.x_test, again.y_test, methods=["saliency"], with_rollout=False)["saliency"]
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

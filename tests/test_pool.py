@@ -181,11 +181,18 @@ def test_map_folds_gives_a_fold_the_same_threads_when_fewer_folds_than_workers_a
     assert dict(map_folds(_fold_threads, x, {"f2": todo["f2"]}, 2)) == {"f2": share}
 
 
+def _imported(name: str) -> tuple[int, bool]:
+    import sys
+
+    return os.getpid(), name in sys.modules
+
+
 def test_warm_pool_starts_every_worker_with_the_modules_loaded():
-    pids = warm_pool(2, threads=1, modules=("json",))
+    pids = warm_pool(2, threads=1, modules=("wave",))  # a module nothing else here imports
     assert len(pids) == 2 and os.getpid() not in pids
-    answered = {worker_pool(2, threads=1).submit(os.getpid).result(timeout=60) for _ in range(4)}
-    assert answered <= pids  # the warmed workers serve later calls: nothing new starts
+    answered = [worker_pool(2, threads=1).submit(_imported, "wave").result(timeout=60) for _ in range(4)]
+    assert {pid for pid, _ in answered} <= pids  # the warmed workers serve later calls: nothing new starts
+    assert all(loaded for _, loaded in answered)  # and each of them has the module loaded
 
 
 def test_map_folds_yields_every_fold_once_with_the_shared_array():

@@ -91,12 +91,24 @@ def test_report_names_the_parts_measured_on_a_shared_machine_and_at_other_times(
     assert "while threads ran" in report.why_missed(results)[0]
 
 
-def test_other_runnable_processes_are_counted():
+def test_other_runnable_processes_are_counted(monkeypatch):
+    import io
     import math
 
+    import benchmarks.common
     from benchmarks.common import others_running
 
-    value = others_running(samples=2, interval=0.01)
+    readings = iter(["0.50 0.40 0.30 5/300 12345\n", "0.50 0.40 0.30 4/300 12346\n"])
+    monkeypatch.setattr(benchmarks.common, "open", lambda path: io.StringIO(next(readings)), raising=False)
+    assert others_running(samples=2, interval=0.0) == 3.5  # 5 and 4 runnable, less the reader itself
+
+    def no_proc(path):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(benchmarks.common, "open", no_proc, raising=False)
+    assert math.isnan(others_running(samples=2, interval=0.0))
+    monkeypatch.undo()
+    value = others_running(samples=2, interval=0.01)  # the real /proc/loadavg: at least this process runs
     assert math.isnan(value) or value >= 0
 
 
