@@ -198,14 +198,22 @@ def _short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Identity fields that only *name* the data (``convat loso`` records them; a run made through the Python API,
+#: :func:`convat.loso.run_loso` without ``data=``, does not). The clip list and the input tensors' digest pin the
+#: data exactly, so one side lacking a name is no difference; two different names still are.
+DATA_NAMES: tuple[str, ...] = ("data.dataset", "data.profile", "data.data_seed")
+
+
 def identity_differences(old: Mapping, new: Mapping, partial: bool = False) -> list[str]:
     """The dotted fields in which two identities differ, each as ``field: old -> new``.
 
     With ``partial``, only the fields of ``new`` are compared (a check before all of the identity is known).
+    A :data:`DATA_NAMES` field recorded by one side only is not a difference.
     """
     a, b = _flatten(json.loads(json.dumps(old, default=str))), _flatten(json.loads(json.dumps(new, default=str)))
     missing = "(absent)"
     keys = set(b) if partial else set(a) | set(b)
+    keys -= {key for key in DATA_NAMES if (key in a) != (key in b)}
     return [f"{key}: {_short(a.get(key, missing))} -> {_short(b.get(key, missing))}"
             for key in sorted(keys) if a.get(key, missing) != b.get(key, missing)]
 

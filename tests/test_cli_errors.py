@@ -185,6 +185,27 @@ def test_another_setting_into_the_same_out_folder_is_refused_before_preprocessin
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_a_run_made_through_the_python_api_is_resumed_by_the_command(finished_run, tiny_data, tmp_path, capsys,
+                                                                     monkeypatch):
+    """run_loso without data= records no dataset name; the command, which does, reads the same run from it."""
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    info = json.loads((out / "config.json").read_text())
+    for name in ("dataset", "profile", "data_seed"):
+        del info["identity"]["data"][name]
+    (out / "config.json").write_text(json.dumps(info))
+    folds = {p: p.read_bytes() for p in (out / "folds").iterdir()}
+    import convat.loso
+
+    monkeypatch.setattr(convat.loso, "train_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    assert main(["loso", *TINY, "--out", str(out)]) == 0  # served from its finished folds, nothing trained
+    assert {p: p.read_bytes() for p in (out / "folds").iterdir()} == folds
+    # a name that differs is still another run
+    info["identity"]["data"]["profile"] = "composite"
+    (out / "config.json").write_text(json.dumps(info))
+    assert "data.profile: 'composite' -> 'quick'" in _error_line(capsys, ["loso", *TINY, "--out", str(out)])
+
+
 def test_every_example_of_the_help_runs(tiny_data, tmp_path, monkeypatch, capsys):
     """Each line of ``convat loso --help``'s examples, with tiny settings appended (later flags win)."""
     monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
