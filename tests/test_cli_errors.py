@@ -3,6 +3,7 @@
 import json
 import shlex
 import shutil
+import warnings
 
 import pytest
 
@@ -507,3 +508,16 @@ def test_an_unknown_flag_points_to_its_subcommands_help(capsys, argv, command):
     err = _error_line(capsys, argv)
     assert err.startswith(f"{command}: error: unrecognized arguments: ")
     assert err.endswith(f"(see {command} --help)")
+
+
+def test_a_data_root_given_with_synthme_is_said_to_be_unused(tiny_data, tmp_path, capsys):
+    from convat.commands import check_data_root
+
+    with pytest.warns(UserWarning, match="--data-root /data/megc is not read: synthme is generated"):
+        check_data_root("synthme", "/data/megc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_data_root("casme2", "/data/megc")  # read from it: nothing to say
+        check_data_root("synthme", None)
+    with pytest.warns(UserWarning, match="--data-root /data/megc is not read"):  # the command says so too
+        assert main(["loso", *TINY, "--data-root", "/data/megc", "--out", str(tmp_path / "run")]) == 0

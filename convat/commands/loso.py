@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from convat.commands import UsageError, check_device, check_folder, check_models, float_in, int_at_least
+from convat.commands import (
+    UsageError,
+    check_data_root,
+    check_device,
+    check_folder,
+    check_models,
+    float_in,
+    int_at_least,
+)
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -90,6 +98,7 @@ def validate(args: argparse.Namespace):
     check_models([args.model], "--model")
     check_device(args.device)
     check_folder(args.out)
+    check_data_root(args.dataset, args.data_root)
     from convat.runtime import cpu_cores
 
     if args.threads is not None and args.threads > cpu_cores():

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convat.commands import UsageError, check_device, check_distinct, check_folder, check_models, int_at_least
+from convat.commands import (
+    UsageError,
+    check_data_root,
+    check_device,
+    check_distinct,
+    check_folder,
+    check_models,
+    int_at_least,
+)
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -56,6 +64,7 @@ def validate(args: argparse.Namespace):
         raise UsageError("--reference", args.reference, "is not one of the study's models: " + ", ".join(models))
     check_device(args.device, here=args.backend == "local")  # submitit: the nodes have the GPUs
     check_folder(args.out, what="bundle folder")
+    check_data_root(args.dataset, args.data_root)
     if args.cluster is not None and args.backend != "submitit":
         raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
     if args.steps is not None and args.epochs is not None:

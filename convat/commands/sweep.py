@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from convat.commands import UsageError, check_device, check_distinct, check_folder, check_models, int_at_least
+from convat.commands import (
+    UsageError,
+    check_data_root,
+    check_device,
+    check_distinct,
+    check_folder,
+    check_models,
+    int_at_least,
+)
 from convat.recipe import RECIPE
 
 DESCRIPTION = """\
@@ -30,6 +38,7 @@ def validate(args: argparse.Namespace) -> None:
     check_models(args.models)
     check_device(args.device, here=args.backend == "local")  # submitit: the nodes have the GPUs
     check_folder(args.out, what="sweep folder")
+    check_data_root(args.dataset, args.data_root)
     check_distinct(args.train_seeds, "--train-seeds")
     check_distinct(args.data_seeds, "--data-seeds")
     check_distinct(args.models, "--models")
