@@ -123,6 +123,12 @@ def test_an_empty_out_or_a_folder_of_another_kind_is_refused_before_any_work(cap
         for kind in kinds.keys() - {own}:
             err = _error_line(capsys, [*argv, "--out", str(tmp_path / kind)])
             assert f"holds a {kind} folder ({kinds[kind]}), not a {own} folder" in err, err
+    # a sweep that has not finished has no sweep.csv yet, but its points' run folders say what it is
+    (tmp_path / "halfsweep" / "convat_tiny" / "seed0-draw0").mkdir(parents=True)
+    (tmp_path / "halfsweep" / "convat_tiny" / "seed0-draw0" / "config.json").write_text("{}")
+    for argv in (["study", "run"], ["study", "merge", str(tmp_path / "bundle")]):
+        err = _error_line(capsys, [*argv, "--out", str(tmp_path / "halfsweep")])
+        assert "holds a sweep folder (runs in MODEL/seedN-drawM, sweep.csv not written yet)" in err, err
     # a run folder must be a run, new or empty: not a folder of other files (the repository root, say)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "README.md").write_text("x")

@@ -99,6 +99,11 @@ def check_folder(value: str | None, flag: str = "--out", what: str = "run folder
     for kind, marker in FOLDER_MARKERS.items():
         if kind != what and marker in entries:
             raise UsageError(flag, value, f"holds a {kind} ({marker}), not a {what}; give another folder")
+    import glob
+
+    if what != "sweep folder" and glob.glob(os.path.join(glob.escape(value), "*", "seed*-draw*", "config.json")):
+        raise UsageError(flag, value, f"holds a sweep folder (runs in MODEL/seedN-drawM, sweep.csv not written "
+                                      f"yet), not a {what}; give another folder")
     if what == "run folder" and FOLDER_MARKERS[what] not in entries:
         foreign = sorted(e for e in entries - RUN_ENTRIES if not e.startswith(".") and not e.endswith(".tmp"))
         if foreign:
