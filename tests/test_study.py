@@ -506,6 +506,14 @@ def test_merge_continues_a_copy_with_the_finished_folds_of_another(bundle, tmp_p
     shutil.copytree(bundle, behind)
     shutil.copytree(bundle, ahead)
     _cut(behind, 1, keep=2)  # behind: seed 1 stopped after 2 folds
+    from convat.experiments.study import status_summary
+
+    assert status_summary(load_study(behind)) == "2 of 3 cells, incomplete (1 in progress)"
+    assert status_summary(load_study(bundle)) == "3 of 3 cells, complete, made by this code"
+    record = json.loads((bundle / "bundle.json").read_text())
+    (ahead / "bundle.json").write_text(json.dumps({**record, "code": "0" * 16}))
+    assert status_summary(load_study(ahead)) == "3 of 3 cells, stale: made by other code"
+    (ahead / "bundle.json").write_text(json.dumps(record))
     cell = cell_dir(ahead, 0, "ststnet", 1)
     first = sorted((cell / "folds").glob("*.json"))[0]
     (cell / "folds" / first.with_suffix(".csv").name).write_text("damaged\n")  # ahead: one fold damaged

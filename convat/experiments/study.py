@@ -579,6 +579,20 @@ def study_status(study: Study) -> list[str]:
     return reasons
 
 
+def status_summary(study: Study) -> str:
+    """:func:`study_status` in a few words for a key-results line: ``"13 of 16 cells, incomplete (2 in
+    progress)"``, ``"..., stale: made by other code"`` or ``"16 of 16 cells, complete, made by this code"``."""
+    reasons = study_status(study)
+    text = f"{len(study.record['cells'])} of {len(study.spec.cells())} cells, "
+    parts = []
+    if any(r.startswith("incomplete:") for r in reasons):
+        running = sum(r.startswith("in progress:") for r in reasons)
+        parts.append("incomplete" + (f" ({running} in progress)" if running else ""))
+    if any(r.startswith("stale:") for r in reasons):
+        parts.append("stale: made by other code")
+    return text + ("; ".join(parts) or "complete, made by this code")
+
+
 #: Finished folds a cell in progress needs before its wall time per fold stands for its model's cells.
 MIN_TIMED_FOLDS = 5
 
@@ -1018,6 +1032,5 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
 
 __all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "TIE", "Study", "StudyReport", "StudySpec", "bundled_run",
            "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "measured_seed_sd",
-           "provenance_lines",
-           "recorded_cell_wall_s", "reproduce_slice", "run_study", "study_comparisons", "study_report", "study_status",
-           "study_table"]
+           "provenance_lines", "recorded_cell_wall_s", "reproduce_slice", "run_study", "status_summary",
+           "study_comparisons", "study_report", "study_status", "study_table"]
