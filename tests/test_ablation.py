@@ -49,6 +49,7 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
                         img_size=16, flow="dis", synth_overrides={"n_subjects": 3, "clips_per_subject": 4})
     rows = run_ablation(spec, tmp_path / "a", progress=False)
     assert len(rows) == 8 and rows["uf1"].between(0, 1).all()
+    assert len(list((tmp_path / "a" / "predictions").glob("*-seed*.csv"))) == 8  # each row's predictions kept
     twin = rows[rows["arm"] == DETERMINISTIC]
     assert twin["sigma"].isna().all() and rows[rows["arm"] == beta_arm(1.0)]["sigma"].gt(0).all()
     (tmp_path / "a" / "rows.csv").write_text(rows.iloc[:5].to_csv(index=False))  # as if killed after 5 rows
@@ -79,3 +80,47 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
     stale = again.assign(code="0" * 16)
     stale.to_csv(tmp_path / "a" / "rows.csv", index=False)
     assert "Made by other code" in " ".join(describe_ablation(tmp_path / "a"))
+
+
+def test_arms_are_compared_with_the_twin_by_the_paired_test_when_predictions_are_kept(tmp_path):
+    import numpy as np
+
+    from convat.experiments.ablation import (
+        RECORD_FILE,
+        arm_runs,
+        paired_against_twin,
+        predictions_path,
+        write_predictions,
+    )
+    from convat.experiments.rows import replace_rows
+
+    rng = np.random.default_rng(0)
+    subjects = np.repeat([f"s{i:02d}" for i in range(12)], 6)
+    labels = np.tile(["negative", "positive", "surprise"], 24)
+    out = tmp_path / "ab"
+    rows = []
+    for seed in (0, 1, 2):
+        for arm, right in ((DETERMINISTIC, 0.5), (DEFAULT, 0.9)):  # the default arm is far better on every seed
+            hit = rng.random(len(labels)) < right
+            wrong = np.roll(labels, 1)
+            frame = pd.DataFrame({"dataset": "synthme", "subject": subjects, "clip": [f"c{i}" for i in range(72)],
+                                  "label": labels, "prediction": np.where(hit, labels, wrong), "fold": subjects})
+            write_predictions(out, arm, seed, frame)
+            rows.append({"arm": arm, "train_seed": seed, "uf1": float(hit.mean()), "uar": float(hit.mean()),
+                         "fit_accuracy": 1.0, "sigma": np.nan if arm == DETERMINISTIC else 0.1, "kl": np.nan,
+                         "sample_agreement": np.nan if arm == DETERMINISTIC else 0.9, "wall_s": 1.0, "cpu_s": 1.0,
+                         "code": "x", "commit": "y"})
+    replace_rows(out, pd.DataFrame(rows))
+    spec = AblationSpec(profile="composite", betas=(), train_seeds=(0, 1, 2)).to_json()
+    (out / RECORD_FILE).write_text(json.dumps({"spec": spec, "date": "d", "machine": {}}))
+    assert predictions_path(out, "β = 0.001", 2).name == "beta-0.001-seed2.csv"
+    assert len(arm_runs(out, DEFAULT, [0, 1, 2])) == 3
+    test = paired_against_twin(out, pd.DataFrame(rows), DEFAULT, n_boot=200)
+    assert test is not None and test["low"] > 0 and test["runs_a"] == 3 == test["runs_b"]
+    text = "\n".join(describe_ablation(out))
+    assert "Paired over subjects and training seeds:\n- default beats deterministic over subjects and seeds" in text
+    assert "beyond the seed spread" not in text
+    # one seed's predictions missing: no paired test, and the page says the seed-spread rule's answer instead
+    predictions_path(out, DEFAULT, 2).unlink()
+    assert paired_against_twin(out, pd.DataFrame(rows), DEFAULT) is None
+    assert "Paired over subjects" not in "\n".join(describe_ablation(out))

@@ -12,10 +12,12 @@ same predictions: an ablation of β is then null by construction. This experimen
 
 each under the same LOSO folds, budget and training seeds, and reports per arm the pooled UF1 and, from every
 fold's record (:mod:`convat.training.fit`), the bottleneck's mean σ, its KL term and how often a sampled
-prediction agrees with the posterior-mean one (1.0: the noise changes nothing), as mean ± SD over seeds. An
-arm is said to differ from the deterministic twin only when the mean difference over seeds is larger than
-both arms' seed-to-seed spread, and never on SynthME's quick profile (a smoke test: its UF1 column ranks
-nothing, :func:`convat.recipe.is_smoke_test`).
+prediction agrees with the posterior-mean one (1.0: the noise changes nothing), as mean ± SD over seeds. Each
+(arm, seed) keeps its pooled predictions (``predictions/``), and an arm is compared with the deterministic twin
+by the paired test over subjects and training seeds (:func:`convat.metrics.paired_seed_test`, at least three
+seeds); rows made before predictions were kept fall back to calling a difference only when the mean over seeds
+exceeds both arms' seed-to-seed spread. On SynthME's quick profile no arm is called different (a smoke test:
+its UF1 column ranks nothing, :func:`convat.recipe.is_smoke_test`).
 
 Every (arm, seed) is one row of ``rows.csv`` in the output folder, written when finished (its LOSO run folder
 sits in the cache, resumable fold by fold); ``ablation.json`` records the spec, machine and date, each row the
@@ -111,6 +113,59 @@ def arm_row(arm: str, seed: int, predictions: pd.DataFrame, curves: pd.DataFrame
     return {"arm": arm, "train_seed": seed, "uf1": float(scores["UF1"]), "uar": float(scores["UAR"]), **mean}
 
 
+#: Folder of an ablation holding each finished (arm, seed)'s pooled predictions, for the paired test.
+PREDICTIONS_DIR = "predictions"
+
+
+def predictions_path(out: str | Path, arm: str, seed: int) -> Path:
+    """``out/predictions/<arm>-seed<seed>.csv`` (``β = 0.001`` is spelled ``beta-0.001``)."""
+    slug = arm.replace("β = ", "beta-").replace(" ", "")
+    return Path(out) / PREDICTIONS_DIR / f"{slug}-seed{seed}.csv"
+
+
+def write_predictions(out: str | Path, arm: str, seed: int, predictions: pd.DataFrame) -> None:
+    """Keep one (arm, seed)'s pooled predictions beside its row (atomically)."""
+    path = predictions_path(out, arm, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runstore.atomic_write_text(path, predictions.to_csv(index=False))
+
+
+def arm_runs(out: str | Path, arm: str, seeds: Sequence[int]) -> list[pd.DataFrame]:
+    """The stored predictions of ``arm`` at each of ``seeds`` that has them (rows written before the ablation
+    kept predictions have none)."""
+    paths = [predictions_path(out, arm, seed) for seed in seeds]
+    return [pd.read_csv(p, dtype={"subject": str, "clip": str}) for p in paths if p.exists()]
+
+
+def _shared_seeds(rows: pd.DataFrame, arm: str) -> list[int]:
+    """The training seeds at which both ``arm`` and the deterministic twin finished."""
+    return sorted(set(rows.loc[rows["arm"] == arm, "train_seed"])
+                  & set(rows.loc[rows["arm"] == DETERMINISTIC, "train_seed"]))
+
+
+def paired_available(out: str | Path, rows: pd.DataFrame, arm: str) -> bool:
+    """Whether ``arm`` and the twin both have stored predictions at every seed they share, and at least
+    :data:`convat.experiments.study.MIN_SEEDS` of them (what :func:`paired_against_twin` needs)."""
+    from convat.experiments.study import MIN_SEEDS
+
+    seeds = _shared_seeds(rows, arm)
+    return len(seeds) >= MIN_SEEDS and all(predictions_path(out, a, s).exists()
+                                           for a in (arm, DETERMINISTIC) for s in seeds)
+
+
+def paired_against_twin(out: str | Path, rows: pd.DataFrame, arm: str, n_boot: int = 2000) -> dict | None:
+    """:func:`convat.metrics.paired_seed_test` of ``arm`` against the deterministic twin over the seeds both
+    finished, resampling subjects and seeds; ``None`` unless :func:`paired_available`."""
+    from convat.metrics import paired_seed_test
+
+    if not paired_available(out, rows, arm):
+        return None
+    seeds = _shared_seeds(rows, arm)
+    runs_arm, runs_twin = arm_runs(out, arm, seeds), arm_runs(out, DETERMINISTIC, seeds)
+    labels = sorted(set(runs_twin[0]["label"]))
+    return paired_seed_test(runs_arm, runs_twin, labels, n_boot=n_boot)
+
+
 def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> pd.DataFrame:
     """Train every missing (arm, seed) and append its row to ``rows.csv``; return every finished row.
 
@@ -132,6 +187,7 @@ def run_ablation(spec: AblationSpec, out: str | Path, progress: bool = True) -> 
         since = started()
         config = default_train(spec.model, budget, device="cpu", seed=seed, **arms[arm])
         run = cached_run(x, table, config, progress=False)
+        write_predictions(out, arm, seed, run.predictions)  # before its row: a row always has its predictions
         rows = append_row(out, rows, arm_row(arm, seed, run.predictions, run.curves, labels), since)
         row = rows.iloc[-1]
         if progress:
@@ -204,17 +260,26 @@ def describe_ablation(out: str | Path) -> list[str]:
         d = rows[rows["arm"] == DEFAULT]
         lines.append(f"The recipe's own model (`{DEFAULT}`) ends at σ = {d['sigma'].mean():.3f}, sampled = mean on "
                      f"{d['sample_agreement'].mean():.0%} of its training clips.")
-    verdicts = []
+    verdicts, compared = [], []
     for arm in [DEFAULT, *betas]:
         diff, real = differs(rows, arm)
         if diff == diff:  # not NaN
             verdicts.append(f"{arm} {diff:+.3f}" + (" (beyond the seed spread)" if real else ""))
+            compared.append(arm)
     if verdicts and is_smoke_test(spec.dataset, spec.profile):
         lines.append("UF1 against the deterministic twin, mean over seeds: "
                      + "; ".join(v.replace(" (beyond the seed spread)", "") for v in verdicts)
                      + ". **Smoke test:** on the quick profile these differences are not findings, whatever their "
                      "size; what this run shows is whether the bottleneck is active (σ, KL, sampled = mean above). "
                      "Whether it changes UF1 needs the ablation on the composite profile.")
+    elif verdicts and all(paired_available(out, rows, arm) for arm in compared):
+        from convat.metrics import seed_verdict
+
+        lines.append("UF1 against the deterministic twin, mean over seeds: "
+                     + "; ".join(v.replace(" (beyond the seed spread)", "") for v in verdicts)
+                     + ". Paired over subjects and training seeds:\n"
+                     + "\n".join(f"- {seed_verdict(paired_against_twin(out, rows, arm), arm, DETERMINISTIC)}"
+                                  for arm in compared))
     elif verdicts:
         beyond = [v for v in verdicts if "beyond" in v]
         lines.append("UF1 against the deterministic twin, mean over seeds: " + "; ".join(verdicts) + ". "
