@@ -83,7 +83,8 @@ RUN_ENTRIES = frozenset({"folds", "curves", "predictions.csv", "curves.csv", "me
 def check_folder(value: str | None, flag: str = "--out", what: str = "run folder") -> None:
     """An output folder may be missing (it is created) but must not be empty text (that is the current
     directory), a file, or a folder of another kind (:data:`FOLDER_MARKERS`: a LOSO run inside a study bundle,
-    a bundle inside a run, ...). A run folder must also not hold other files without being a run."""
+    a bundle inside a run, ...; an unfinished sweep by its points' run folders, which exist once its first point
+    has preprocessed). A run folder must also not hold other files without being a run."""
     import os
 
     if value is None:

@@ -15,9 +15,10 @@ fold's record (:mod:`convat.training.fit`), the bottleneck's mean σ, its KL ter
 prediction agrees with the posterior-mean one (1.0: the noise changes nothing), as mean ± SD over seeds. Each
 (arm, seed) keeps its pooled predictions (``predictions/``), and an arm is compared with the deterministic twin
 by the paired test over subjects and training seeds (:func:`convat.metrics.paired_seed_test`, at least three
-seeds); rows made before predictions were kept fall back to calling a difference only when the mean over seeds
-exceeds both arms' seed-to-seed spread. On SynthME's quick profile no arm is called different (a smoke test:
-its UF1 column ranks nothing, :func:`convat.recipe.is_smoke_test`).
+seeds with kept predictions, for every compared arm); otherwise (fewer seeds, or rows made before predictions
+were kept) a difference is called only when the mean over seeds exceeds both arms' seed-to-seed spread. On
+SynthME's quick profile no arm is called different (a smoke test: its UF1 column ranks nothing,
+:func:`convat.recipe.is_smoke_test`).
 
 Every (arm, seed) is one row of ``rows.csv`` in the output folder, written when finished (its LOSO run folder
 sits in the cache, resumable fold by fold); ``ablation.json`` records the spec, machine and date, each row the
