@@ -452,8 +452,7 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
             (2, "b", None)]
     comparisons = pd.DataFrame([{"data_seed": d, "model": m, "outcome": o, "verdict": f"v{d}{m} beats",
                                  "difference": -0.1, "low": -0.2 if o != TIE else -0.15, "high": -0.01 if o != TIE
-                                 else 0.05, "p": 0.0 if o != TIE else 0.4, "n_boot": 2000,
-                                 "seeds_called": o is not None} for d, m, o in rows])
+                                 else 0.05, "p": 0.0 if o != TIE else 0.4, "n_boot": 2000} for d, m, o in rows])
     text = describe_study(table, comparisons, "a", smoke=True)
     assert text.startswith("**Smoke test**") and "no model is ranked" in text
     assert "seed alone moves UF1 by an SD of 0.040 (a) to 0.070 (b); the draw alone moves the linear" in text

@@ -75,9 +75,6 @@ def check_device(value: str, flag: str = "--device", here: bool = True) -> None:
 #: The file that marks each kind of output folder: a LOSO run (:class:`convat.runstore.RunStore`), a study
 #: bundle (:data:`convat.experiments.study.BUNDLE_FILE`) and a sweep (written when the sweep finishes).
 FOLDER_MARKERS = {"run folder": "config.json", "bundle folder": "bundle.json", "sweep folder": "sweep.csv"}
-#: What a run folder holds besides its marker (hidden files such as ``.lock*`` and ``*.tmp`` files aside): a
-#: folder of other files and no ``config.json`` is not a run to resume, and a run written into it would mix with them.
-RUN_ENTRIES = frozenset({"folds", "curves", "predictions.csv", "curves.csv", "metrics.csv", "served_from.json"})
 
 
 def check_folder(value: str | None, flag: str = "--out", what: str = "run folder") -> None:
@@ -106,7 +103,12 @@ def check_folder(value: str | None, flag: str = "--out", what: str = "run folder
         raise UsageError(flag, value, f"holds a sweep folder (runs in MODEL/seedN-drawM, sweep.csv not written "
                                       f"yet), not a {what}; give another folder")
     if what == "run folder" and FOLDER_MARKERS[what] not in entries:
-        foreign = sorted(e for e in entries - RUN_ENTRIES if not e.startswith(".") and not e.endswith(".tmp"))
+        # what a run folder holds besides its marker (hidden files such as .lock* and *.tmp files aside): a folder
+        # of other files and no config.json is not a run to resume, and a run written into it would mix with them
+        from convat.runstore import FINISHED_FILES, SERVED_FROM
+
+        run_entries = {"folds", "curves", *FINISHED_FILES, SERVED_FROM}
+        foreign = sorted(e for e in entries - run_entries if not e.startswith(".") and not e.endswith(".tmp"))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise UsageError(flag, value, f"holds other files ({shown}) and no run (config.json); give a new or "

@@ -101,8 +101,9 @@ def validate(args: argparse.Namespace):
     check_data_root(args.dataset, args.data_root)
     from convat.runtime import cpu_cores
 
-    if args.threads is not None and args.threads > cpu_cores():
-        raise UsageError("--threads", args.threads, f"is more than the {cpu_cores()} CPU cores this process may run "
+    cores = cpu_cores()
+    if args.threads is not None and args.threads > cores:
+        raise UsageError("--threads", args.threads, f"is more than the {cores} CPU cores this process may run "
                          "on; threads beyond the cores only wait for each other (default: all cores)")
     if (args.task_index is None) != (args.num_tasks is None):
         flag = "--task-index" if args.task_index is not None else "--num-tasks"

@@ -144,14 +144,21 @@ def _shared_seeds(rows: pd.DataFrame, arm: str) -> list[int]:
                   & set(rows.loc[rows["arm"] == DETERMINISTIC, "train_seed"]))
 
 
-def paired_available(out: str | Path, rows: pd.DataFrame, arm: str) -> bool:
-    """Whether ``arm`` and the twin both have stored predictions at every seed they share, and at least
-    :data:`convat.experiments.study.MIN_SEEDS` of them (what :func:`paired_against_twin` needs)."""
+def _paired_seeds(out: str | Path, rows: pd.DataFrame, arm: str) -> list[int] | None:
+    """The seeds ``arm`` and the twin share when both have stored predictions at every one of them and there are
+    at least :data:`convat.experiments.study.MIN_SEEDS`; else ``None``."""
     from convat.experiments.study import MIN_SEEDS
 
     seeds = _shared_seeds(rows, arm)
-    return len(seeds) >= MIN_SEEDS and all(predictions_path(out, a, s).exists()
-                                           for a in (arm, DETERMINISTIC) for s in seeds)
+    ok = len(seeds) >= MIN_SEEDS and all(predictions_path(out, a, s).exists() for a in (arm, DETERMINISTIC)
+                                         for s in seeds)
+    return seeds if ok else None
+
+
+def paired_available(out: str | Path, rows: pd.DataFrame, arm: str) -> bool:
+    """Whether ``arm`` and the twin both have stored predictions at every seed they share, and at least
+    :data:`convat.experiments.study.MIN_SEEDS` of them (what :func:`paired_against_twin` needs)."""
+    return _paired_seeds(out, rows, arm) is not None
 
 
 def paired_against_twin(out: str | Path, rows: pd.DataFrame, arm: str, n_boot: int = 2000) -> dict | None:
@@ -159,9 +166,9 @@ def paired_against_twin(out: str | Path, rows: pd.DataFrame, arm: str, n_boot: i
     finished, resampling subjects and seeds; ``None`` unless :func:`paired_available`."""
     from convat.metrics import paired_seed_test
 
-    if not paired_available(out, rows, arm):
+    seeds = _paired_seeds(out, rows, arm)
+    if seeds is None:
         return None
-    seeds = _shared_seeds(rows, arm)
     runs_arm, runs_twin = arm_runs(out, arm, seeds), arm_runs(out, DETERMINISTIC, seeds)
     labels = sorted(set(runs_twin[0]["label"]))
     return paired_seed_test(runs_arm, runs_twin, labels, n_boot=n_boot)
@@ -261,29 +268,24 @@ def describe_ablation(out: str | Path) -> list[str]:
         d = rows[rows["arm"] == DEFAULT]
         lines.append(f"The recipe's own model (`{DEFAULT}`) ends at σ = {d['sigma'].mean():.3f}, sampled = mean on "
                      f"{d['sample_agreement'].mean():.0%} of its training clips.")
-    verdicts, compared = [], []
-    for arm in [DEFAULT, *betas]:
-        diff, real = differs(rows, arm)
-        if diff == diff:  # not NaN
-            verdicts.append(f"{arm} {diff:+.3f}" + (" (beyond the seed spread)" if real else ""))
-            compared.append(arm)
-    if verdicts and is_smoke_test(spec.dataset, spec.profile):
-        lines.append("UF1 against the deterministic twin, mean over seeds: "
-                     + "; ".join(v.replace(" (beyond the seed spread)", "") for v in verdicts)
-                     + ". **Smoke test:** on the quick profile these differences are not findings, whatever their "
-                     "size; what this run shows is whether the bottleneck is active (σ, KL, sampled = mean above). "
-                     "Whether it changes UF1 needs the ablation on the composite profile.")
-    elif verdicts and all(paired_available(out, rows, arm) for arm in compared):
+    diffs = {arm: differs(rows, arm) for arm in [DEFAULT, *betas]}
+    diffs = {arm: (diff, real) for arm, (diff, real) in diffs.items() if diff == diff}  # not NaN
+    head = "UF1 against the deterministic twin, mean over seeds: "
+    means = "; ".join(f"{arm} {diff:+.3f}" for arm, (diff, _) in diffs.items())
+    if diffs and is_smoke_test(spec.dataset, spec.profile):
+        lines.append(head + means + ". **Smoke test:** on the quick profile these differences are not findings, "
+                     "whatever their size; what this run shows is whether the bottleneck is active (σ, KL, sampled = "
+                     "mean above). Whether it changes UF1 needs the ablation on the composite profile.")
+    elif diffs and all(paired_available(out, rows, arm) for arm in diffs):
         from convat.metrics import seed_verdict
 
-        lines.append("UF1 against the deterministic twin, mean over seeds: "
-                     + "; ".join(v.replace(" (beyond the seed spread)", "") for v in verdicts)
-                     + ". Paired over subjects and training seeds:\n"
+        lines.append(head + means + ". Paired over subjects and training seeds:\n"
                      + "\n".join(f"- {seed_verdict(paired_against_twin(out, rows, arm), arm, DETERMINISTIC)}"
-                                  for arm in compared))
-    elif verdicts:
-        beyond = [v for v in verdicts if "beyond" in v]
-        lines.append("UF1 against the deterministic twin, mean over seeds: " + "; ".join(verdicts) + ". "
+                                  for arm in diffs))
+    elif diffs:
+        beyond = [arm for arm, (_, real) in diffs.items() if real]
+        lines.append(head + "; ".join(f"{arm} {diff:+.3f}" + (" (beyond the seed spread)" if real else "")
+                                      for arm, (diff, real) in diffs.items()) + ". "
                      + ("No arm differs from it by more than the seed-to-seed spread: on this data the variational "
                         "bottleneck neither helps nor hurts measurably." if not beyond else
                         f"{len(beyond)} arm(s) differ by more than the seed-to-seed spread."))

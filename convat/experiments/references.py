@@ -154,8 +154,10 @@ def reference_runs(x: np.ndarray | None, table: pd.DataFrame, splits: Splits | N
 
 
 #: What every one-run ranking sentence adds: one trained model per row is an order, not a finding.
-ONE_RUN = ("one training seed per network: an order of these runs, not a ranking of the methods (the paired lines "
-           "below say whether the subjects tell two rows apart; the study over seeds says which method is better)")
+ONE_RUN_ORDER = "one training seed per network: an order of these runs, not a ranking of the methods"
+#: :data:`ONE_RUN_ORDER` where the paired lines follow it.
+ONE_RUN = (f"{ONE_RUN_ORDER} (the paired lines below say whether the subjects tell two rows apart; the study over "
+           "seeds says which method is better)")
 
 
 def ranking_verdict(overall: pd.DataFrame, ours: str, metric: str = "UF1") -> str:
@@ -195,7 +197,7 @@ def single_run_lines(overall: pd.DataFrame, predictions: dict[str, pd.DataFrame]
     ours_rows = [m for m in networks if m.startswith("convat") and m in floors.index]
     if not ours_rows:
         return [f"ConVAT is not in this comparison; {first[metric]} has the highest pooled {metric} in this run "
-                "(one training seed per network: an order of these runs, not a ranking of the methods)."]
+                f"({ONE_RUN_ORDER})."]
     ours = max(ours_rows, key=lambda m: floors.loc[m, metric])
     lines = [ranking_verdict(overall, ours, metric)]
     lines += paired_comparisons(predictions, ours, labels=labels, metric=metric, n_boot=n_boot)

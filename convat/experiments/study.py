@@ -757,7 +757,7 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
                 verdict = seed_verdict(test, reference, other)
                 outcome = reference if test["low"] > 0 else other if test["high"] < 0 else TIE
             rows.append({"data_seed": draw, "model": other, **test, "n_boot": n_boot, "verdict": verdict,
-                         "outcome": outcome, "seeds_called": not few})
+                         "outcome": outcome})
     return pd.DataFrame(rows)
 
 
@@ -984,7 +984,8 @@ def _smoke_comparison(row: pd.Series, reference: str) -> str:
     p = row["p"]
     floor = 1.0 / n_boot if isinstance(n_boot, (int, float)) and n_boot > 0 else None
     shown = ("" if not np.isfinite(p) else f", p < {floor:.2g}" if floor and p < floor else f", p = {p:.3f}")
-    by = "subjects and seeds" if row.get("seeds_called", True) else f"subjects only (fewer than {MIN_SEEDS} seeds)"
+    called = pd.notna(row.get("outcome"))  # None: too few seeds to call it (study_comparisons)
+    by = "subjects and seeds" if called else f"subjects only (fewer than {MIN_SEEDS} seeds)"
     return (f"{reference} − {row['model']} {row['difference']:+.3f} (95 % interval {row['low']:+.3f} to "
             f"{row['high']:+.3f}{shown}): this draw's {by} "
             + ("separate them" if apart else "do not separate them") + ".")
