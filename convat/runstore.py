@@ -72,8 +72,10 @@ def default_cache_dir() -> Path:
 
 
 def _is_result_source(path: Path) -> bool:
-    """Plots only draw results, so they are left out of the fingerprint (as is every ``__pycache__``)."""
-    return "plots" not in path.stem and "__pycache__" not in path.parts
+    """Whether ``path`` (relative to the package) takes part in the fingerprint. Modules that only present results
+    are left out, so redrawing a figure or rewording a sentence never makes a result stale: plots (a stem with
+    ``plots``) draw results, ``describe`` modules word them. So is every ``__pycache__``."""
+    return "plots" not in path.stem and path.stem != "describe" and "__pycache__" not in path.parts
 
 
 def code_fingerprint(parts: Iterable[str] = RESULT_SOURCES) -> str:
