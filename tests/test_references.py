@@ -12,6 +12,8 @@ from convat.experiments.references import (
     MAJORITY,
     au_features,
     au_set_baseline,
+    generalisation_gap_lines,
+    highest_network,
     identity_baseline,
     majority_baseline,
     paired_comparisons,
@@ -20,6 +22,7 @@ from convat.experiments.references import (
 )
 from convat.loso import loso_splits, random_splits
 from convat.metrics import summarize
+from convat.training.fit import FIT_COLUMNS
 
 
 def _table() -> pd.DataFrame:
@@ -88,3 +91,34 @@ def test_paired_comparisons_tell_apart_only_what_the_subjects_separate():
     assert lines[0].startswith("- noisy: ours − noisy = +") and lines[0].endswith("the subjects tell them apart")
     assert lines[1].startswith("- twin: ours − twin = +0.000") and "cannot tell them apart" in lines[1]
     assert len(lines) == 3 and "training seed" in lines[2]  # the ceiling row is left out
+
+
+def test_the_highest_network_ignores_references_and_ceilings():
+    overall = pd.DataFrame({"UF1": [0.5, 0.9, 0.95, 0.6]}, index=["convat_tiny", LINEAR, AU_SET, "ststnet"])
+    assert highest_network(overall, ["convat_tiny", "ststnet", "absent"]) == "ststnet"
+    with pytest.raises(ValueError, match="none of the networks"):
+        highest_network(overall, ["absent"])
+
+
+def _curve(fits: list[float] | None) -> pd.DataFrame:
+    """Two epochs per fold; the fit is recorded on the selected (last) epoch only, as the engine writes it."""
+    rows = []
+    for k, fit in enumerate(fits or [0.0]):
+        for epoch in (0, 1):
+            row = {"fold": f"d/s{k}", "epoch": epoch, "train_accuracy": 0.1, "selected": epoch == 1}
+            if fits is not None:
+                row.update(dict.fromkeys(FIT_COLUMNS, np.nan))
+                row["fit_accuracy"] = fit if epoch == 1 else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_generalisation_gap_uses_the_evaluation_mode_fit_and_ranks_nothing():
+    overall = pd.DataFrame({"accuracy": [0.55, 0.4]}, index=["convat_tiny", "old"])
+    text = generalisation_gap_lines({"convat_tiny": _curve([0.9, 1.0]), "old": _curve(None)}, overall)
+    # 0.95 is the mean fit over folds; the running train_accuracy (0.1) plays no part
+    assert text.startswith("Fit to the training clips (evaluation mode, mean over folds) against held-out accuracy: "
+                           "convat_tiny 0.95 vs 0.55 (gap +0.40) (one training seed per network")
+    assert text.endswith("old: made before folds recorded their training fit, so no gap is shown.")
+    assert "largest" not in text
+    assert generalisation_gap_lines({"old": _curve(None)}, overall).startswith("old: made before")

@@ -206,6 +206,40 @@ def single_run_lines(overall: pd.DataFrame, predictions: dict[str, pd.DataFrame]
     return lines
 
 
+def highest_network(overall: pd.DataFrame, networks: Sequence[str], metric: str = "UF1") -> str:
+    """The network (not a reference or ceiling row) with the highest ``metric`` in a one-run table: which grid to
+    show, not a ranking (one seed per network gives an order of these runs, :data:`ONE_RUN_ORDER`)."""
+    rows = [m for m in networks if m in overall.index]
+    if not rows:
+        raise ValueError(f"none of the networks {list(networks)} is a row of the table")
+    return max(rows, key=lambda m: overall.loc[m, metric])
+
+
+def generalisation_gap_lines(curves: dict[str, pd.DataFrame], overall: pd.DataFrame) -> str:
+    """One Markdown sentence per run: its fit to its training clips (accuracy of the selected epoch's model in
+    evaluation mode, averaged over folds; :func:`convat.training.fit.fit_table`) against its held-out pooled
+    accuracy. The running training accuracy of the curves is not used: it is measured while training, with dropout
+    and augmentation on, and mixes the start of an epoch with its end. A run made before folds recorded their fit
+    is named as such. No gap is ranked: one seed per network."""
+    from convat.training.fit import fit_table
+
+    parts, unrecorded = [], []
+    for name, curve in curves.items():
+        fits = fit_table(curve)
+        if fits.empty:
+            unrecorded.append(name)
+            continue
+        fit, held_out = float(fits["fit_accuracy"].mean()), float(overall.loc[name, "accuracy"])
+        parts.append(f"{name} {fit:.2f} vs {held_out:.2f} (gap {fit - held_out:+.2f})")
+    lines = []
+    if parts:
+        lines.append("Fit to the training clips (evaluation mode, mean over folds) against held-out accuracy: "
+                     f"{'; '.join(parts)} ({ONE_RUN_ORDER}).")
+    if unrecorded:
+        lines.append(f"{', '.join(unrecorded)}: made before folds recorded their training fit, so no gap is shown.")
+    return " ".join(lines)
+
+
 def paired_comparisons(predictions: dict[str, pd.DataFrame], ours: str, labels: list | None = None,
                        metric: str = "UF1", n_boot: int = 2000) -> list[str]:
     """One Markdown line per other row of a single-seed ranking: ``ours`` minus it, with the interval of a
