@@ -241,6 +241,18 @@ def test_reachability_table_flags_only_casme_ii_255():
     reachable = table[table["can be a pooled accuracy"]]
     assert list(reachable["clips n"]) == [255]
     assert reachable["k/n that round to it"].item() == "249/255"
+    assert pitfalls.describe_reachability(table) == (
+        "On these evaluation sets, the reported accuracy for SMIC and SAMM cannot be a pooled accuracy; the one for "
+        "CASME II can be.")
+
+
+def test_reachability_sentence_when_every_or_no_accuracy_is_reachable():
+    table = pd.DataFrame({"dataset": ["A", "A", "B"], "can be a pooled accuracy": [False, True, True]})
+    assert pitfalls.describe_reachability(table) == (
+        "Every reported accuracy is reachable on at least one evaluation set.")
+    none = table.assign(**{"can be a pooled accuracy": False})
+    assert pitfalls.describe_reachability(none) == (
+        "On these evaluation sets, the reported accuracy for A and B cannot be a pooled accuracy.")
 
 
 def test_composite_comparison_appends_our_rows():

@@ -519,6 +519,17 @@ def reachability_findings(table: pd.DataFrame | None = None) -> list[str]:
     return lines
 
 
+def describe_reachability(table: pd.DataFrame | None = None) -> str:
+    """One sentence over :func:`reachability_table`: which datasets' reported accuracies cannot be a pooled
+    ``k / n`` on any of their evaluation sets, and which can (on at least one)."""
+    table = table if table is not None else reachability_table()
+    reachable = list(dict.fromkeys(table.loc[table["can be a pooled accuracy"], "dataset"]))
+    unreachable = [d for d in dict.fromkeys(table["dataset"]) if d not in reachable]
+    head = (f"On these evaluation sets, the reported accuracy for {' and '.join(unreachable)} cannot be a pooled "
+            "accuracy" if unreachable else "Every reported accuracy is reachable on at least one evaluation set")
+    return head + (f"; the one for {' and '.join(reachable)} can be." if reachable and unreachable else ".")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 6. Published MEGC2019 composite results
 
