@@ -12,6 +12,7 @@ from convat.experiments.references import (
     MAJORITY,
     au_features,
     au_set_baseline,
+    describe_subject_leaders,
     generalisation_gap_lines,
     highest_network,
     identity_baseline,
@@ -122,3 +123,11 @@ def test_generalisation_gap_uses_the_evaluation_mode_fit_and_ranks_nothing():
     assert text.endswith("old: made before folds recorded their training fit, so no gap is shown.")
     assert "largest" not in text
     assert generalisation_gap_lines({"old": _curve(None)}, overall).startswith("old: made before")
+
+
+def test_subject_leaders_credit_no_model_with_a_tie():
+    acc = pd.DataFrame({"a": [0.9, 0.5, 0.5, 0.2], "b": [0.1, 0.5, 0.7, 0.2]}, index=["s1", "s2", "s3", "s4"])
+    text = describe_subject_leaders(acc)
+    assert "(one training seed per network: an order of these runs, not a ranking of the methods): a 1, b 1; " \
+           "tied: 2 of 4." in text  # s2 and s4 tie; with idxmax both would have gone to a
+    assert text.endswith("The widest gap between models on one subject is 0.80 (subject s1).")

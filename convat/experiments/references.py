@@ -240,6 +240,20 @@ def generalisation_gap_lines(curves: dict[str, pd.DataFrame], overall: pd.DataFr
     return " ".join(lines)
 
 
+def describe_subject_leaders(accuracy: pd.DataFrame) -> str:
+    """One sentence on a per-subject accuracy table (rows: held-out subjects, columns: models of one run each): on
+    how many subjects each model alone has the highest accuracy, how many subjects are ties (no model is credited
+    with a tie), and the widest gap between models on one subject. A description of these runs, not a ranking."""
+    top = accuracy.eq(accuracy.max(axis=1), axis=0)
+    alone = top[top.sum(axis=1) == 1].idxmax(axis=1).value_counts()
+    ties = int((top.sum(axis=1) > 1).sum())
+    leaders = ", ".join(f"{m} {int(alone.get(m, 0))}" for m in accuracy.columns)
+    spread = accuracy.max(axis=1) - accuracy.min(axis=1)
+    return (f"Subjects on which a model alone has the highest accuracy in this run ({ONE_RUN_ORDER}): {leaders}; "
+            f"tied: {ties} of {len(accuracy)}. The widest gap between models on one subject is {spread.max():.2f} "
+            f"(subject {spread.idxmax()}).")
+
+
 def paired_comparisons(predictions: dict[str, pd.DataFrame], ours: str, labels: list | None = None,
                        metric: str = "UF1", n_boot: int = 2000) -> list[str]:
     """One Markdown line per other row of a single-seed ranking: ``ours`` minus it, with the interval of a
