@@ -45,3 +45,26 @@ def test_times_are_read_from_the_benchmark_and_summed_per_session(tmp_path):
 def test_the_committed_benchmark_has_every_planned_chapter():
     cpu, _ = chapter_times(CHAPTERS_JSON)
     assert {c for s in SESSIONS for c in s.chapters} <= set(cpu)
+
+
+def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_path):
+    from convat.site.course import describe_chapter_times
+
+    cpu_only = {"source": "/x/benchmarks/results/chapters.json", "cores": "2", "cpu": "AMD EPYC",
+                "gpu": "none (CPU only)", "date": "2026-12-05 21:10", "load average (1 min)": 1.94}
+    text = describe_chapter_times(cpu_only)
+    assert text.startswith("CPU times: one full book build on 2 CPU cores (AMD EPYC, GPU: none (CPU only)), "
+                           "2026-12-05 21:10, load average 1.94 at the start")
+    assert "from `benchmarks/results/chapters.json`" in text and text.endswith("GPU times are not measured yet.")
+    on_gpu = describe_chapter_times({**cpu_only, "gpu": "NVIDIA H100 80GB HBM3"})
+    assert on_gpu.startswith("Times: ") and "not measured" not in on_gpu
+
+
+def test_exercise_chapters_are_those_with_an_exercises_section(tmp_path):
+    from convat.site.course import exercise_chapters
+
+    (tmp_path / "02_b.md").write_text("# B\n\n## Exercises\n")
+    (tmp_path / "01_a.md").write_text("# A\n\n## Exercises\n")
+    (tmp_path / "index.md").write_text("# Index\n")
+    assert [p.name for p in exercise_chapters(tmp_path)] == ["01_a.md", "02_b.md"]
+    assert {p.stem for p in exercise_chapters("book")} >= {"02_data", "05_loso", "08_pitfalls"}
