@@ -56,6 +56,20 @@ def find_data_root(data_root: str | Path | None = None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
+def describe_data_root(data_root: str | Path | None = None, shown: int = 12) -> str:
+    """One sentence on the data root a chapter would read (:func:`find_data_root`): none set (the chapters use
+    SynthME), a folder and its first ``shown`` entries, or a path that does not exist (and what to check)."""
+    root = find_data_root(data_root)
+    if root is None:
+        return "No data root is set (`DATA_ROOT` is `None` and `$CONVAT_DATA` is unset), so the chapters use SynthME."
+    if root.is_dir():
+        entries = sorted(root.iterdir())
+        listed = ", ".join(f"`{p.name}`" for p in entries[:shown])
+        more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+        return f"The data root is `{root}`; it holds: {listed or 'nothing'}{more}."
+    return f"The data root `{root}` does not exist: check `DATA_ROOT` or `$CONVAT_DATA`."
+
+
 def dataset_names() -> list[str]:
     """Every name :func:`load_records` (and ``convat loso --dataset``) accepts."""
     from convat.data.readers import DATASETS, PROTOCOLS

@@ -311,3 +311,17 @@ def test_key_results_box_shows_the_computed_values_and_labels_the_smoke_test():
                                                                                                 "quick")
     with pytest.raises(ValueError, match="at least one"):
         key_results({}, "synthme", "quick")
+
+
+def test_the_data_root_sentence_says_what_a_chapter_would_read(tmp_path, monkeypatch):
+    from convat.book import describe_data_root
+
+    monkeypatch.delenv("CONVAT_DATA", raising=False)
+    assert describe_data_root(None).endswith("so the chapters use SynthME.")
+    for name in ("SAMM", "CASME2", "SMIC"):
+        (tmp_path / name).mkdir()
+    assert describe_data_root(tmp_path) == f"The data root is `{tmp_path}`; it holds: `CASME2`, `SAMM`, `SMIC`."
+    assert describe_data_root(tmp_path, shown=1).endswith("it holds: `CASME2` and 2 more.")
+    monkeypatch.setenv("CONVAT_DATA", str(tmp_path / "absent"))
+    assert describe_data_root(None) == (f"The data root `{tmp_path / 'absent'}` does not exist: check `DATA_ROOT` or "
+                                        "`$CONVAT_DATA`.")

@@ -296,3 +296,11 @@ def test_the_measured_seed_sd_comes_from_the_bundle_made_on_that_data():
     assert measured_seed_sd("convat_tiny", "synthme", "quick", Budget(epochs=5)) is None  # another recipe
     assert measured_seed_sd("convat_tiny", "synthme", "quick", img_size=32) is None
     assert measured_seed_sd("convat_tiny", "synthme", "quick", flow="dis") is None
+
+
+def test_our_rows_compare_with_the_published_ones_only_on_the_composite():
+    assert pitfalls.describe_comparability("synthme").startswith(
+        "**The ConVAT rows above are not comparable with the published rows.** They come from SynthME")
+    assert "the data of the published rows" in pitfalls.describe_comparability("megc2019")
+    other = pitfalls.describe_comparability("casme2_5class")
+    assert "`casme2_5class`, not from the MEGC2019 composite: they are **not** comparable" in other
