@@ -127,3 +127,14 @@ def test_control_scores_over_folds_on_synthme(tmp_path, monkeypatch):
     assert (scores.groupby("fold")["n"].first() == 6).all()
     summary = summarize_controls(scores, n_boot=50)
     assert list(summary.columns[:4]) == [*CONTROLS, "random"] and (summary["folds"] == 2).all()
+
+
+def test_the_chapter_headline_marks_one_seed_only_when_seed_verdicts_follow():
+    from convat.experiments.controls import chapter_headline
+
+    summaries = {"a": summarize_controls(_scores(0.1, 0.1))}
+    alone = chapter_headline(summaries, [], 3)
+    assert alone == "> " + controls_headline(summaries)
+    both = chapter_headline(summaries, ["a: *saliency* passes on 5 of 5 seeds."], 3)
+    assert both.startswith("> On training seed 3: **Sanity check: 1 of the 1")
+    assert both.endswith("section *Over training seeds* below): a: *saliency* passes on 5 of 5 seeds.")
