@@ -76,7 +76,8 @@ def test_load_table_and_comparisons(bundle):
     text = describe_study(table, comparisons, "ststnet")
     # two training seeds are fewer than a comparison needs: the verdict names the counts and calls no winner
     assert "linear reference" in text and "not called yet: ststnet 2 training seeds" in text
-    assert "beats" not in text and "over subjects only" in text
+    assert "beats" not in text and "over subjects and only 2 training seeds (fewer than 3)" in text
+    assert comparisons.loc[0, "fewest_seeds"] == 2
     assert comparisons["outcome"].isna().all()  # not called: no outcome to compare between draws
 
 
@@ -473,8 +474,8 @@ def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():
             "do not separate them.") in text
     assert ("- draw 1: a − linear -0.100 (95 % interval -0.200 to -0.010, p < 0.0005): this draw's subjects and "
             "seeds separate them.") in text
-    assert "- draw 2: a − b -0.100 (95 % interval -0.200 to -0.010, p < 0.0005): this draw's subjects only (fewer " \
-        "than 3 seeds) separate them." in text  # a pair not called over seeds resampled its subjects only
+    assert "- draw 2: a − b -0.100 (95 % interval -0.200 to -0.010, p < 0.0005): this draw's subjects and fewer " \
+        "than 3 training seeds separate them." in text  # a pair not called: too few seeds (how few is not recorded)
     ranked = describe_study(table, comparisons, "a")
     assert ranked.startswith("Highest mean UF1 over seeds: **linear**") and "below the linear reference" in ranked
     assert "- draw 2: v2b beats" in ranked and "ranks the models" not in ranked  # a study's verdicts as they are
@@ -693,3 +694,11 @@ def test_machines_that_each_run_some_cells_give_bundles_that_merge_into_the_stud
     study = load_study(here)
     assert len(study.record["cells"]) == 3 and not study_status(study)  # complete and current
     assert study_table(study).loc["ststnet", "runs"] == 2
+
+
+def test_a_pair_not_called_says_how_few_seeds_were_resampled():
+    from convat.experiments.study import resampled
+
+    assert resampled(1) == "subjects only (one training seed)"
+    assert resampled(2) == "subjects and only 2 training seeds (fewer than 3)"
+    assert resampled(3) == resampled(None) == resampled(float("nan")) == "subjects and seeds"

@@ -724,10 +724,21 @@ def measured_seed_sd(model: str, dataset: str, profile: str, budget=None, img_si
     return float(sd) if np.isfinite(sd) else None
 
 
-#: Training seeds a deep model needs on a draw before a comparison with it is called: with fewer, the bootstrap
-#: resamples subjects only and cannot contain training variance (one seed of a model has been "significantly"
-#: better than another seed of the same model). The linear reference is deterministic and needs one run.
+#: Training seeds a deep model needs on a draw before a comparison with it is called. With one seed the bootstrap
+#: resamples subjects only and holds no training variance (one seed of a model has been "significantly" better
+#: than another seed of the same model); with two it resamples them too, but two runs cannot measure that
+#: variance. The linear reference is deterministic and needs one run.
 MIN_SEEDS = 3
+
+
+def resampled(fewest: float | None) -> str:
+    """What a paired test resampled, given the fewest training seeds of a deep model in the pair (``None`` or NaN:
+    no deep model had fewer than :data:`MIN_SEEDS`, or the count is unknown for a pair not called)."""
+    if fewest is None or not np.isfinite(fewest) or fewest >= MIN_SEEDS:
+        return "subjects and seeds"
+    if fewest <= 1:
+        return "subjects only (one training seed)"
+    return f"subjects and only {int(fewest)} training seeds (fewer than {MIN_SEEDS})"
 
 
 def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -751,13 +762,14 @@ def study_comparisons(study: Study, reference: str, n_boot: int = 2000, seed: in
                 counts = ", ".join(f"{name} {n} training seed{'s' if n != 1 else ''}" for name, n in few.items())
                 verdict = (f"not called yet: {counts} so far; a difference is called only over at least {MIN_SEEDS} "
                            f"seeds each (UF1 difference {reference} − {other} {test['difference']:+.3f}, "
-                           f"95 % interval {test['low']:+.3f} to {test['high']:+.3f} over subjects only).")
+                           f"95 % interval {test['low']:+.3f} to {test['high']:+.3f} over "
+                           f"{resampled(min(few.values()))}).")
                 outcome = None
             else:
                 verdict = seed_verdict(test, reference, other)
                 outcome = reference if test["low"] > 0 else other if test["high"] < 0 else TIE
             rows.append({"data_seed": draw, "model": other, **test, "n_boot": n_boot, "verdict": verdict,
-                         "outcome": outcome})
+                         "outcome": outcome, "fewest_seeds": min(few.values()) if few else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -977,15 +989,17 @@ def describe_study(table: pd.DataFrame, comparisons: pd.DataFrame, reference: st
 
 
 def _smoke_comparison(row: pd.Series, reference: str) -> str:
-    """A paired test's numbers without a verdict: what a smoke-test bundle lists instead of "A beats B". A pair
-    with fewer than :data:`MIN_SEEDS` training seeds is said to resample its subjects only."""
+    """A paired test's numbers without a verdict: what a smoke-test bundle lists instead of "A beats B", with what
+    the test resampled (:func:`resampled`: a pair with fewer than :data:`MIN_SEEDS` training seeds says how few)."""
     apart = row["low"] > 0 or row["high"] < 0
     n_boot = row.get("n_boot")
     p = row["p"]
     floor = 1.0 / n_boot if isinstance(n_boot, (int, float)) and n_boot > 0 else None
     shown = ("" if not np.isfinite(p) else f", p < {floor:.2g}" if floor and p < floor else f", p = {p:.3f}")
     called = pd.notna(row.get("outcome"))  # None: too few seeds to call it (study_comparisons)
-    by = "subjects and seeds" if called else f"subjects only (fewer than {MIN_SEEDS} seeds)"
+    fewest = row.get("fewest_seeds")
+    by = ("subjects and seeds" if called else resampled(fewest) if pd.notna(fewest)
+          else f"subjects and fewer than {MIN_SEEDS} training seeds")
     return (f"{reference} − {row['model']} {row['difference']:+.3f} (95 % interval {row['low']:+.3f} to "
             f"{row['high']:+.3f}{shown}): this draw's {by} "
             + ("separate them" if apart else "do not separate them") + ".")
