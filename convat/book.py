@@ -67,6 +67,8 @@ def describe_data_root(data_root: str | Path | None = None, shown: int = 12) -> 
         listed = ", ".join(f"`{p.name}`" for p in entries[:shown])
         more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
         return f"The data root is `{root}`; it holds: {listed or 'nothing'}{more}."
+    if root.exists():
+        return f"The data root `{root}` is a file, not a folder: check `DATA_ROOT` or `$CONVAT_DATA`."
     return f"The data root `{root}` does not exist: check `DATA_ROOT` or `$CONVAT_DATA`."
 
 

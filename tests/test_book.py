@@ -322,6 +322,9 @@ def test_the_data_root_sentence_says_what_a_chapter_would_read(tmp_path, monkeyp
         (tmp_path / name).mkdir()
     assert describe_data_root(tmp_path) == f"The data root is `{tmp_path}`; it holds: `CASME2`, `SAMM`, `SMIC`."
     assert describe_data_root(tmp_path, shown=1).endswith("it holds: `CASME2` and 2 more.")
+    assert describe_data_root(tmp_path / "SAMM").endswith("it holds: nothing.")
+    (tmp_path / "notes.txt").write_text("x")
+    assert "is a file, not a folder" in describe_data_root(tmp_path / "notes.txt")
     monkeypatch.setenv("CONVAT_DATA", str(tmp_path / "absent"))
     assert describe_data_root(None) == (f"The data root `{tmp_path / 'absent'}` does not exist: check `DATA_ROOT` or "
                                         "`$CONVAT_DATA`.")

@@ -134,7 +134,8 @@ def test_the_chapter_headline_marks_one_seed_only_when_seed_verdicts_follow():
 
     summaries = {"a": summarize_controls(_scores(0.1, 0.1))}
     alone = chapter_headline(summaries, [], 3)
-    assert alone == "> " + controls_headline(summaries)
+    assert alone == "> On training seed 3 (one seed): " + controls_headline(summaries) + (
+        " No verdict over training seeds is available for this computation (`make controls`).")
     both = chapter_headline(summaries, ["a: *saliency* passes on 5 of 5 seeds."], 3)
-    assert both.startswith("> On training seed 3: **Sanity check: 1 of the 1")
+    assert both.startswith("> On training seed 3 (one seed): **Sanity check: 1 of the 1")
     assert both.endswith("section *Over training seeds* below): a: *saliency* passes on 5 of 5 seeds.")

@@ -253,6 +253,9 @@ def test_reachability_sentence_when_every_or_no_accuracy_is_reachable():
     none = table.assign(**{"can be a pooled accuracy": False})
     assert pitfalls.describe_reachability(none) == (
         "On these evaluation sets, the reported accuracy for A and B cannot be a pooled accuracy.")
+    two = pd.DataFrame({"dataset": ["A", "B", "C"], "can be a pooled accuracy": [False, True, True]})
+    assert pitfalls.describe_reachability(two).endswith("; the ones for B and C can be.")
+    assert pitfalls.describe_reachability(table.iloc[:0]) == "No reported accuracy to check."
 
 
 def test_composite_comparison_appends_our_rows():
@@ -301,6 +304,7 @@ def test_the_measured_seed_sd_comes_from_the_bundle_made_on_that_data():
 def test_our_rows_compare_with_the_published_ones_only_on_the_composite():
     assert pitfalls.describe_comparability("synthme").startswith(
         "**The ConVAT rows above are not comparable with the published rows.** They come from SynthME")
-    assert "the data of the published rows" in pitfalls.describe_comparability("megc2019")
+    composite = pitfalls.describe_comparability("megc2019")
+    assert "the data of the published rows" in composite and "each is one training seed" in composite
     other = pitfalls.describe_comparability("casme2_5class")
     assert "`casme2_5class`, not from the MEGC2019 composite: they are **not** comparable" in other

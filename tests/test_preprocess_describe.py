@@ -84,14 +84,27 @@ def test_apex_summary_and_sentence():
     assert summary.loc["middle", "median |error|"] == pytest.approx(2.0)
     assert summary.loc["motion", "within 2 frames"] == pytest.approx(2 / 3)
     summary = apex_summary(_apex_report([4, 2, 0], [1, 1, 1]))
-    assert describe_apex(summary, 3) == ("Over 3 clips the **motion** strategy lands closer to the annotated apex "
-                                         "on average (1.00 frames against 2.00).")
+    assert describe_apex(summary) == ("Over 3 clips the **motion** strategy lands closer to the annotated apex "
+                                      "on average (1.00 frames against 2.00).")
+
+
+def test_clips_without_an_annotated_apex_are_not_counted():
+    """SMIC has no apex: on the composite its clips have no error, and the sentence counts the others only."""
+    summary = apex_summary(_apex_report([4, 2, np.nan], [1, 1, np.nan], apex=[5, 5, None]))
+    assert summary.attrs["clips"] == 2 and summary.loc["middle", "within 2 frames"] == pytest.approx(0.5)
+    assert describe_apex(summary).startswith("Over 2 clips the **motion** strategy")
 
 
 def test_an_apex_tie_is_named_as_one_and_no_annotation_gives_no_summary():
     summary = apex_summary(_apex_report([1, 3], [2, 2]))
-    assert "the **middle** and **motion** strategies land equally close" in describe_apex(summary, 2)
+    assert "the **middle** and **motion** strategies land equally close" in describe_apex(summary)
     assert apex_summary(_apex_report([np.nan], [np.nan], apex=[None])) is None
+
+
+def test_one_strategy_is_described_without_a_comparison():
+    summary = apex_summary(pd.DataFrame({"apex": [5, 5], "motion_error": [1, 2]}), ("motion",))
+    assert describe_apex(summary) == "Over 2 clips the **motion** strategy lands 1.50 frames from the annotated " \
+        "apex on average."
 
 
 def _bench() -> pd.DataFrame:

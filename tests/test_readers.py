@@ -72,6 +72,12 @@ def test_composite_reproduces_the_official_list(full_root):
     assert sorted(i.clip for i in report.by_severity("erratum")) == ["sub04/EP12_01f", "sub05/EP09_05f"]
     counts = class_counts(records)
     assert counts.loc["total", "clips"] == 442 and counts.loc["total", "subjects"] == 68
+    # the real-data chapter's comparison: the reader's counts table and the list's have one layout, and match
+    from convat.data.readers.describe import counts_match, describe_composite_match, official_counts
+
+    assert counts_match(counts, official_counts(listed))
+    assert describe_composite_match(counts, official_counts(listed), "megc2019").startswith(
+        "The counts read from this copy match the official list (442 clips of 68 subjects)")
 
 
 def test_records_hold_positions_frame_numbers_and_frames(full_root):

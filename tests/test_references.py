@@ -99,6 +99,8 @@ def test_the_highest_network_ignores_references_and_ceilings():
     assert highest_network(overall, ["convat_tiny", "ststnet", "absent"]) == "ststnet"
     with pytest.raises(ValueError, match="none of the networks"):
         highest_network(overall, ["absent"])
+    overall.loc["ststnet", "UF1"] = np.nan  # a row without a score is never the highest
+    assert highest_network(overall, ["convat_tiny", "ststnet"]) == "convat_tiny"
 
 
 def _curve(fits: list[float] | None) -> pd.DataFrame:
@@ -118,11 +120,13 @@ def test_generalisation_gap_uses_the_evaluation_mode_fit_and_ranks_nothing():
     overall = pd.DataFrame({"accuracy": [0.55, 0.4]}, index=["convat_tiny", "old"])
     text = generalisation_gap_lines({"convat_tiny": _curve([0.9, 1.0]), "old": _curve(None)}, overall)
     # 0.95 is the mean fit over folds; the running train_accuracy (0.1) plays no part
-    assert text.startswith("Fit to the training clips (evaluation mode, mean over folds) against held-out accuracy: "
+    assert text.startswith("Fit to the training clips (evaluation mode, mean over folds) against pooled held-out "
+                           "accuracy: "
                            "convat_tiny 0.95 vs 0.55 (gap +0.40) (one training seed per network")
     assert text.endswith("old: made before folds recorded their training fit, so no gap is shown.")
     assert "largest" not in text
     assert generalisation_gap_lines({"old": _curve(None)}, overall).startswith("old: made before")
+    assert generalisation_gap_lines({}, overall) == "No run to compare."
 
 
 def test_subject_leaders_credit_no_model_with_a_tie():
@@ -131,3 +135,9 @@ def test_subject_leaders_credit_no_model_with_a_tie():
     assert "(one training seed per network: an order of these runs, not a ranking of the methods): a 1, b 1; " \
            "tied: 2 of 4." in text  # s2 and s4 tie; with idxmax both would have gone to a
     assert text.endswith("The widest gap between models on one subject is 0.80 (subject s1).")
+
+
+def test_subject_leaders_with_one_model_or_no_gap():
+    assert describe_subject_leaders(pd.DataFrame({"a": [0.5, 0.7]})).startswith("One model only")
+    same = describe_subject_leaders(pd.DataFrame({"a": [0.5, 0.7], "b": [0.5, 0.7]}))
+    assert same.endswith("tied: 2 of 2.")  # no gap on any subject: no subject named for it

@@ -281,6 +281,13 @@ def test_code_fingerprint_covers_result_code_only(tmp_path, monkeypatch):
         with open(package / harmless, "a") as f:
             f.write("\n# edited\n")
     assert code_fingerprint() == base and code_fingerprint(PREPROCESS_SOURCES) == prep
+    explain = code_fingerprint((*runstore.RESULT_SOURCES, "explain"))  # experiments.controls.explain_fingerprint
+    with open(package / "explain" / "describe.py", "a") as f:
+        f.write("\n# edited\n")
+    assert code_fingerprint((*runstore.RESULT_SOURCES, "explain")) == explain
+    with open(package / "explain" / "faithfulness.py", "a") as f:
+        f.write("\n# edited\n")
+    assert code_fingerprint((*runstore.RESULT_SOURCES, "explain")) != explain
     with open(package / "training" / "loop.py", "a") as f:
         f.write("\n# edited\n")
     assert code_fingerprint() != base and code_fingerprint(PREPROCESS_SOURCES) == prep

@@ -523,11 +523,14 @@ def describe_reachability(table: pd.DataFrame | None = None) -> str:
     """One sentence over :func:`reachability_table`: which datasets' reported accuracies cannot be a pooled
     ``k / n`` on any of their evaluation sets, and which can (on at least one)."""
     table = table if table is not None else reachability_table()
+    if table.empty:
+        return "No reported accuracy to check."
     reachable = list(dict.fromkeys(table.loc[table["can be a pooled accuracy"], "dataset"]))
     unreachable = [d for d in dict.fromkeys(table["dataset"]) if d not in reachable]
     head = (f"On these evaluation sets, the reported accuracy for {' and '.join(unreachable)} cannot be a pooled "
             "accuracy" if unreachable else "Every reported accuracy is reachable on at least one evaluation set")
-    return head + (f"; the one for {' and '.join(reachable)} can be." if reachable and unreachable else ".")
+    ones = "the one" if len(reachable) == 1 else "the ones"
+    return head + (f"; {ones} for {' and '.join(reachable)} can be." if reachable and unreachable else ".")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -560,8 +563,10 @@ def describe_comparability(dataset: str) -> str:
                 "cannot be used in a public build. They show how the protocol choices move the score on one dataset; "
                 "the composite numbers come from running this chapter on the real data (see the real-data chapter).")
     if dataset == "megc2019":
-        return ("The ConVAT rows above come from the MEGC2019 composite, the data of the published rows: they differ "
-                "from them by the protocol, which the protocol column states row by row.")
+        return ("The ConVAT rows above come from the MEGC2019 composite, the data of the published rows. They still "
+                "differ from them in protocol (the protocol column states it row by row), preprocessing and "
+                "implementation, and each is one training seed: a difference from a published row smaller than "
+                "the training seed's spread (section 1) is not a finding.")
     return (f"The ConVAT rows above come from `{dataset}`, not from the MEGC2019 composite: they are **not** "
             "comparable with the published composite rows (other clips, subjects or classes); set "
             '`DATASET = "megc2019"` to compare.')

@@ -209,18 +209,18 @@ def single_run_lines(overall: pd.DataFrame, predictions: dict[str, pd.DataFrame]
 def highest_network(overall: pd.DataFrame, networks: Sequence[str], metric: str = "UF1") -> str:
     """The network (not a reference or ceiling row) with the highest ``metric`` in a one-run table: which grid to
     show, not a ranking (one seed per network gives an order of these runs, :data:`ONE_RUN_ORDER`)."""
-    rows = [m for m in networks if m in overall.index]
+    rows = [m for m in networks if m in overall.index and pd.notna(overall.loc[m, metric])]
     if not rows:
-        raise ValueError(f"none of the networks {list(networks)} is a row of the table")
+        raise ValueError(f"none of the networks {list(networks)} is a row of the table with a {metric}")
     return max(rows, key=lambda m: overall.loc[m, metric])
 
 
 def generalisation_gap_lines(curves: dict[str, pd.DataFrame], overall: pd.DataFrame) -> str:
-    """One Markdown sentence per run: its fit to its training clips (accuracy of the selected epoch's model in
-    evaluation mode, averaged over folds; :func:`convat.training.fit.fit_table`) against its held-out pooled
-    accuracy. The running training accuracy of the curves is not used: it is measured while training, with dropout
-    and augmentation on, and mixes the start of an epoch with its end. A run made before folds recorded their fit
-    is named as such. No gap is ranked: one seed per network."""
+    """One Markdown sentence over the runs: each one's fit to its training clips (the accuracy of the model each
+    fold returned, in evaluation mode, averaged over folds; :func:`convat.training.fit.fit_table`) against its
+    pooled held-out accuracy. The running training accuracy of the curves is not used: it is measured while
+    training, with dropout and augmentation on, and mixes the start of an epoch with its end. A run made before
+    folds recorded their fit is named as such. No gap is ranked: one seed per network."""
     from convat.training.fit import fit_table
 
     parts, unrecorded = [], []
@@ -233,25 +233,29 @@ def generalisation_gap_lines(curves: dict[str, pd.DataFrame], overall: pd.DataFr
         parts.append(f"{name} {fit:.2f} vs {held_out:.2f} (gap {fit - held_out:+.2f})")
     lines = []
     if parts:
-        lines.append("Fit to the training clips (evaluation mode, mean over folds) against held-out accuracy: "
+        lines.append("Fit to the training clips (evaluation mode, mean over folds) against pooled held-out accuracy: "
                      f"{'; '.join(parts)} ({ONE_RUN_ORDER}).")
     if unrecorded:
         lines.append(f"{', '.join(unrecorded)}: made before folds recorded their training fit, so no gap is shown.")
-    return " ".join(lines)
+    return " ".join(lines) or "No run to compare."
 
 
 def describe_subject_leaders(accuracy: pd.DataFrame) -> str:
     """One sentence on a per-subject accuracy table (rows: held-out subjects, columns: models of one run each): on
     how many subjects each model alone has the highest accuracy, how many subjects are ties (no model is credited
     with a tie), and the widest gap between models on one subject. A description of these runs, not a ranking."""
+    if accuracy.shape[1] < 2:
+        return "One model only: no model to compare it with on each subject."
     top = accuracy.eq(accuracy.max(axis=1), axis=0)
     alone = top[top.sum(axis=1) == 1].idxmax(axis=1).value_counts()
     ties = int((top.sum(axis=1) > 1).sum())
     leaders = ", ".join(f"{m} {int(alone.get(m, 0))}" for m in accuracy.columns)
     spread = accuracy.max(axis=1) - accuracy.min(axis=1)
-    return (f"Subjects on which a model alone has the highest accuracy in this run ({ONE_RUN_ORDER}): {leaders}; "
-            f"tied: {ties} of {len(accuracy)}. The widest gap between models on one subject is {spread.max():.2f} "
-            f"(subject {spread.idxmax()}).")
+    text = (f"Subjects on which a model alone has the highest accuracy in this run ({ONE_RUN_ORDER}): {leaders}; "
+            f"tied: {ties} of {len(accuracy)}.")
+    if spread.max() > 0:
+        text += f" The widest gap between models on one subject is {spread.max():.2f} (subject {spread.idxmax()})."
+    return text
 
 
 def paired_comparisons(predictions: dict[str, pd.DataFrame], ours: str, labels: list | None = None,

@@ -1,16 +1,22 @@
 """The preprocessing chapter's sentences, built from measured tables (face detection, crop jitter, apex strategies,
 the flow benchmark), so that what the page says follows from the numbers and is tested.
 
-These functions only word results that other modules compute; like the plots, they are left out of the code
-fingerprint (:func:`convat.runstore.code_fingerprint`), so rewording a sentence never makes a result stale.
+These functions summarise and word what other modules measured, for the page only: no cached tensor, prediction
+or metric depends on them. Like the plots, they are therefore left out of the code fingerprint
+(:func:`convat.runstore.code_fingerprint`), so rewording a sentence never makes a result stale; the layer contract
+(``pyproject.toml``) forbids the modules that decide results to import them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from convat.data.records import ClipRecord
 
 #: Below this share of the largest expression displacement, re-detecting the face on every frame would add motion
 #: that is small next to the expression (a tenth: an order of magnitude).
@@ -42,7 +48,7 @@ def describe_padded_outcomes(counts: pd.DataFrame, n_clips: int, dataset: str) -
             f"there, so a box elsewhere counts as a false positive): {outcomes}.")
 
 
-def largest_displacement(records: Iterable) -> float | None:
+def largest_displacement(records: Iterable[ClipRecord]) -> float | None:
     """The largest true displacement (pixels) of any action-unit flow among ``records``; ``None`` when a record
     has no ground truth (real data)."""
     peaks = []
@@ -78,24 +84,32 @@ def describe_crop_jitter(jitter: pd.DataFrame, peak: float | None) -> str | None
 
 def apex_summary(report: pd.DataFrame, strategies: Sequence[str] = ("middle", "motion")) -> pd.DataFrame | None:
     """Per strategy of :func:`~convat.preprocess.apex.apex_report`: mean and median distance (frames) to the
-    annotated apex, and the share of clips within 2 frames of it; ``None`` when no clip has an annotated apex."""
-    if not report["apex"].notna().any():
+    annotated apex, and the share of clips within 2 frames of it, over the clips that have an annotated apex
+    (their number in ``attrs["clips"]``); ``None`` when none has one (SMIC)."""
+    annotated = report[report["apex"].notna()]
+    if annotated.empty:
         return None
-    return pd.DataFrame({s: {"mean |error| (frames)": report[f"{s}_error"].mean(),
-                             "median |error|": report[f"{s}_error"].median(),
-                             "within 2 frames": (report[f"{s}_error"] <= 2).mean()}
-                         for s in strategies}).T
+    summary = pd.DataFrame({s: {"mean |error| (frames)": annotated[f"{s}_error"].mean(),
+                                "median |error|": annotated[f"{s}_error"].median(),
+                                "within 2 frames": (annotated[f"{s}_error"] <= 2).mean()}
+                            for s in strategies}).T
+    summary.attrs["clips"] = len(annotated)
+    return summary
 
 
-def describe_apex(summary: pd.DataFrame, n_clips: int) -> str:
-    """Which apex strategy lands closer to the annotated apex on average over ``n_clips`` clips (a tie is named as
-    one, not decided by the order of the rows)."""
+def describe_apex(summary: pd.DataFrame) -> str:
+    """Which apex strategy of :func:`apex_summary` lands closer to the annotated apex on average, over the clips
+    that have one (a tie is named as one, not decided by the order of the rows)."""
     errors = summary["mean |error| (frames)"]
+    clips = summary.attrs.get("clips", "the")
+    if len(errors) == 1:
+        return (f"Over {clips} clips the **{errors.index[0]}** strategy lands {errors.iloc[0]:.2f} frames from the "
+                "annotated apex on average.")
     best = errors[errors == errors.min()].index.tolist()
     if len(best) > 1:
-        return (f"Over {n_clips} clips the {' and '.join(f'**{s}**' for s in best)} strategies land equally close "
+        return (f"Over {clips} clips the {' and '.join(f'**{s}**' for s in best)} strategies land equally close "
                 f"to the annotated apex on average ({errors.min():.2f} frames).")
-    return (f"Over {n_clips} clips the **{best[0]}** strategy lands closer to the annotated apex on average "
+    return (f"Over {clips} clips the **{best[0]}** strategy lands closer to the annotated apex on average "
             f"({errors[best[0]]:.2f} frames against {errors.drop(index=best[0]).min():.2f}).")
 
 

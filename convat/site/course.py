@@ -86,19 +86,17 @@ def exercise_chapters(book: str | Path) -> list[Path]:
     return sorted(p for p in Path(book).glob("*.md") if "## Exercises" in p.read_text(encoding="utf-8"))
 
 
-def describe_chapter_times(provenance: dict) -> str:
+def describe_chapter_times(provenance: dict[str, object], gpu_times: dict[str, float] | None = None) -> str:
     """Where the chapter times come from (machine, date, load average, file) in one paragraph, for
-    :func:`chapter_times`' provenance; it says the GPU times are not measured unless the file was measured on a
-    machine with a GPU."""
-    source = Path(provenance["source"])
+    :func:`chapter_times`' provenance. The times are the CPU columns of the guide's tables; the paragraph says the
+    GPU times are not measured unless ``gpu_times`` (the tables' GPU column) has some."""
+    source = Path(str(provenance["source"]))
     shown = source.relative_to(source.parents[2]) if len(source.parents) > 2 else source
     load = float(provenance.get("load average (1 min)") or 0)
-    gpu = provenance.get("gpu") or "?"
-    on_gpu = gpu != "?" and not gpu.startswith("none")
-    return (f"{'Times' if on_gpu else 'CPU times'}: one full book build on {provenance.get('cores', '?')} CPU cores "
-            f"({provenance.get('cpu', '?')}, GPU: {gpu}), {provenance.get('date', '?')}, load average {load:.2f} at "
-            f"the start, quick profile, from `{shown}` (`make bench`)."
-            + ("" if on_gpu else " GPU times are not measured yet."))
+    return (f"CPU times: one full book build on {provenance.get('cores', '?')} CPU cores "
+            f"({provenance.get('cpu', '?')}, GPU: {provenance.get('gpu') or '?'}), {provenance.get('date', '?')}, "
+            f"load average {load:.2f} at the start, quick profile, from `{shown}` (`make bench`)."
+            + ("" if gpu_times else " GPU times are not measured yet."))
 
 
 def _minutes(seconds: float | None) -> str:

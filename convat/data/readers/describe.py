@@ -1,13 +1,19 @@
 """The real-data chapter's sentences: what a dataset check found, and whether a copy's counts match the official
 MEGC2019 composite list.
 
-These functions only word what the readers measured; like the plots, they are left out of the code fingerprint
+These functions only summarise and word what the readers found, for the page: no record, tensor or metric depends
+on them. Like the plots, they are therefore left out of the code fingerprint
 (:func:`convat.runstore.code_fingerprint`), so rewording a sentence never makes a result stale.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from convat.data.readers.report import ValidationReport
 
 
 def official_counts(listed: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +50,7 @@ def describe_composite_match(counts: pd.DataFrame, official: pd.DataFrame, check
             "which samples are missing or differ.")
 
 
-def describe_check(report, n_records: int) -> str:
+def describe_check(report: ValidationReport, n_records: int) -> str:
     """One sentence on a dataset check (a :class:`convat.data.readers.report.ValidationReport`): how many records
     it gave, and whether it found errors (clips left out, which a strict read refuses)."""
     verdict = ("no errors: every clip of the protocol was found and checked" if report.ok else
