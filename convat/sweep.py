@@ -33,6 +33,9 @@ import pandas as pd
 from convat import runstore
 from convat.recipe import RECIPE
 
+#: A Slurm array task's time limit (minutes) when the sweep is not given one.
+SLURM_TIMEOUT_MIN = 240
+
 
 @dataclass(frozen=True)
 class SweepPoint:
@@ -166,7 +169,7 @@ def _run_submitit(points: list[SweepPoint], spec: SweepSpec, root: str, cluster:
         raise ImportError("the submitit backend needs submitit: pip install submitit") from err
 
     executor = submitit.AutoExecutor(folder=Path(root) / "submitit" / "%j", cluster=cluster)
-    params = {"timeout_min": 240, "name": "convat-sweep", **slurm}
+    params = {"timeout_min": SLURM_TIMEOUT_MIN, "name": "convat-sweep", **slurm}
     if executor.cluster == "slurm":
         params.setdefault("slurm_array_parallelism", len(points))
     executor.update_parameters(**params)

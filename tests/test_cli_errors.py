@@ -308,6 +308,8 @@ def no_sweep_work(monkeypatch):
     (["--gpus", "1"], "--gpus"),  # so would a Slurm array task's resources
     (["--slurm-partition", "gpu"], "--slurm-partition"),
     (["--timeout-min", "60"], "--timeout-min"),
+    (["--gpus", "0"], "--gpus"),  # given at its Slurm default, it would still be ignored without submitit
+    (["--timeout-min", "240"], "--timeout-min"),
     (["--profile", "huge"], "--profile"),
 ])
 def test_sweep_checks_every_point_before_any_runs(capsys, no_sweep_work, tmp_path, argv, named):

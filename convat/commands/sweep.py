@@ -14,6 +14,7 @@ from convat.commands import (
     int_at_least,
 )
 from convat.recipe import RECIPE
+from convat.sweep import SLURM_TIMEOUT_MIN
 
 DESCRIPTION = """\
 Many LOSO runs: every combination of --models, --train-seeds and --data-seeds (SynthME draws), each in its
@@ -47,9 +48,9 @@ def validate(args: argparse.Namespace) -> None:
     if args.cluster is not None and args.backend != "submitit":
         raise UsageError("--cluster", args.cluster, "chooses a submitit executor; it needs --backend submitit")
     if args.backend != "submitit":  # the array task's resources mean nothing to the local backend
-        for flag, value, default in (("--slurm-partition", args.slurm_partition, None), ("--gpus", args.gpus, 0),
-                                     ("--cpus", args.cpus, 0), ("--timeout-min", args.timeout_min, 240)):
-            if value != default:
+        for flag, value in (("--slurm-partition", args.slurm_partition), ("--gpus", args.gpus), ("--cpus", args.cpus),
+                            ("--timeout-min", args.timeout_min)):
+            if value is not None:  # given at all, even at its Slurm default: it would be ignored here
                 raise UsageError(flag, value, "sets a Slurm array task's resources; it needs --backend submitit")
 
 
@@ -61,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
                      flow=args.flow, epochs=args.epochs, steps=args.steps, device=args.device, strategy=args.strategy,
                      parallel_folds=args.parallel_folds)
     points = grid(args.models, args.train_seeds, args.data_seeds)
-    slurm = {"timeout_min": args.timeout_min}
+    slurm = {"timeout_min": args.timeout_min if args.timeout_min is not None else SLURM_TIMEOUT_MIN}
     if args.slurm_partition:
         slurm["slurm_partition"] = args.slurm_partition
     if args.gpus:
@@ -127,8 +128,10 @@ def register(subparsers) -> None:
     p.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"],
                    help="submitit executor (default: Slurm when available, else local); needs --backend submitit")
     p.add_argument("--slurm-partition", default=None, help="Slurm partition")
-    p.add_argument("--gpus", type=int_at_least(0), default=0, help="GPUs per array task")
-    p.add_argument("--cpus", type=int_at_least(0), default=0, help="CPUs per array task")
-    p.add_argument("--timeout-min", type=int_at_least(1), default=240, help="time limit per array task in minutes")
+    p.add_argument("--gpus", type=int_at_least(0), default=None, help="GPUs per array task (default: none)")
+    p.add_argument("--cpus", type=int_at_least(0), default=None,
+                   help="CPUs per array task (default: the cluster's)")
+    p.add_argument("--timeout-min", type=int_at_least(1), default=None,
+                   help=f"time limit per array task in minutes (default {SLURM_TIMEOUT_MIN})")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no line per finished run")
     p.set_defaults(func=_run)
