@@ -24,21 +24,22 @@ def test_the_stages_import_only_earlier_stages():
     assert "2 kept, 0 broken" in result.stdout  # the layers, and no result code importing presentation modules
 
 
-def test_an_upward_import_breaks_the_contract(tmp_path):
+def _lint_with_import(tmp_path: Path, module: str, statement: str) -> subprocess.CompletedProcess:
+    """The contracts on a copy of the package whose ``module`` (a path under ``convat/``) gained ``statement``."""
     shutil.copytree(ROOT / "convat", tmp_path / "convat", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    records = tmp_path / "convat" / "data" / "records.py"
-    records.write_text(records.read_text() + "\n\ndef _upward():\n    from convat.loso import run_loso  # noqa\n")
-    result = _lint(tmp_path)
+    path = tmp_path / "convat" / module
+    path.write_text(path.read_text() + f"\n\ndef _added():\n    {statement}  # noqa\n")
+    return _lint(tmp_path)
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    result = _lint_with_import(tmp_path, "data/records.py", "from convat.loso import run_loso")
     assert result.returncode != 0 and "convat.data.records -> convat.loso" in result.stdout
 
 
 def test_result_code_importing_a_presentation_module_breaks_the_contract(tmp_path):
     """Plots and describe modules are left out of the code fingerprint: result code that imported one would make
     a result depend on code the fingerprint does not see."""
-    shutil.copytree(ROOT / "convat", tmp_path / "convat", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    face = tmp_path / "convat" / "preprocess" / "face.py"
-    face.write_text(face.read_text() + "\n\ndef _words():\n    from convat.preprocess import describe  # noqa\n")
-    result = _lint(tmp_path)
+    result = _lint_with_import(tmp_path, "preprocess/face.py", "from convat.preprocess import describe")
     assert result.returncode != 0 and "convat.preprocess.face -> convat.preprocess.describe" in result.stdout
