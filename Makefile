@@ -38,7 +38,7 @@ env: $(STAMP)  ## create .venv (torch, torchvision from the registry) and instal
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff, and the layer contract (import-linter: stages import only earlier stages)
+lint: $(STAMP)  ## ruff, and the import contracts (import-linter: stages import only earlier stages; result code imports no plots or describe module)
 	$(BIN)/ruff check convat tests benchmarks
 	$(BIN)/lint-imports --no-cache
 

@@ -243,7 +243,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(referenc
         import socket
 
         (out / ".lock").write_text(f"{holder.pid} {socket.gethostname()}\n")
-        with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+        with pytest.raises(RunLockedError, match=f"process {holder.pid} on {socket.gethostname()}"):
             run_loso(x, table, ONE, out_dir=out, progress=False)
     finally:
         holder.kill()
@@ -251,6 +251,19 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(referenc
     with pytest.warns(UserWarning, match=f"lock of process {holder.pid}"):  # dead now: taken over
         run_loso(x, table, ONE, out_dir=out, progress=False)
     assert not (out / ".lock").exists()
+
+
+def test_the_lock_a_run_takes_names_its_pid_and_host(tmp_path):
+    import socket
+
+    store = runstore.RunStore(tmp_path / "run")
+    store.path.mkdir(parents=True)
+    store.acquire()
+    try:
+        assert (store.path / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    finally:
+        store.close()
+    assert not (store.path / ".lock").exists()
 
 
 def test_the_lock_is_released_after_an_interrupted_run(data, tmp_path, monkeypatch):
@@ -288,12 +301,17 @@ def test_code_fingerprint_covers_result_code_only(tmp_path, monkeypatch):
     with open(package / "explain" / "faithfulness.py", "a") as f:
         f.write("\n# edited\n")
     assert code_fingerprint((*runstore.RESULT_SOURCES, "explain")) != explain
-    with open(package / "training" / "loop.py", "a") as f:
-        f.write("\n# edited\n")
-    assert code_fingerprint() != base and code_fingerprint(PREPROCESS_SOURCES) == prep
-    with open(package / "preprocess" / "strain.py", "a") as f:
-        f.write("\n# edited\n")
-    assert code_fingerprint(PREPROCESS_SOURCES) != prep
+    # every part of the result code moves the fingerprint; the tensors' key moves with the preprocessing, SynthME's
+    # generator and the readers' frame loading only
+    for module, moves_tensors in (("training/loop.py", False), ("models/convat.py", False), ("folds.py", False),
+                                  ("loso.py", False), ("metrics.py", False), ("data/readers/common.py", False),
+                                  ("data/synth/render.py", True), ("data/records.py", True),
+                                  ("preprocess/strain.py", True)):
+        before, before_prep = code_fingerprint(), code_fingerprint(PREPROCESS_SOURCES)
+        with open(package / module, "a") as f:
+            f.write("\n# edited\n")
+        assert code_fingerprint() != before, module
+        assert (code_fingerprint(PREPROCESS_SOURCES) != before_prep) == moves_tensors, module
 
 
 def test_explain_weights_and_run_keys_use_the_one_fingerprint(monkeypatch, tmp_path):
