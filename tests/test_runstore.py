@@ -76,6 +76,11 @@ def test_identity_names_every_field_that_decides_predictions(data):
     (lambda x, t, c: (x, t, replace(c, lr=5e-3)), "training.lr"),
     (lambda x, t, c: (x * 1.01, t, c), "inputs.sha256"),
     (lambda x, t, c: (x[:-1], t.iloc[:-1], c), "data.clip_list"),
+    # another class list (one class renamed), and other folds (two subjects merged into one)
+    (lambda x, t, c: (x, t.assign(label=t["label"].replace({sorted(t["label"].unique())[0]: "renamed"})), c),
+     "classes"),
+    (lambda x, t, c: (x, t.assign(subject=t["subject"].replace({sorted(t["subject"].unique())[1]:
+                                                                sorted(t["subject"].unique())[0]})), c), "folds"),
 ])
 def test_another_run_into_the_same_folder_is_refused_naming_the_field(reference, data, tmp_path, monkeypatch,
                                                                        change, field):
