@@ -389,9 +389,10 @@ run_loso(x, table, TrainConfig(epochs=1, batch_size=16), out_dir=sys.argv[1], pr
 
 
 def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(reference, data, tmp_path):
-    """Killed mid-fold (half a predictions file), between a fold's predictions and its manifest, and while the
-    final tables are written; each rerun resumes, and the folder ends as an uninterrupted run's (every file byte
-    for byte, except the times the fold manifests record)."""
+    """Killed while the run's identity (config.json) is written, mid-fold (half a predictions file), between a
+    fold's predictions and its manifest, and while the final tables are written; each rerun resumes, and the
+    folder ends as an uninterrupted run's (every file byte for byte, except the times the fold manifests
+    record)."""
     import signal
 
     import torch
@@ -402,10 +403,11 @@ def test_sigkill_at_any_write_then_the_same_command_ends_byte_identical(referenc
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(runstore.PACKAGE_ROOT.parent),
                                                          os.environ.get("PYTHONPATH", "")])}
     threads = str(torch.get_num_threads())
-    # writes: config.json (first run only), per fold curve/predictions/manifest, then predictions.csv, curves.csv,
-    # metrics.csv. Kill points: fold 1's predictions half written; fold 4's manifest not yet written (folds 1-3
-    # done); curves.csv half written (predictions.csv done). The last rerun is in this process.
-    for kill_at in (3, 12, 5):
+    # writes: config.json (until one run has written it), per fold curve/predictions/manifest, then predictions.csv,
+    # curves.csv, metrics.csv. Kill points: config.json half written (nothing else yet); fold 1's predictions half
+    # written; fold 4's manifest not yet written (folds 1-3 done); curves.csv half written (predictions.csv done).
+    # The last rerun is in this process.
+    for kill_at in (1, 3, 12, 5):
         result = subprocess.run([sys.executable, str(script), str(out), str(kill_at), threads], env=env,
                                 capture_output=True, text=True)
         assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
