@@ -328,3 +328,24 @@ def test_the_data_root_sentence_says_what_a_chapter_would_read(tmp_path, monkeyp
     monkeypatch.setenv("CONVAT_DATA", str(tmp_path / "absent"))
     assert describe_data_root(None) == (f"The data root `{tmp_path / 'absent'}` does not exist: check `DATA_ROOT` or "
                                         "`$CONVAT_DATA`.")
+
+
+def test_the_smoke_grid_the_results_chapter_describes_is_the_committed_one():
+    """Chapter 6 states the smoke-test grid in words (its command, five seeds, three draws, fifteen runs): the words
+    must match the Makefile's `make study-quick` and the committed bundle's spec."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join((root / "book" / "06_results.md").read_text(encoding="utf-8").split())
+    make = " ".join((root / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ").split())
+    said = re.search(r"--data-seeds ([\d ]+) --train-seeds ([\d ]+)`", text)
+    assert said, "chapter 6 no longer quotes the smoke grid's command"
+    draws, seeds = ([int(v) for v in g.split()] for g in said.groups())
+    assert f"--data-seeds {said.group(1).strip()} --train-seeds {said.group(2).strip()}" in make
+    words = {3: "three", 5: "five", 15: "fifteen"}
+    assert f"{words[len(seeds)]} training seeds on {words[len(draws)]} draws" in text
+    assert f"{words[len(seeds) * len(draws)]} runs per model" in text
+    bundle = root / "results" / "study-quick" / "bundle.json"
+    if bundle.exists():
+        spec = json.loads(bundle.read_text())["spec"]
+        assert (spec["data_seeds"], spec["train_seeds"]) == (draws, seeds)
