@@ -62,7 +62,9 @@ def _run(args: argparse.Namespace) -> int:
                      flow=args.flow, epochs=args.epochs, steps=args.steps, device=args.device, strategy=args.strategy,
                      parallel_folds=args.parallel_folds)
     points = grid(args.models, args.train_seeds, args.data_seeds)
-    slurm = {"timeout_min": args.timeout_min if args.timeout_min is not None else SLURM_TIMEOUT_MIN}
+    slurm = {}  # only what was given: convat.sweep fills in the time limit (SLURM_TIMEOUT_MIN) and the rest
+    if args.timeout_min is not None:
+        slurm["timeout_min"] = args.timeout_min
     if args.slurm_partition:
         slurm["slurm_partition"] = args.slurm_partition
     if args.gpus:
