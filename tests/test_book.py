@@ -349,3 +349,24 @@ def test_the_smoke_grid_the_results_chapter_describes_is_the_committed_one():
     if bundle.exists():
         spec = json.loads(bundle.read_text())["spec"]
         assert (spec["data_seeds"], spec["train_seeds"]) == (draws, seeds)
+
+
+def test_chapters_import_nothing_they_do_not_use():
+    """ruff's unused-import rule over each chapter's code cells read as one module (what the reader runs, top to
+    bottom): an import no cell uses is a leftover that makes a reader look for code that is not there."""
+    import subprocess
+    import sys
+
+    import jupytext
+
+    ruff = Path(sys.executable).parent / "ruff"
+    found = []
+    for chapter in CHAPTERS:
+        cells = [c.source for c in jupytext.read(chapter).cells if c.cell_type == "code"]
+        source = "\n\n".join(re.sub(r"(?m)^\s*[%!].*$", "", cell) for cell in cells) + "\n"
+        out = subprocess.run([str(ruff), "check", "--isolated", "--select", "F401", "--output-format", "concise",
+                              "--stdin-filename", chapter.with_suffix(".py").name, "-"], input=source, text=True,
+                             capture_output=True)
+        assert out.returncode in (0, 1), out.stderr
+        found += [line for line in out.stdout.splitlines() if "F401" in line]
+    assert not found, "imports no cell uses:\n" + "\n".join(found)
