@@ -85,7 +85,7 @@ def _shared_layer(names: set[str], layer: Path) -> list[str]:
 
 
 def installer(python: Path) -> list[str]:
-    """The command that installs Colab's preinstalled layer into the venv of ``python``: uv (a dev dependency of the
+    """The command that installs Colab's preinstalled layer into the venv of ``python``: uv (make env installs it in the
     build venv) when it is there, else that venv's pip. Both resolve the same pins from the same registry; uv
     downloads and unpacks in parallel, which measured 19 s against pip's 103 s for this list (no cache, 2 cores,
     2026-12-07), and that layer is only the stage on which the install cell's own pip is tested."""
