@@ -27,14 +27,17 @@ BOOK_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-# uv installs what pip would, downloading and unpacking in parallel: 148 s against pip's 266 s for a fresh .venv
-# on 2 cores (2026-12-07). It reads no pip configuration, so it is given pip's constraint files ($PIP_CONSTRAINT
-# and pip's config), which cap what this machine's pip may install (torch among them). pip is the fallback.
+# uv downloads and unpacks in parallel: a fresh .venv in 148 s against pip's 266 s on 2 cores (2026-12-07). It
+# reads no pip configuration and resolves from PyPI, so it is given the constraint file pip would use
+# ($PIP_CONSTRAINT, else pip's install.constraint, else its global.constraint; the last config file wins), which
+# caps torch on the reference machine. pip is the fallback when uv cannot be installed or fails.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet uv || echo "no uv (above); installing with pip"
-	c="$$PIP_CONSTRAINT $$($(BIN)/python -m pip config list | sed -n -E "s/^(global|install)\.constraint='(.*)'$$/\2/p")"; \
+	conf="$$($(BIN)/python -m pip config list)"; \
+	  c="$${PIP_CONSTRAINT:-$$(printf '%s\n' "$$conf" | sed -n -E "s/^install\.constraint='(.*)'$$/\1/p" | tail -n 1)}"; \
+	  c="$${c:-$$(printf '%s\n' "$$conf" | sed -n -E "s/^global\.constraint='(.*)'$$/\1/p" | tail -n 1)}"; \
 	  { test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
 	    $$(for f in $$c; do printf -- '--constraint %s ' "$$f"; done) -e '.[book,dev,faces]'; } \
 	  || { echo "installing with pip"; $(BIN)/python -m pip install --quiet -e '.[book,dev,faces]'; }

@@ -815,7 +815,7 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     spec = study.spec
     draw = spec.draws()[0] if draw is None else draw
     point, sweep = SweepPoint(model, train_seed, draw), sweep_spec(spec, data_root, device)
-    x, table = point_inputs(point, sweep, workers=runtime.cpu_cores())  # a fresh cache: every core preprocesses
+    x, table = point_inputs(point, sweep, workers=runtime.cpu_cores())  # clips not cached: every core
     splits = {f: m for f, m in loso_splits(table).items() if f in set(folds)}
     missing = set(folds) - set(splits)
     if missing:

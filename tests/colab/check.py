@@ -85,10 +85,11 @@ def _shared_layer(names: set[str], layer: Path) -> list[str]:
 
 
 def installer(python: Path) -> list[str]:
-    """The command that installs Colab's preinstalled layer into the venv of ``python``: uv (make env installs it in the
-    build venv) when it is there, else that venv's pip. Both resolve the same pins from the same registry; uv
-    downloads and unpacks in parallel, which measured 19 s against pip's 103 s for this list (no cache, 2 cores,
-    2026-12-07), and that layer is only the stage on which the install cell's own pip is tested."""
+    """The command that installs Colab's preinstalled layer into the venv of ``python``: uv (make env installs it in
+    the build venv) when it is there, else that venv's pip. uv reads no pip configuration and resolves from PyPI;
+    every package it installs here is pinned or uncapped, so it installs what pip would. It downloads and unpacks
+    in parallel: 19 s against pip's 103 s for this list (no cache, 2 cores, 2026-12-07). The layer is only the
+    stage on which the install cell's own pip is tested."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv:
         return [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
