@@ -45,7 +45,7 @@ def _targets(targets: list[dict]) -> list[str]:
     lines = []
     for t in targets:
         if t["met"] is None:
-            verdict = "not measured"
+            verdict = "not judged" if str(t.get("how", "")).startswith("not judged") else "not measured"
         elif t["met"]:
             verdict = "**met**"
         else:
@@ -215,6 +215,19 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"than these {cores} cores give: a GPU, or about {quiet[best] / target_min * cores:.0f} cores "
                          "with one fold worker each if throughput grew linearly with cores (not measured; the "
                          "memory-bound stem may not).")
+    book = results.get("chapters")
+    if book and any(t.startswith("whole book") for t in missed) and book.get("slowest_cells"):
+        limit = next(t["limit"] for t in book["targets"] if t["target"].startswith("whole book"))
+        cells = sorted(((c["seconds"], chapter, c) for chapter, top in book["slowest_cells"].items() for c in top),
+                       key=lambda t: -t[0])
+        heavy = [(s, chapter, c) for s, chapter, c in cells if s >= 20]
+        if heavy:
+            spent = sum(s for s, _, _ in heavy)
+            listed = "; ".join(f"{chapter.removeprefix('book/')} cell {c['cell']} `{c['code']}` {s:.0f} s"
+                               for s, chapter, c in heavy)
+            notes.append(f"Book: {len(heavy)} cells of 20 s or more take {spent:.0f} s of the "
+                         f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
+                         f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")
     return notes
 
 

@@ -54,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats per variant (default 2)")
     p.add_argument("--workers", type=int, default=2, help="folds trained at once in the parallel run (default 2)")
     p.add_argument("--chapters", action="store_true", help="execute every chapter now instead of reading the "
-                   "times of the last `make book`")
+                   "times of the last `make book`, and record each chapter's slowest cells")
+    p.add_argument("--fresh-cache", action="store_true", help="with --chapters: execute them with a new, empty "
+                   "$CONVAT_CACHE, as the book target (from a clean cache) asks")
     p.add_argument("--report-only", action="store_true", help="measure nothing: rebuild RESULTS.md (and the README "
                    "section) from the JSON files")
     args = p.parse_args(argv)
+    if args.fresh_cache and not args.chapters:
+        p.error("--fresh-cache needs --chapters (a build's times are read as they were measured)")
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         p.error(f"unknown parts {unknown}; choose from {PARTS}")
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from benchmarks import chapters
 
-            payload = chapters.run(execute=args.chapters)
+            payload = chapters.run(execute=args.chapters, fresh_cache=args.fresh_cache)
         payload["part_seconds"] = round(time.perf_counter() - t0, 1)
         payload["run_id"], payload["others_running_at_start"] = run_id, competing
         path = write_result(part, payload, args.out)

@@ -86,17 +86,34 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
         "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
         "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
         "```{code-cell} ipython3\n:tags: [parameters]\n\nTITLE = 'default'\n```\n\n"
-        "```{code-cell} ipython3\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.title(TITLE)\n"
-        "print(TITLE)\n```\n")
+        "```{code-cell} ipython3\n# a figure\nimport time\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\n"
+        "plt.title(TITLE)\ntime.sleep(0.4)\nprint(TITLE)\n```\n")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / "plot.ipynb"
-    execute_chapter(chapter, out, timeout=120, parameters={"TITLE": "set"}, progress=True)
+    times: list[dict] = []
+    total = execute_chapter(chapter, out, timeout=120, parameters={"TITLE": "set"}, progress=True, cell_times=times)
+    # every executed cell is timed, labelled by its first line of code
+    assert [t["code"] for t in times] == ["TITLE = 'default'", "TITLE = 'set'", "import time"]
+    assert 0.4 <= times[2]["seconds"] < total and max(times, key=lambda t: t["seconds"]) is times[2]
     bar = capfd.readouterr().err  # a bar over the code cells: the parameters, the injected ones, the plot
     assert "plot: 100%" in bar and "3/3" in bar
     assert os.name != "posix" or "without encryption" not in bar  # the kernel's own stderr is captured too
     outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the figure was dropped"
     assert any("set" in o.get("text", "") for o in outputs)
+
+
+def test_the_slowest_cells_are_listed_slowest_first_with_their_share():
+    from convat.commands.chapter import cell_label, describe_cell_times
+
+    assert cell_label(":tags: [hide-input]\n# why\n\nrun = cv.cached_run(x)\n") == "run = cv.cached_run(x)"
+    assert cell_label("# only a comment") == "(no code)"
+    assert cell_label("x = " + "1" * 100, width=10) == "x = 11111…"
+    times = [{"cell": 3, "seconds": 1.0, "code": "a()"}, {"cell": 5, "seconds": 6.0, "code": "train()"},
+             {"cell": 7, "seconds": 2.0, "code": "plot()"}]
+    text = describe_cell_times(times, total=10.0, top=2).splitlines()
+    assert text[0] == "  slowest cells of 3 (9.0 s in cells, 1.0 s starting and stopping the kernel):"
+    assert text[1:] == ["      6.0 s  60%  cell   5: train()", "      2.0 s  20%  cell   7: plot()"]
 
 
 def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path, capsys):

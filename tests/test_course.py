@@ -61,6 +61,20 @@ def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_p
     assert unknown.startswith("CPU times: ") and unknown.endswith("GPU times are not measured yet.")
     measured = describe_chapter_times(cpu_only, gpu_times={"05_loso.md": 12.0})
     assert measured.startswith("CPU times: ") and "not measured" not in measured
+    # a student's first run starts from an empty cache: the paragraph says what the build started from
+    assert "package cache state not recorded" in text
+    assert "from an empty package cache" in describe_chapter_times({**cpu_only, "cache": "fresh cache"})
+    warm = describe_chapter_times({**cpu_only, "cache": "warm cache (12 files at the start)"})
+    assert "warm cache (12 files at the start) of the package (a first run" in warm
+
+
+def test_a_benchmark_file_carries_the_cache_state_of_its_build(tmp_path):
+    bench = tmp_path / "chapters.json"
+    bench.write_text(json.dumps({"rows": [{"chapter": "book/05_loso", "seconds": 3.0}],
+                                 "build": {"cache_files_at_start": 0, "fresh_cache": True}}))
+    assert chapter_times(bench)[1]["cache"] == "fresh cache"
+    bench.write_text(json.dumps({"rows": []}))
+    assert chapter_times(bench)[1]["cache"] == "cache state not recorded"
 
 
 def test_exercise_chapters_are_those_with_an_exercises_section(tmp_path):

@@ -153,3 +153,51 @@ def test_the_threads_benchmarks_torch_default_starts_openmp_with_its_own_wait_po
     code = f"import benchmarks.threads as t, os, sys; print(t.load_torch({threads}), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [policy, "True"]
+
+
+def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path, monkeypatch):
+    from benchmarks import chapters
+    from convat.site.environment import build_conditions, build_start
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONVAT_CACHE", str(cache))
+    fresh = build_start()  # the folder does not exist yet: nothing can be served
+    (cache / "runs" / "ab").mkdir(parents=True)
+    (cache / "runs" / "ab" / "fold.csv").write_text("x")
+    done = build_conditions(fresh)
+    assert (done["fresh_cache"], done["cache_files_at_start"], done["cache_files_at_end"]) == (True, 0, 1)
+    judged = chapters.book_target(300.0, done, "a build")
+    assert (judged["met"], judged["value"], judged["missed_by"]) == (False, 300.0, 1.25)
+    assert "fresh cache" in judged["how"]
+    warm = build_conditions(build_start())  # one cached file at the start
+    assert warm["fresh_cache"] is False
+    served = chapters.book_target(200.0, warm, "a build")
+    assert served["met"] is None and served["value"] is None
+    assert "warm cache (1 files at the start)" in served["how"] and "200.0 s" in served["how"]
+    # a build from before the record: not judged either
+    assert chapters.book_target(200.0, {}, "a build")["met"] is None
+
+
+def test_an_empty_convat_cache_variable_gives_no_cache_folder(monkeypatch):
+    from convat.site.environment import cache_files
+
+    monkeypatch.setenv("CONVAT_CACHE", "")
+    assert cache_files() == (None, 0)
+
+
+def test_a_missed_book_target_names_the_cells_that_take_the_time():
+    from benchmarks.chapters import book_target
+
+    fresh = {"cache_files_at_start": 0, "fresh_cache": True}
+    chapters = {"rows": [], "total_seconds": 400.0, "targets": [book_target(400.0, fresh, "measured now")],
+                "slowest_cells": {"book/04_model": [{"cell": 9, "seconds": 90.0, "code": "run = cv.cached_run("},
+                                                    {"cell": 3, "seconds": 6.0, "code": "import timm"}],
+                                  "book/08_pitfalls": [{"cell": 7, "seconds": 48.0, "code": "trace = epoch_trace("}]}}
+    notes = report.why_missed({"chapters": chapters})
+    assert notes == ["Book: 2 cells of 20 s or more take 138 s of the 400 s (04_model cell 9 `run = cv.cached_run(` "
+                     "90 s; 08_pitfalls cell 7 `trace = epoch_trace(` 48 s); without them the book would take 262 s "
+                     "against the 240 s target."]
+    # a warm build is reported, not judged, and gives no such note
+    warm = {**chapters, "targets": [book_target(150.0, {"cache_files_at_start": 3}, "a build")]}
+    assert report.why_missed({"chapters": warm}) == []
+    assert "not judged" in report._targets(warm["targets"])[0]

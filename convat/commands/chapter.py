@@ -74,12 +74,25 @@ def _kernel_config(sockets: str):
     return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
 
 
+def cell_label(source: str, width: int = 70) -> str:
+    """The first line of a code cell that is code (not a cell option, comment or blank), cut to ``width``."""
+    for line in source.splitlines():
+        text = line.strip()
+        if text and not text.startswith(("#", ":")):
+            return text if len(text) <= width else text[: width - 1] + "…"
+    return "(no code)"
+
+
 def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
-                    parameters: Mapping[str, object] | None = None, progress: bool = False) -> float:
+                    parameters: Mapping[str, object] | None = None, progress: bool = False,
+                    cell_times: list[dict] | None = None) -> float:
     """Execute the notebook at ``path`` in a fresh kernel; raise on the first failing cell; return seconds.
 
     ``parameters`` override the chapter's parameters cell. The kernel draws figures inline whatever
     ``MPLBACKEND`` says (see :mod:`convat.site.execution`). ``progress`` shows a bar over the code cells.
+    A ``cell_times`` list receives ``{"cell", "seconds", "code"}`` for every executed code cell (its index among
+    the notebook's cells, the wall time from sending it to the kernel to its reply, and :func:`cell_label`), so a
+    slow chapter can be traced to its slow cells; the kernel's start and shutdown are in the total only.
     """
     import jupytext
     import nbformat
@@ -93,18 +106,38 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
     cells = sum(c.cell_type == "code" and c.source.strip() != "" and "skip-execution" not in c.metadata.get("tags", [])
                 for c in notebook.cells)  # the cells nbclient executes (it skips blank and skip-execution ones)
     bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
+    sent: dict[int, float] = {}
+
+    def executed(cell, cell_index: int, **_) -> None:
+        bar.update(1)
+        if cell_times is not None and cell_index in sent:
+            cell_times.append({"cell": cell_index, "seconds": round(time.perf_counter() - sent[cell_index], 2),
+                               "code": cell_label(cell.source)})
+
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="convat-kernel-") as sockets:
             NotebookClient(notebook, config=_kernel_config(sockets), timeout=timeout, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}},
-                           on_cell_executed=lambda **_: bar.update(1)).execute(env=kernel_environment(os.environ))
+                           on_cell_execute=lambda cell, cell_index, **_: sent.__setitem__(cell_index,
+                                                                                          time.perf_counter()),
+                           on_cell_executed=executed).execute(env=kernel_environment(os.environ))
     finally:
         bar.close()
     seconds = time.perf_counter() - start
     if output is not None:
         nbformat.write(notebook, output)
     return seconds
+
+
+def describe_cell_times(times: list[dict], total: float, top: int) -> str:
+    """The ``top`` slowest cells of a chapter, slowest first, with their share of the chapter's ``total``."""
+    cells = sum(t["seconds"] for t in times)
+    lines = [f"  slowest cells of {len(times)} ({cells:.1f} s in cells, {total - cells:.1f} s starting and "
+             "stopping the kernel):"]
+    for t in sorted(times, key=lambda t: -t["seconds"])[:top]:
+        lines.append(f"  {t['seconds']:7.1f} s {t['seconds'] / total:4.0%}  cell {t['cell']:>3}: {t['code']}")
+    return "\n".join(lines)
 
 
 def output_paths(chapters: list[str], output: str | None) -> list[Path | None]:
@@ -134,8 +167,12 @@ def _run(args: argparse.Namespace) -> int:
     for chapter, output in zip(args.chapters, outputs, strict=True):
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
-        seconds = execute_chapter(Path(chapter), output, args.timeout, parameters, progress=not args.quiet)
+        times: list[dict] | None = [] if args.cell_times else None
+        seconds = execute_chapter(Path(chapter), output, args.timeout, parameters, progress=not args.quiet,
+                                  cell_times=times)
         print(f"{chapter}: executed in {seconds:.1f} s" + (f", written to {output}" if output else ""))
+        if times:
+            print(describe_cell_times(times, seconds, args.cell_times))
     return 0
 
 
@@ -155,4 +192,7 @@ def register(subparsers) -> None:
                    "<chapter>.ipynb (a folder: an existing one or a path ending in /; needed for several chapters)")
     p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over each chapter's cells")
+    p.add_argument("--cell-times", type=int_at_least(1), metavar="N", default=None,
+                   help="after each chapter, print its N slowest code cells with their times (where a chapter's "
+                   "time goes; run with an empty $CONVAT_CACHE to see what a first run computes)")
     p.set_defaults(func=_run)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from convat.site.environment import describe_cache
+
 #: The committed chapter-timing benchmark of a source checkout (absent from an installed wheel).
 CHAPTERS_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "chapters.json"
 
@@ -62,8 +64,8 @@ SESSIONS: tuple[Session, ...] = (
 def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dict]:
     """``({chapter stem: seconds}, provenance)`` from a chapters benchmark or a build's ``chapter_times.json``.
 
-    Provenance has the machine, date and load average when the file records them. A missing file gives ``({},
-    {"source": path})``.
+    Provenance has the machine, date, load average and the package cache the build started with (fresh, as on a
+    new Colab runtime, or warm) when the file records them. A missing file gives ``({}, {"source": path})``.
     """
     path = Path(path) if path is not None else CHAPTERS_JSON
     if not path.exists():
@@ -74,7 +76,8 @@ def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dic
         machine = data.get("machine", {})
         provenance = {"source": str(path), "date": data.get("date"), "cpu": machine.get("cpu"),
                       "cores": machine.get("cpu cores"), "gpu": machine.get("gpu"),
-                      "load average (1 min)": data.get("load_average_1min")}
+                      "load average (1 min)": data.get("load_average_1min"),
+                      "cache": describe_cache(data.get("build") or {})}
     else:
         times = {Path(k).name: float(v) for k, v in data.items()}
         provenance = {"source": str(path)}
@@ -95,8 +98,18 @@ def describe_chapter_times(provenance: dict[str, object], gpu_times: dict[str, f
     load = float(provenance.get("load average (1 min)") or 0)
     return (f"CPU times: one full book build on {provenance.get('cores', '?')} CPU cores "
             f"({provenance.get('cpu', '?')}, GPU: {provenance.get('gpu') or '?'}), {provenance.get('date', '?')}, "
-            f"load average {load:.2f} at the start, quick profile, from `{shown}` (`make bench`)."
+            f"load average {load:.2f} at the start, quick profile, {_cache_clause(provenance.get('cache'))}, "
+            f"from `{shown}` (`make bench`)."
             + ("" if gpu_times else " GPU times are not measured yet."))
+
+
+def _cache_clause(cache: object) -> str:
+    """How the build's package cache bears on the times, for :func:`describe_chapter_times`."""
+    if not cache or cache == "cache state not recorded":
+        return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
+    if str(cache).startswith("fresh"):
+        return "from an empty package cache (every run computed, as on a new Colab runtime)"
+    return f"{cache} of the package (a first run, as on a new Colab runtime, takes longer)"
 
 
 def _minutes(seconds: float | None) -> str:

@@ -4,7 +4,9 @@
   notebook and the exact command that re-executes the chapter on the reader's machine;
 * after a successful build, the runnable notebooks are generated from the chapters into ``_notebooks/`` of the
   site (see :mod:`convat.site.notebooks`), and each chapter's execution time is written to the build log, next
-  to its budget (:data:`convat.book.CHAPTER_BUDGETS_S`), and to ``_static/chapter_times.json``;
+  to its budget (:data:`convat.book.CHAPTER_BUDGETS_S`), and to ``_static/chapter_times.json``, with the
+  conditions they were measured under (fresh or warm package cache, load average) in
+  ``_static/build_conditions.json``;
 * the chapters' kernels start with matplotlib's inline backend whatever ``MPLBACKEND`` the build inherited
   (:mod:`convat.site.execution`), so no figure is silently dropped;
 * every image without alt text gets its figure's caption (or, outside a figure, the section it illustrates) as
@@ -30,13 +32,16 @@ from docutils import nodes
 from sphinx.util import logging
 
 from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder
-from convat.site.environment import git_commit
+from convat.site.environment import build_conditions, build_start, describe_cache, git_commit
 from convat.site.execution import kernel_environment
 from convat.site.notebooks import write_notebooks
 
 logger = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = "_notebooks"
+#: Next to ``_static/chapter_times.json``: the cache and load the times were measured under
+#: (:func:`convat.site.environment.build_conditions`).
+BUILD_CONDITIONS = "build_conditions.json"
 
 _CSS = """
 .convat-run { margin: 0.5rem 0 1.5rem 0; }
@@ -243,9 +248,13 @@ def _on_build_finished(app, exception) -> None:
                 f"{s / budget:4.0%}" if s <= budget else f"OVER BUDGET ({s / budget:.0%})")
             lines.append(f"  {d:<{width}}  {s:7.1f} s{verdict}")
         lines.append(f"  {'total':<{width}}  {sum(times.values()):7.1f} s")
-        logger.info("convat: chapter execution times (this build executed every chapter)\n" + "\n".join(lines))
+        conditions = build_conditions(getattr(app, "convat_build_start", None) or build_start())
+        logger.info(f"convat: chapter execution times (this build executed every chapter; "
+                    f"{describe_cache(conditions)}, load average {conditions['load_average_start']} at the start, "
+                    f"{conditions['load_average_end']} at the end)\n" + "\n".join(lines))
         (outdir / "_static").mkdir(exist_ok=True)
         (outdir / "_static" / "chapter_times.json").write_text(json.dumps(times, indent=1) + "\n")
+        (outdir / "_static" / BUILD_CONDITIONS).write_text(json.dumps(conditions, indent=1) + "\n")
 
 
 def _on_builder_inited(app) -> None:
@@ -257,6 +266,8 @@ def _on_builder_inited(app) -> None:
     app.add_css_file("convat-site.css")
     if not app.config.convat_build_commit:
         app.config.convat_build_commit = git_commit(Path(app.srcdir))
+    # before any chapter runs: whether the package cache can serve results (chapter times depend on it)
+    app.convat_build_start = build_start()
     _copy_mathjax(app)
 
 
