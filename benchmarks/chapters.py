@@ -51,8 +51,16 @@ SLOWEST_CELLS = 3
 
 
 def _execute(chapters: list[Path]) -> tuple[dict[str, float], dict[str, list[dict]], dict]:
-    from convat.commands.chapter import execute_chapter
+    """Execute ``chapters`` in order, as ``make book`` does: its thread settings (one kernel at a time may use
+    every core; idle OpenMP threads sleep) unless the environment sets them."""
+    import os
 
+    from convat.commands.chapter import execute_chapter
+    from convat.runtime import cpu_cores
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(cpu_cores()))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     start = build_start()
     times, cells = {}, {}
     for chapter in chapters:

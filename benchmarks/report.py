@@ -223,7 +223,8 @@ def why_missed(results: dict[str, dict]) -> list[str]:
         heavy = [(s, chapter, c) for s, chapter, c in cells if s >= 20]
         if heavy:
             spent = sum(s for s, _, _ in heavy)
-            listed = "; ".join(f"{chapter.removeprefix('book/')} cell {c['cell']} `{c['code']}` {s:.0f} s"
+            listed = "; ".join(f"{chapter.removeprefix('book/')} cell {c['cell']}"
+                               + (f" ({c['section']})" if c.get("section") else "") + f" `{c['code']}` {s:.0f} s"
                                for s, chapter, c in heavy)
             notes.append(f"Book: {len(heavy)} cells of 20 s or more take {spent:.0f} s of the "
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "

@@ -93,7 +93,7 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
     times: list[dict] = []
     total = execute_chapter(chapter, out, timeout=120, parameters={"TITLE": "set"}, progress=True, cell_times=times)
     # every executed cell is timed, labelled by its first line of code
-    assert [t["code"] for t in times] == ["TITLE = 'default'", "TITLE = 'set'", "import time"]
+    assert [t["code"] for t in times] == ["TITLE = 'default'", "TITLE = 'set'", "plt.plot([0, 1])"]
     assert 0.4 <= times[2]["seconds"] < total and max(times, key=lambda t: t["seconds"]) is times[2]
     bar = capfd.readouterr().err  # a bar over the code cells: the parameters, the injected ones, the plot
     assert "plot: 100%" in bar and "3/3" in bar
@@ -106,14 +106,29 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
 def test_the_slowest_cells_are_listed_slowest_first_with_their_share():
     from convat.commands.chapter import cell_label, describe_cell_times
 
-    assert cell_label(":tags: [hide-input]\n# why\n\nrun = cv.cached_run(x)\n") == "run = cv.cached_run(x)"
+    assert cell_label(":tags: [hide-input]\n# why\n\nimport convat as cv\nfrom a import (\n    b,\n)\n"
+                      "run = cv.cached_run(x)\n") == "run = cv.cached_run(x)"
+    assert cell_label("import timm\nimport torch\n") == "import timm"
     assert cell_label("# only a comment") == "(no code)"
     assert cell_label("x = " + "1" * 100, width=10) == "x = 11111…"
-    times = [{"cell": 3, "seconds": 1.0, "code": "a()"}, {"cell": 5, "seconds": 6.0, "code": "train()"},
-             {"cell": 7, "seconds": 2.0, "code": "plot()"}]
+    times = [{"cell": 3, "seconds": 1.0, "code": "a()"}, {"cell": 5, "seconds": 6.0, "code": "train()",
+                                                          "section": "2. Training"},
+             {"cell": 7, "seconds": 2.0, "code": "plot()", "section": ""}]
     text = describe_cell_times(times, total=10.0, top=2).splitlines()
     assert text[0] == "  slowest cells of 3 (9.0 s in cells, 1.0 s starting and stopping the kernel):"
-    assert text[1:] == ["      6.0 s  60%  cell   5: train()", "      2.0 s  20%  cell   7: plot()"]
+    assert text[1:] == ["      6.0 s  60%  cell   5 (2. Training): train()", "      2.0 s  20%  cell   7: plot()"]
+
+
+def test_each_cell_is_placed_under_the_heading_before_it():
+    import nbformat
+
+    from convat.commands.chapter import section_titles
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_markdown_cell("# Title\n\ntext\n\n## 1. Data"),
+        nbformat.v4.new_code_cell("b = 2"), nbformat.v4.new_markdown_cell("more text"),
+        nbformat.v4.new_code_cell("c = 3")])
+    assert section_titles(nb) == {0: "", 1: "1. Data", 2: "1. Data", 3: "1. Data", 4: "1. Data"}
 
 
 def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path, capsys):

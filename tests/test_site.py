@@ -272,3 +272,29 @@ def test_a_bundles_own_files_do_not_make_the_commit_dirty(tmp_path):
     assert git_commit(tmp_path, ignore=[tmp_path / "results" / "study"]) == clean
     (tmp_path / "code.py").write_text("x = 2")  # the code that ran changed: dirty whatever is ignored
     assert git_commit(tmp_path, ignore=[tmp_path / "results" / "study", "/elsewhere"]) == clean + "+dirty"
+
+
+def test_a_build_records_its_starting_cache_for_the_kernels_and_beside_its_chapter_times(tmp_path, monkeypatch):
+    """The hooks read the package cache before any chapter runs: the environment page says what the build started
+    from (through the kernels' environment), and build_conditions.json sits beside chapter_times.json."""
+    from types import SimpleNamespace
+
+    from convat.site import sphinx_ext
+    from convat.site.environment import BUILD_START_ENV, describe_build_start
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONVAT_CACHE", str(cache))
+    monkeypatch.delenv(BUILD_START_ENV, raising=False)
+    monkeypatch.setattr(sphinx_ext, "_copy_mathjax", lambda app: None)
+    app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path / "html"), srcdir=str(tmp_path),
+                          config=SimpleNamespace(convat_build_commit="abc"), add_css_file=lambda name: None)
+    sphinx_ext._on_builder_inited(app)
+    assert "started from an empty package cache" in describe_build_start()
+    (cache / "runs").mkdir(parents=True)
+    (cache / "runs" / "fold.csv").write_text("x")  # a chapter computed something
+    conditions = sphinx_ext.build_conditions(app.convat_build_start)
+    assert conditions["fresh_cache"] and conditions["cache_files_at_end"] == 1
+    sphinx_ext._on_builder_inited(app)  # a second build finds that file
+    text = describe_build_start()
+    assert "started with 1 file in the package cache" in text and "faster than a first run" in text
+    assert "outside a book build" in describe_build_start({})

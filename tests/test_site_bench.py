@@ -173,7 +173,7 @@ def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path
     assert warm["fresh_cache"] is False
     served = chapters.book_target(200.0, warm, "a build")
     assert served["met"] is None and served["value"] is None
-    assert "warm cache (1 files at the start)" in served["how"] and "200.0 s" in served["how"]
+    assert "warm cache (1 file at the start)" in served["how"] and "200.0 s" in served["how"]
     # a build from before the record: not judged either
     assert chapters.book_target(200.0, {}, "a build")["met"] is None
 

@@ -75,12 +75,30 @@ def _kernel_config(sockets: str):
 
 
 def cell_label(source: str, width: int = 70) -> str:
-    """The first line of a code cell that is code (not a cell option, comment or blank), cut to ``width``."""
-    for line in source.splitlines():
-        text = line.strip()
-        if text and not text.startswith(("#", ":")):
-            return text if len(text) <= width else text[: width - 1] + "…"
-    return "(no code)"
+    """The first line of a code cell's first statement that does something (not an import; the first import when
+    there is nothing else), cut to ``width``; comments, blank lines and cell options are skipped."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(":")]
+    try:
+        body = ast.parse("\n".join(lines)).body
+        chosen = next((n for n in body if not isinstance(n, ast.Import | ast.ImportFrom)), body[0] if body else None)
+        text = lines[chosen.lineno - 1].strip() if chosen is not None else ""
+    except SyntaxError:  # IPython magics: the first line that is not a comment
+        text = next((t.strip() for t in lines if t.strip() and not t.strip().startswith("#")), "")
+    if not text:
+        return "(no code)"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def section_titles(notebook) -> dict[int, str]:
+    """For each cell index, the title of the last Markdown heading before it (``""`` before the first)."""
+    titles, title = {}, ""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    title = line.lstrip("#").strip()
+        titles[index] = title
+    return titles
 
 
 def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
@@ -90,9 +108,10 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
 
     ``parameters`` override the chapter's parameters cell. The kernel draws figures inline whatever
     ``MPLBACKEND`` says (see :mod:`convat.site.execution`). ``progress`` shows a bar over the code cells.
-    A ``cell_times`` list receives ``{"cell", "seconds", "code"}`` for every executed code cell (its index among
-    the notebook's cells, the wall time from sending it to the kernel to its reply, and :func:`cell_label`), so a
-    slow chapter can be traced to its slow cells; the kernel's start and shutdown are in the total only.
+    A ``cell_times`` list receives ``{"cell", "seconds", "section", "code"}`` for every executed code cell (its
+    index among the notebook's cells, the wall time from sending it to the kernel to its reply, the heading it
+    is under and :func:`cell_label`), so a slow chapter can be traced to its slow cells; the kernel's start and
+    shutdown are in the total only.
     """
     import jupytext
     import nbformat
@@ -107,12 +126,13 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
                 for c in notebook.cells)  # the cells nbclient executes (it skips blank and skip-execution ones)
     bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
     sent: dict[int, float] = {}
+    titles = section_titles(notebook)
 
     def executed(cell, cell_index: int, **_) -> None:
         bar.update(1)
         if cell_times is not None and cell_index in sent:
             cell_times.append({"cell": cell_index, "seconds": round(time.perf_counter() - sent[cell_index], 2),
-                               "code": cell_label(cell.source)})
+                               "section": titles.get(cell_index, ""), "code": cell_label(cell.source)})
 
     start = time.perf_counter()
     try:
@@ -136,7 +156,8 @@ def describe_cell_times(times: list[dict], total: float, top: int) -> str:
     lines = [f"  slowest cells of {len(times)} ({cells:.1f} s in cells, {total - cells:.1f} s starting and "
              "stopping the kernel):"]
     for t in sorted(times, key=lambda t: -t["seconds"])[:top]:
-        lines.append(f"  {t['seconds']:7.1f} s {t['seconds'] / total:4.0%}  cell {t['cell']:>3}: {t['code']}")
+        where = f" ({t['section']})" if t.get("section") else ""
+        lines.append(f"  {t['seconds']:7.1f} s {t['seconds'] / total:4.0%}  cell {t['cell']:>3}{where}: {t['code']}")
     return "\n".join(lines)
 
 

@@ -130,6 +130,31 @@ def build_start(cache_root: Path | None = None) -> dict:
             "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
 
 
+#: Environment variable through which a book build hands :func:`build_start` to the chapters' kernels.
+BUILD_START_ENV = "CONVAT_BUILD_START"
+
+
+def describe_build_start(environ: dict[str, str] | None = None) -> str:
+    """One sentence for the book's environment page: the package cache this build started from, which the
+    chapter times below depend on (read from :data:`BUILD_START_ENV`, set by the book's Sphinx hooks)."""
+    import json
+
+    value = (os.environ if environ is None else environ).get(BUILD_START_ENV)
+    if not value:
+        return ("This page was executed outside a book build, so the package cache it started from is not "
+                "known; `make book` records it here.")
+    start = json.loads(value)
+    load = start.get("load_average_start")
+    tail = f" The load average was {load:.2f} when it started." if load is not None else ""
+    if start.get("cache_files_at_start") == 0:
+        return ("This build started from an empty package cache: every tensor and LOSO run the chapters show "
+                "was computed during it (or served from a committed bundle where a page says so), as on a first "
+                "run or a new Colab runtime." + tail)
+    return (f"This build started with {_files(start.get('cache_files_at_start'))} in the package cache, so chapters "
+            "that reuse cached tensors or LOSO runs ran faster than a first run would (a new Colab runtime "
+            "starts empty)." + tail)
+
+
 def describe_cache(conditions: dict) -> str:
     """``fresh cache`` or ``warm cache (N files at the start)`` for a build's :func:`build_conditions`; ``cache
     state not recorded`` for builds older than the record."""
@@ -137,4 +162,8 @@ def describe_cache(conditions: dict) -> str:
         return "cache state not recorded"
     if conditions.get("fresh_cache"):
         return "fresh cache"
-    return f"warm cache ({conditions['cache_files_at_start']} files at the start)"
+    return f"warm cache ({_files(conditions['cache_files_at_start'])} at the start)"
+
+
+def _files(count: object) -> str:
+    return f"{count} file" + ("" if count == 1 else "s")

@@ -32,7 +32,7 @@ from docutils import nodes
 from sphinx.util import logging
 
 from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder
-from convat.site.environment import build_conditions, build_start, describe_cache, git_commit
+from convat.site.environment import BUILD_START_ENV, build_conditions, build_start, describe_cache, git_commit
 from convat.site.execution import kernel_environment
 from convat.site.notebooks import write_notebooks
 
@@ -268,6 +268,7 @@ def _on_builder_inited(app) -> None:
         app.config.convat_build_commit = git_commit(Path(app.srcdir))
     # before any chapter runs: whether the package cache can serve results (chapter times depend on it)
     app.convat_build_start = build_start()
+    os.environ[BUILD_START_ENV] = json.dumps(app.convat_build_start)  # the kernels inherit it (environment page)
     _copy_mathjax(app)
 
 
