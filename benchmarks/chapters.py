@@ -13,8 +13,8 @@ from pathlib import Path
 
 from benchmarks.common import target
 from convat.book import CHAPTER_BUDGETS_S
-from convat.site.environment import build_conditions, build_start, describe_cache
-from convat.site.sphinx_ext import BUILD_CONDITIONS
+from convat.site.environment import describe_cache
+from convat.site.sphinx_ext import BUILD_CONDITIONS, build_conditions, build_start
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMES = ROOT / "_build" / "html" / "_static" / "chapter_times.json"

@@ -157,7 +157,7 @@ def test_the_threads_benchmarks_torch_default_starts_openmp_with_its_own_wait_po
 
 def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path, monkeypatch):
     from benchmarks import chapters
-    from convat.site.environment import build_conditions, build_start
+    from convat.site.sphinx_ext import build_conditions, build_start
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("CONVAT_CACHE", str(cache))
@@ -179,7 +179,7 @@ def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path
 
 
 def test_an_empty_convat_cache_variable_gives_no_cache_folder(monkeypatch):
-    from convat.site.environment import cache_files
+    from convat.site.sphinx_ext import cache_files
 
     monkeypatch.setenv("CONVAT_CACHE", "")
     assert cache_files() == (None, 0)

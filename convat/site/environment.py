@@ -89,45 +89,12 @@ def environment_table():
     return pd.DataFrame(list(environment().items()), columns=["item", "value"]).set_index("item")
 
 
-def cache_files(root: Path | None = None) -> tuple[str | None, int]:
-    """``(folder, number of files)`` of the package cache (``$CONVAT_CACHE`` or ``~/.cache/convat``).
-
-    A build that starts with no file there computed every tensor and LOSO run it shows (a *fresh* cache, what a
-    new Colab runtime or a clean clone sees); any file may serve a result and make chapters faster than a first
-    run. The folder is None when ``$CONVAT_CACHE`` is set but empty (an error for the package itself)."""
-    from convat.runstore import RunStoreError, default_cache_dir
-
-    if root is None:
-        try:
-            root = default_cache_dir()
-        except RunStoreError:
-            return None, 0
-    count = sum(len(files) for _, _, files in os.walk(root)) if Path(root).is_dir() else 0
-    return str(root), count
-
-
 def load_average() -> float | None:
     """One-minute load average, or None where the system has none."""
     try:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
         return None
-
-
-def build_conditions(start: dict, cache_root: Path | None = None) -> dict:
-    """What a book build's chapter times depend on, from ``start`` (:func:`build_start`) and the state now: the
-    cache at the start and the end, the load average at both ends, the number of CPU cores and the times."""
-    _, files = cache_files(Path(start["cache_root"]) if start.get("cache_root") else cache_root)
-    return {**start, "cache_files_at_end": files, "fresh_cache": start["cache_files_at_start"] == 0,
-            "load_average_end": load_average(), "cpu_count": os.cpu_count(),
-            "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def build_start(cache_root: Path | None = None) -> dict:
-    """The state at the start of a build that :func:`build_conditions` completes at its end."""
-    root, files = cache_files(cache_root)
-    return {"cache_root": root, "cache_files_at_start": files, "load_average_start": load_average(),
-            "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
 
 
 #: Environment variable through which a book build hands :func:`build_start` to the chapters' kernels.
@@ -156,8 +123,9 @@ def describe_build_start(environ: dict[str, str] | None = None) -> str:
 
 
 def describe_cache(conditions: dict) -> str:
-    """``fresh cache`` or ``warm cache (N files at the start)`` for a build's :func:`build_conditions`; ``cache
-    state not recorded`` for builds older than the record."""
+    """``fresh cache`` or ``warm cache (N files at the start)`` for a build's conditions
+    (:func:`convat.site.sphinx_ext.build_conditions`); ``cache state not recorded`` for builds older than the
+    record."""
     if "cache_files_at_start" not in conditions:
         return "cache state not recorded"
     if conditions.get("fresh_cache"):
