@@ -71,8 +71,10 @@ def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_p
 def test_a_benchmark_file_carries_the_cache_state_of_its_build(tmp_path):
     bench = tmp_path / "chapters.json"
     bench.write_text(json.dumps({"rows": [{"chapter": "book/05_loso", "seconds": 3.0}],
-                                 "build": {"cache_files_at_start": 0, "fresh_cache": True}}))
+                                 "load_average_1min": 3.8,
+                                 "build": {"cache_files_at_start": 0, "fresh_cache": True, "load_average_start": 2.5}}))
     assert chapter_times(bench)[1]["cache"] == "fresh cache"
+    assert chapter_times(bench)[1]["load average (1 min)"] == 2.5  # the build's start, not the file's writing
     bench.write_text(json.dumps({"rows": []}))
     assert chapter_times(bench)[1]["cache"] == "cache state not recorded"
 

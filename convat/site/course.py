@@ -76,7 +76,9 @@ def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dic
         machine = data.get("machine", {})
         provenance = {"source": str(path), "date": data.get("date"), "cpu": machine.get("cpu"),
                       "cores": machine.get("cpu cores"), "gpu": machine.get("gpu"),
-                      "load average (1 min)": data.get("load_average_1min"),
+                      # the build's own reading at its start where recorded (the file's is taken when it is written)
+                      "load average (1 min)": (data.get("build") or {}).get("load_average_start",
+                                                                            data.get("load_average_1min")),
                       "cache": describe_cache(data.get("build") or {})}
     else:
         times = {Path(k).name: float(v) for k, v in data.items()}
@@ -108,7 +110,7 @@ def _cache_clause(cache: object) -> str:
     if not cache or cache == "cache state not recorded":
         return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
     if str(cache).startswith("fresh"):
-        return "from an empty package cache (every run computed, as on a new Colab runtime)"
+        return "from an empty package cache, as on a new Colab runtime"
     return f"{cache} of the package (a first run, as on a new Colab runtime, takes longer)"
 
 
