@@ -50,6 +50,12 @@ def book_target(total: float, conditions: dict, source: str) -> dict:
 SLOWEST_CELLS = 3
 
 
+def book_notebooks(book: Path = ROOT / "book") -> list[Path]:
+    """The pages ``make book`` executes (MyST notebooks: a ``kernelspec`` in their front matter), in the order
+    the build executes them (by name; the course guide last)."""
+    return sorted(p for p in book.glob("*.md") if "\nkernelspec:" in p.read_text(encoding="utf-8").split("\n---", 1)[0])
+
+
 def _execute(chapters: list[Path]) -> tuple[dict[str, float], dict[str, list[dict]], dict]:
     """Execute ``chapters`` in order, as ``make book`` does: its thread settings (one kernel at a time may use
     every core; idle OpenMP threads sleep) unless the environment sets them."""
@@ -76,8 +82,8 @@ def run(execute: bool = False, fresh_cache: bool = False) -> dict:
     which is what the target is about."""
     cells: dict[str, list[dict]] = {}
     if execute:
-        chapters = sorted((ROOT / "book").glob("[0-9]*.md"))
-        source = "measured now, each chapter in a fresh kernel, in the book's order"
+        chapters = book_notebooks()
+        source = "measured now, each chapter in a fresh kernel, in the build's order"
         if fresh_cache:
             import os
             import tempfile

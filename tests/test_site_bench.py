@@ -201,3 +201,12 @@ def test_a_missed_book_target_names_the_cells_that_take_the_time():
     warm = {**chapters, "targets": [book_target(150.0, {"cache_files_at_start": 3}, "a build")]}
     assert report.why_missed({"chapters": warm}) == []
     assert "not judged" in report._targets(warm["targets"])[0]
+
+
+def test_the_bench_executes_the_pages_the_book_build_executes():
+    from benchmarks.chapters import ROOT, book_notebooks
+
+    names = [p.stem for p in book_notebooks()]
+    assert names[0] == "01_paper" and names[-1] == "course_guide" and "02b_real_datasets" in names
+    assert "index" not in names and "references" not in names  # Markdown pages, not notebooks
+    assert len(names) == len([p for p in (ROOT / "book").glob("*.md") if "kernelspec" in p.read_text()])
