@@ -45,7 +45,7 @@ def _targets(targets: list[dict]) -> list[str]:
     lines = []
     for t in targets:
         if t["met"] is None:
-            verdict = "not judged" if str(t.get("how", "")).startswith("not judged") else "not measured"
+            verdict = "not judged" if t.get("judged") is False else "not measured"
         elif t["met"]:
             verdict = "**met**"
         else:
@@ -223,9 +223,9 @@ def why_missed(results: dict[str, dict]) -> list[str]:
         heavy = [(s, chapter, c) for s, chapter, c in cells if s >= 20]
         if heavy:
             spent = sum(s for s, _, _ in heavy)
-            listed = "; ".join(f"{chapter.removeprefix('book/')} cell {c['cell']}"
-                               + (f" ({c['section']})" if c.get("section") else "") + f" `{c['code']}` {s:.0f} s"
-                               for s, chapter, c in heavy)
+            listed = "; ".join(f"{chapter.removeprefix('book/')} code cell {c['cell']}"
+                               + (f" ({c['section']})" if c.get("section") else "")
+                               + f", starting `{c['code']}`, {s:.0f} s" for s, chapter, c in heavy)
             notes.append(f"Book: {len(heavy)} cells of 20 s or more take {spent:.0f} s of the "
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
                          f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")

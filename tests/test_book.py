@@ -94,6 +94,7 @@ def test_chapter_command_sets_parameters_and_draws_figures_under_agg(tmp_path, m
     total = execute_chapter(chapter, out, timeout=120, parameters={"TITLE": "set"}, progress=True, cell_times=times)
     # every executed cell is timed, labelled by its first line of code
     assert [t["code"] for t in times] == ["TITLE = 'default'", "TITLE = 'set'", "plt.plot([0, 1])"]
+    assert [t["cell"] for t in times] == [1, 2, 3]  # numbered among the code cells, from 1
     assert 0.4 <= times[2]["seconds"] < total and max(times, key=lambda t: t["seconds"]) is times[2]
     bar = capfd.readouterr().err  # a bar over the code cells: the parameters, the injected ones, the plot
     assert "plot: 100%" in bar and "3/3" in bar
@@ -116,7 +117,8 @@ def test_the_slowest_cells_are_listed_slowest_first_with_their_share():
              {"cell": 7, "seconds": 2.0, "code": "plot()", "section": ""}]
     text = describe_cell_times(times, total=10.0, top=2).splitlines()
     assert text[0] == "  slowest cells of 3 (9.0 s in cells, 1.0 s starting and stopping the kernel):"
-    assert text[1:] == ["      6.0 s  60%  cell   5 (2. Training): train()", "      2.0 s  20%  cell   7: plot()"]
+    assert text[1:] == ["      6.0 s  60%  code cell   5 (2. Training), starting: train()",
+                        "      2.0 s  20%  code cell   7, starting: plot()"]
 
 
 def test_each_cell_is_placed_under_the_heading_before_it():
@@ -126,9 +128,10 @@ def test_each_cell_is_placed_under_the_heading_before_it():
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_markdown_cell("# Title\n\ntext\n\n## 1. Data"),
-        nbformat.v4.new_code_cell("b = 2"), nbformat.v4.new_markdown_cell("more text"),
-        nbformat.v4.new_code_cell("c = 3")])
-    assert section_titles(nb) == {0: "", 1: "1. Data", 2: "1. Data", 3: "1. Data", 4: "1. Data"}
+        nbformat.v4.new_code_cell("b = 2"),
+        nbformat.v4.new_markdown_cell("more text\n\n```bash\n# a shell comment, not a heading\nmake book\n```\n"),
+        nbformat.v4.new_code_cell("c = 3"), nbformat.v4.new_markdown_cell("~~~\n# no\n~~~\n## 2. Models")])
+    assert section_titles(nb) == {0: "", 1: "1. Data", 2: "1. Data", 3: "1. Data", 4: "1. Data", 5: "2. Models"}
 
 
 def test_chapter_output_is_a_file_for_one_chapter_and_a_folder_for_several(tmp_path, capsys):

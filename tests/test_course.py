@@ -53,9 +53,9 @@ def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_p
     cpu_only = {"source": "/x/benchmarks/results/chapters.json", "cores": "2", "cpu": "AMD EPYC",
                 "gpu": "none (CPU only)", "date": "2026-12-05 21:10", "load average (1 min)": 1.94}
     text = describe_chapter_times(cpu_only)
-    assert text.startswith("CPU times: one full book build on 2 CPU cores (AMD EPYC, GPU: none (CPU only)), "
+    assert text.startswith("CPU times: every chapter executed once on 2 CPU cores (AMD EPYC, GPU: none (CPU only)), "
                            "2026-12-05 21:10, load average 1.94 at the start")
-    assert "from `benchmarks/results/chapters.json`" in text and text.endswith("GPU times are not measured yet.")
+    assert "recorded in `benchmarks/results/chapters.json`" in text and text.endswith("GPU times are not measured yet.")
     # the tables show these times as CPU times whatever the machine; GPU times come only from the GPU column
     unknown = describe_chapter_times({**cpu_only, "gpu": "unknown (torch not installed)"})
     assert unknown.startswith("CPU times: ") and unknown.endswith("GPU times are not measured yet.")
@@ -65,7 +65,7 @@ def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_p
     assert "package cache state not recorded" in text
     assert "from an empty package cache" in describe_chapter_times({**cpu_only, "cache": "fresh cache"})
     warm = describe_chapter_times({**cpu_only, "cache": "warm cache (12 files at the start)"})
-    assert "warm cache (12 files at the start) of the package (a first run" in warm
+    assert "from a warm cache (12 files at the start); a first run, as on a new Colab runtime, takes longer" in warm
 
 
 def test_a_benchmark_file_carries_the_cache_state_of_its_build(tmp_path):

@@ -284,7 +284,7 @@ def test_a_build_records_its_starting_cache_for_the_kernels_and_beside_its_chapt
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("CONVAT_CACHE", str(cache))
-    monkeypatch.delenv(BUILD_START_ENV, raising=False)
+    monkeypatch.setenv(BUILD_START_ENV, "")  # recorded, so the value the hook sets is undone after the test
     monkeypatch.setattr(sphinx_ext, "_copy_mathjax", lambda app: None)
     app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path / "html"), srcdir=str(tmp_path),
                           config=SimpleNamespace(convat_build_commit="abc"), add_css_file=lambda name: None)
@@ -296,5 +296,8 @@ def test_a_build_records_its_starting_cache_for_the_kernels_and_beside_its_chapt
     assert conditions["fresh_cache"] and conditions["cache_files_at_end"] == 1
     sphinx_ext._on_builder_inited(app)  # a second build finds that file
     text = describe_build_start()
-    assert "started with 1 file in the package cache" in text and "faster than a first run" in text
+    assert "started with 1 file in the package cache" in text and "may have run faster than a first run" in text
     assert "outside a book build" in describe_build_start({})
+    assert "outside a book build" in describe_build_start({BUILD_START_ENV: "{not json"})
+    unread = describe_build_start({BUILD_START_ENV: '{"cache_files_at_start": null}'})
+    assert unread.startswith("This build could not read its package cache")

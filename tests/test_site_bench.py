@@ -157,7 +157,7 @@ def test_the_threads_benchmarks_torch_default_starts_openmp_with_its_own_wait_po
 
 def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path, monkeypatch):
     from benchmarks import chapters
-    from convat.site.sphinx_ext import build_conditions, build_start
+    from convat.site.build_state import build_conditions, build_start
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("CONVAT_CACHE", str(cache))
@@ -172,17 +172,28 @@ def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path
     warm = build_conditions(build_start())  # one cached file at the start
     assert warm["fresh_cache"] is False
     served = chapters.book_target(200.0, warm, "a build")
-    assert served["met"] is None and served["value"] is None
-    assert "warm cache (1 file at the start)" in served["how"] and "200.0 s" in served["how"]
-    # a build from before the record: not judged either
-    assert chapters.book_target(200.0, {}, "a build")["met"] is None
+    assert served["met"] is None and served["value"] is None and served["judged"] is False
+    assert served["how"] == ("a build started from a warm cache (1 file at the start), which serves the runs and "
+                             "tensors it holds (200.0 s); run `make book` with an empty $CONVAT_CACHE, or `python -m "
+                             "benchmarks.run chapters --chapters --fresh-cache`")
+    # a build from before the record, or one that could not read its cache: not judged either
+    old = chapters.book_target(200.0, {}, "measured now")
+    assert old["met"] is None and old["how"].startswith("measured now did not record its package cache")
+    assert old["how"].endswith("measure with --fresh-cache")
+    unreadable = chapters.book_target(200.0, {"cache_files_at_start": None, "fresh_cache": None}, "a build")
+    assert unreadable["met"] is None and "could not read its package cache" in unreadable["how"]
 
 
-def test_an_empty_convat_cache_variable_gives_no_cache_folder(monkeypatch):
-    from convat.site.sphinx_ext import cache_files
+def test_a_cache_that_cannot_be_read_is_not_called_fresh(monkeypatch, tmp_path):
+    from convat.site.build_state import build_conditions, build_start, cache_files
 
-    monkeypatch.setenv("CONVAT_CACHE", "")
-    assert cache_files() == (None, 0)
+    monkeypatch.setenv("CONVAT_CACHE", "")  # an error for the package: no folder, no count
+    assert cache_files() == (None, None)
+    assert build_conditions(build_start())["fresh_cache"] is None
+    walked = tmp_path / "cache"
+    walked.mkdir()
+    monkeypatch.setattr(os, "walk", lambda root, onerror=None: onerror(PermissionError(13, "denied")) or iter(()))
+    assert cache_files(walked) == (str(walked), None)
 
 
 def test_a_missed_book_target_names_the_cells_that_take_the_time():
@@ -194,9 +205,9 @@ def test_a_missed_book_target_names_the_cells_that_take_the_time():
                                                     {"cell": 3, "seconds": 6.0, "code": "import timm"}],
                                   "book/08_pitfalls": [{"cell": 7, "seconds": 48.0, "code": "trace = epoch_trace("}]}}
     notes = report.why_missed({"chapters": chapters})
-    assert notes == ["Book: 2 cells of 20 s or more take 138 s of the 400 s (04_model cell 9 `run = cv.cached_run(` "
-                     "90 s; 08_pitfalls cell 7 `trace = epoch_trace(` 48 s); without them the book would take 262 s "
-                     "against the 240 s target."]
+    assert notes == ["Book: 2 cells of 20 s or more take 138 s of the 400 s (04_model code cell 9, starting "
+                     "`run = cv.cached_run(`, 90 s; 08_pitfalls code cell 7, starting `trace = epoch_trace(`, 48 s); "
+                     "without them the book would take 262 s against the 240 s target."]
     # a warm build is reported, not judged, and gives no such note
     warm = {**chapters, "targets": [book_target(150.0, {"cache_files_at_start": 3}, "a build")]}
     assert report.why_missed({"chapters": warm}) == []

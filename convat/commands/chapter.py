@@ -90,12 +90,20 @@ def cell_label(source: str, width: int = 70) -> str:
 
 
 def section_titles(notebook) -> dict[int, str]:
-    """For each cell index, the title of the last Markdown heading before it (``""`` before the first)."""
+    """For each cell index, the title of the last Markdown heading before it (``""`` before the first); lines
+    inside fenced code blocks of Markdown cells (a shell comment, say) are not headings."""
     titles, title = {}, ""
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "markdown":
+            fence = None
             for line in cell.source.splitlines():
-                if line.startswith("#"):
+                text = line.strip()
+                marker = next((m for m in ("```", "~~~") if text.startswith(m)), None)
+                if marker and fence is None:
+                    fence = marker
+                elif marker and text.startswith(fence or ""):
+                    fence = None
+                elif fence is None and line.startswith("#"):
                     title = line.lstrip("#").strip()
         titles[index] = title
     return titles
@@ -109,9 +117,10 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
     ``parameters`` override the chapter's parameters cell. The kernel draws figures inline whatever
     ``MPLBACKEND`` says (see :mod:`convat.site.execution`). ``progress`` shows a bar over the code cells.
     A ``cell_times`` list receives ``{"cell", "seconds", "section", "code"}`` for every executed code cell (its
-    index among the notebook's cells, the wall time from sending it to the kernel to its reply, the heading it
-    is under and :func:`cell_label`), so a slow chapter can be traced to its slow cells; the kernel's start and
-    shutdown are in the total only.
+    number among the executed notebook's code cells, from 1, as Jupyter and Colab show them unless ``-p`` added
+    a cell; the wall time from sending it to the kernel to its reply; the heading it is under; and
+    :func:`cell_label`, the cell's first statement, which is not necessarily its slow one), so a slow chapter can
+    be traced to its slow cells; the kernel's start and shutdown are in the total only.
     """
     import jupytext
     import nbformat
@@ -127,11 +136,13 @@ def execute_chapter(path: Path, output: Path | None = None, timeout: int = 1800,
     bar = tqdm(total=cells, desc=path.stem, unit="cell", disable=not progress)
     sent: dict[int, float] = {}
     titles = section_titles(notebook)
+    ordinals = {i: n for n, i in enumerate((i for i, c in enumerate(notebook.cells) if c.cell_type == "code"), 1)}
 
     def executed(cell, cell_index: int, **_) -> None:
         bar.update(1)
         if cell_times is not None and cell_index in sent:
-            cell_times.append({"cell": cell_index, "seconds": round(time.perf_counter() - sent[cell_index], 2),
+            seconds = round(time.perf_counter() - sent[cell_index], 2)
+            cell_times.append({"cell": ordinals.get(cell_index, cell_index), "seconds": seconds,
                                "section": titles.get(cell_index, ""), "code": cell_label(cell.source)})
 
     start = time.perf_counter()
@@ -157,7 +168,8 @@ def describe_cell_times(times: list[dict], total: float, top: int) -> str:
              "stopping the kernel):"]
     for t in sorted(times, key=lambda t: -t["seconds"])[:top]:
         where = f" ({t['section']})" if t.get("section") else ""
-        lines.append(f"  {t['seconds']:7.1f} s {t['seconds'] / total:4.0%}  cell {t['cell']:>3}{where}: {t['code']}")
+        lines.append(f"  {t['seconds']:7.1f} s {t['seconds'] / total:4.0%}  code cell {t['cell']:>3}{where}, "
+                     f"starting: {t['code']}")
     return "\n".join(lines)
 
 
@@ -214,6 +226,7 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=int_at_least(1), default=1800, help="seconds allowed per cell (default: 1800)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over each chapter's cells")
     p.add_argument("--cell-times", type=int_at_least(1), metavar="N", default=None,
-                   help="after each chapter, print its N slowest code cells with their times (where a chapter's "
-                   "time goes; run with an empty $CONVAT_CACHE to see what a first run computes)")
+                   help="after each chapter, print its N slowest code cells with their times, numbered from 1 among "
+                   "the code cells, with their section and first statement (where a chapter's time goes; run with an "
+                   "empty $CONVAT_CACHE to see what a first run computes)")
     p.set_defaults(func=_run)

@@ -98,20 +98,21 @@ def describe_chapter_times(provenance: dict[str, object], gpu_times: dict[str, f
     source = Path(str(provenance["source"]))
     shown = source.relative_to(source.parents[2]) if len(source.parents) > 2 else source
     load = float(provenance.get("load average (1 min)") or 0)
-    return (f"CPU times: one full book build on {provenance.get('cores', '?')} CPU cores "
+    return (f"CPU times: every chapter executed once on {provenance.get('cores', '?')} CPU cores "
             f"({provenance.get('cpu', '?')}, GPU: {provenance.get('gpu') or '?'}), {provenance.get('date', '?')}, "
             f"load average {load:.2f} at the start, quick profile, {_cache_clause(provenance.get('cache'))}, "
-            f"from `{shown}` (`make bench`)."
+            f"recorded in `{shown}` (`make bench`)."
             + ("" if gpu_times else " GPU times are not measured yet."))
 
 
 def _cache_clause(cache: object) -> str:
     """How the build's package cache bears on the times, for :func:`describe_chapter_times`."""
-    if not cache or cache == "cache state not recorded":
-        return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
-    if str(cache).startswith("fresh"):
+    text = str(cache or "")
+    if text.startswith("fresh"):
         return "from an empty package cache, as on a new Colab runtime"
-    return f"{cache} of the package (a first run, as on a new Colab runtime, takes longer)"
+    if text.startswith("warm"):
+        return f"from a {text}; a first run, as on a new Colab runtime, takes longer"
+    return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
 
 
 def _minutes(seconds: float | None) -> str:

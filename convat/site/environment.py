@@ -107,30 +107,40 @@ def describe_build_start(environ: dict[str, str] | None = None) -> str:
     import json
 
     value = (os.environ if environ is None else environ).get(BUILD_START_ENV)
-    if not value:
+    try:
+        start = json.loads(value) if value else None
+    except ValueError:
+        start = None
+    if not isinstance(start, dict):
         return ("This page was executed outside a book build, so the package cache it started from is not "
                 "known; `make book` records it here.")
-    start = json.loads(value)
     load = start.get("load_average_start")
-    tail = f" The load average was {load:.2f} when it started." if load is not None else ""
-    if start.get("cache_files_at_start") == 0:
+    tail = f" The load average was {load:.2f} when it started." if isinstance(load, int | float) else ""
+    files = start.get("cache_files_at_start")
+    if files == 0:
         return ("This build started from an empty package cache: every tensor and LOSO run the chapters show "
                 "was computed during it (or served from a committed bundle where a page says so), as on a first "
                 "run or a new Colab runtime." + tail)
-    return (f"This build started with {_files(start.get('cache_files_at_start'))} in the package cache, so chapters "
-            "that reuse cached tensors or LOSO runs ran faster than a first run would (a new Colab runtime "
-            "starts empty)." + tail)
+    if not isinstance(files, int):
+        return ("This build could not read its package cache at the start, so whether it was a first run is not "
+                "known." + tail)
+    return (f"This build started with {_files(files)} in the package cache, so chapters that find their "
+            "tensors or LOSO runs there may have run faster than a first run would (a new Colab runtime starts "
+            "empty)." + tail)
 
 
 def describe_cache(conditions: dict) -> str:
-    """``fresh cache`` or ``warm cache (N files at the start)`` for a build's conditions
-    (:func:`convat.site.sphinx_ext.build_conditions`); ``cache state not recorded`` for builds older than the
-    record."""
+    """``fresh cache``, ``warm cache (N files at the start)`` or ``cache state unknown`` for a build's
+    conditions (:func:`convat.site.build_state.build_conditions`); ``cache state not recorded`` for builds older
+    than the record."""
     if "cache_files_at_start" not in conditions:
         return "cache state not recorded"
-    if conditions.get("fresh_cache"):
+    files = conditions["cache_files_at_start"]
+    if files is None:
+        return "cache state unknown (the cache folder could not be read)"
+    if files == 0:
         return "fresh cache"
-    return f"warm cache ({_files(conditions['cache_files_at_start'])} at the start)"
+    return f"warm cache ({_files(files)} at the start)"
 
 
 def _files(count: object) -> str:

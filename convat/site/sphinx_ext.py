@@ -20,7 +20,6 @@ the site is published from (``convat_site_branch``, default ``gh-pages``, the br
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import importlib
 import json
@@ -32,18 +31,15 @@ from urllib.parse import urlparse
 from docutils import nodes
 from sphinx.util import logging
 
-from convat.runstore import RunStoreError, default_cache_dir
+from convat.site.build_state import BUILD_CONDITIONS, build_conditions, build_start
 from convat.site.colab_install import PLACEHOLDER_REPOSITORY, is_placeholder
-from convat.site.environment import BUILD_START_ENV, describe_cache, git_commit, load_average
+from convat.site.environment import BUILD_START_ENV, describe_cache, git_commit
 from convat.site.execution import kernel_environment
 from convat.site.notebooks import write_notebooks
 
 logger = logging.getLogger(__name__)
 
 NOTEBOOK_DIR = "_notebooks"
-#: Next to ``_static/chapter_times.json``: the cache and load the times were measured under
-#: (:func:`build_conditions`).
-BUILD_CONDITIONS = "build_conditions.json"
 
 _CSS = """
 .convat-run { margin: 0.5rem 0 1.5rem 0; }
@@ -51,37 +47,6 @@ _CSS = """
 .convat-run .convat-links a { display: inline-block; margin-right: 1rem; font-weight: 600; }
 .convat-run .convat-colab-off { display: inline-block; margin-right: 1rem; color: #6c757d; }
 """
-
-
-def cache_files(root: Path | None = None) -> tuple[str | None, int]:
-    """``(folder, number of files)`` of the package cache (``$CONVAT_CACHE`` or ``~/.cache/convat``).
-
-    A build that starts with no file there computed every tensor and LOSO run it shows (a *fresh* cache, what a
-    new Colab runtime or a clean clone sees); any file may serve a result and make chapters faster than a first
-    run. The folder is None when ``$CONVAT_CACHE`` is set but empty (an error for the package itself)."""
-    if root is None:
-        try:
-            root = default_cache_dir()
-        except RunStoreError:
-            return None, 0
-    count = sum(len(files) for _, _, files in os.walk(root)) if Path(root).is_dir() else 0
-    return str(root), count
-
-
-def build_conditions(start: dict, cache_root: Path | None = None) -> dict:
-    """What a book build's chapter times depend on, from ``start`` (:func:`build_start`) and the state now: the
-    cache at the start and the end, the load average at both ends, the number of CPU cores and the times."""
-    _, files = cache_files(Path(start["cache_root"]) if start.get("cache_root") else cache_root)
-    return {**start, "cache_files_at_end": files, "fresh_cache": start["cache_files_at_start"] == 0,
-            "load_average_end": load_average(), "cpu_count": os.cpu_count(),
-            "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def build_start(cache_root: Path | None = None) -> dict:
-    """The state at the start of a build that :func:`build_conditions` completes at its end."""
-    root, files = cache_files(cache_root)
-    return {"cache_root": root, "cache_files_at_start": files, "load_average_start": load_average(),
-            "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def _is_notebook(app, docname: str) -> bool:
@@ -282,9 +247,10 @@ def _on_build_finished(app, exception) -> None:
             lines.append(f"  {d:<{width}}  {s:7.1f} s{verdict}")
         lines.append(f"  {'total':<{width}}  {sum(times.values()):7.1f} s")
         conditions = build_conditions(getattr(app, "convat_build_start", None) or build_start())
+        loads = (conditions["load_average_start"], conditions["load_average_end"])
+        load = "" if None in loads else f", load average {loads[0]} at the start, {loads[1]} at the end"
         logger.info(f"convat: chapter execution times (this build executed every chapter; "
-                    f"{describe_cache(conditions)}, load average {conditions['load_average_start']} at the start, "
-                    f"{conditions['load_average_end']} at the end)\n" + "\n".join(lines))
+                    f"{describe_cache(conditions)}{load})\n" + "\n".join(lines))
         (outdir / "_static").mkdir(exist_ok=True)
         (outdir / "_static" / "chapter_times.json").write_text(json.dumps(times, indent=1) + "\n")
         (outdir / "_static" / BUILD_CONDITIONS).write_text(json.dumps(conditions, indent=1) + "\n")
