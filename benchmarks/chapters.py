@@ -46,7 +46,7 @@ def book_target(total: float, conditions: dict, source: str) -> dict:
     cache = describe_cache(conditions)
     if conditions.get("cache_files_at_start") == 0:
         return target(BOOK_TARGET, total, BOOK_BUDGET_S, "s", f"{source}; {cache}")
-    if cache == "cache state not recorded":
+    if "cache_files_at_start" not in conditions:
         why = f"{source} did not record its package cache, so whether it was a first run is unknown"
     elif conditions.get("cache_files_at_start") is None:
         why = f"{source} could not read its package cache, so whether it was a first run is unknown"
@@ -101,14 +101,11 @@ def run(execute: bool = False, fresh_cache: bool = False) -> dict:
         if fresh_cache:
             import os
             import tempfile
+            from unittest import mock
 
-            old = os.environ.get("CONVAT_CACHE")
-            with tempfile.TemporaryDirectory(prefix="convat-bench-cache-") as folder:
-                os.environ["CONVAT_CACHE"] = folder
-                try:
-                    times, cells, conditions = _execute(chapters)
-                finally:
-                    os.environ.pop("CONVAT_CACHE") if old is None else os.environ.__setitem__("CONVAT_CACHE", old)
+            with (tempfile.TemporaryDirectory(prefix="convat-bench-cache-") as folder,
+                  mock.patch.dict(os.environ, {"CONVAT_CACHE": folder})):
+                times, cells, conditions = _execute(chapters)
             conditions["cache_root"] = "a temporary folder, removed after"
         else:
             times, cells, conditions = _execute(chapters)

@@ -11,6 +11,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from convat.site.environment import load_average  # re-exported: loso and threads import it from here
+
 ROOT = Path(__file__).resolve().parents[1]
 BUSY_LOOP = "while True: pass"
 
@@ -28,13 +30,6 @@ def busy(n: int = 2):
             p.kill()
         for p in procs:
             p.wait()
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def timed_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> dict:

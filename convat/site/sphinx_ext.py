@@ -246,7 +246,7 @@ def _on_build_finished(app, exception) -> None:
                 f"{s / budget:4.0%}" if s <= budget else f"OVER BUDGET ({s / budget:.0%})")
             lines.append(f"  {d:<{width}}  {s:7.1f} s{verdict}")
         lines.append(f"  {'total':<{width}}  {sum(times.values()):7.1f} s")
-        conditions = build_conditions(getattr(app, "convat_build_start", None) or build_start())
+        conditions = build_conditions(app.convat_build_start)  # recorded when the html builder started
         loads = (conditions["load_average_start"], conditions["load_average_end"])
         load = "" if None in loads else f", load average {loads[0]} at the start, {loads[1]} at the end"
         logger.info(f"convat: chapter execution times (this build executed every chapter; "
