@@ -44,7 +44,8 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "convat.training.config", "train_model": "convat.training.loop",
     "predict_proba": "convat.training.loop", "loso_splits": "convat.loso", "run_loso": "convat.loso",
     "cached_run": "convat.loso", "fold_subjects": "convat.loso", "random_splits": "convat.loso",
-    "bundled_run": "convat.experiments.study",
+    "bundled_run": "convat.experiments.study", "recheck_served": "convat.experiments.study",
+    "served_check_note": "convat.experiments.study",
     "run_folds": "convat.folds", "FoldResult": "convat.folds",
     # the reference rows
     "linear_baseline": "convat.experiments.synth_difficulty",

@@ -10,6 +10,7 @@ import pytest
 from convat import runstore, runtime
 from convat.experiments.study import (
     LINEAR,
+    REPRODUCE_ATOL,
     StudySpec,
     cell_dir,
     describe_study,
@@ -269,9 +270,6 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     assert "--models" in capsys.readouterr().err
 
 
-#: Largest |difference| of a probability that still counts as the same computation (the bundles' CSVs keep 7-8
-#: significant digits; the same code on the same CPU gives identical bits).
-REPRODUCE_ATOL = 1e-5
 
 
 @pytest.mark.parametrize("name", ["study", "study-quick"])
@@ -400,17 +398,20 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
         since = time.time()
         run = bundled_run(x, table, config, bundle, progress=False)
         again = bundled_run(x, table, config, bundle, progress=False)  # the cache's copy, checked again
+        # served into the folder cached_run keys this run by: a later chapter's cached_run reads it, trains nothing
+        later = convat.loso.cached_run(x, table, config, progress=False)
     committed = study.predictions[(study.predictions["model"] == "ststnet")
                                   & (study.predictions["train_seed"] == 1)].reset_index(drop=True)
     pd.testing.assert_frame_equal(run.predictions.reset_index(drop=True),
                                   committed.drop(columns=["model", "data_seed", "train_seed"]), check_dtype=False)
-    assert run.path == again.path and (tmp_path / "cache") in run.path.parents
+    assert run.path == again.path == later.path and run.path.parent == tmp_path / "cache" / "runs"
     assert not list(bundle.rglob(runstore.SERVED_FROM))  # the committed folder is never written
     assert "served from the committed bundle" in cache_note({"ststnet": run}, since)
     assert "cells/ststnet/seed1-draw0" in cache_note({"ststnet": run}, since)
     # its folds were trained on this CPU, so the page adds no caveat; it names the CPUs when they are others
     marker = json.loads((run.path / runstore.SERVED_FROM).read_text())
     assert marker["cpus"] == [runtime.cpu_identity()] and "this machine is" not in cache_note({"ststnet": run}, since)
+    assert marker["fold_threads"] == study.record["cells"]["cells/ststnet/seed1-draw0"]["fold_threads"]
     (run.path / runstore.SERVED_FROM).write_text(json.dumps({**marker, "cpus": ["", "Other CPU [its ISA]"]}))
     note = cache_note({"ststnet": run}, since)
     assert note.endswith(f" The served folds were trained on Other CPU [its ISA], a CPU not recorded; this machine "
@@ -422,13 +423,15 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     other = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
     assert not (other.path / runstore.SERVED_FROM).exists() and "trained in this execution" in cache_note(
         {"ststnet": other}, since)
-    # a finished run in this machine's own cache wins over the bundle (an earlier chapter's numbers)
+    # a run this machine started itself wins over the bundle, even half done: it resumes instead of being replaced
     import shutil
 
-    shutil.rmtree(tmp_path / "cache" / "bundles")
-    own = convat.loso.cached_run(x, table, config, progress=False)
-    assert bundled_run(x, table, config, bundle, progress=False).path == own.path
-    assert not (tmp_path / "cache" / "bundles").exists()
+    shutil.rmtree(tmp_path / "cache" / "runs")
+    first = sorted(table["subject"].unique())[0]
+    convat.loso.run_loso(x, table, config, out_dir=run.path, progress=False, folds=[f"synthme/{first}"])
+    own = bundled_run(x, table, config, bundle, progress=False)
+    assert own.path == run.path and not (own.path / runstore.SERVED_FROM).exists()
+    assert len(list((own.path / "folds").glob("*.csv"))) == table["subject"].nunique()
     # a cell made with another torch (or on another device) is not what this machine computes: not served
     other_torch = tmp_path / "other-torch"
     shutil.copytree(bundle, other_torch)
@@ -440,6 +443,49 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     assert not (bundled_run(x, table, config, other_torch, progress=False).path / runstore.SERVED_FROM).exists()
     # no bundle at all (an installed wheel): the cache, as before
     assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"
+
+
+def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(bundle, tmp_path, monkeypatch):
+    """recheck_served retrains folds of a served run with the bundle's threads per fold and compares; the check
+    can fail (a recomputation that differs is reported, in bold when the served folds name this CPU)."""
+    import convat.experiments.study as study_module
+    from convat.experiments.study import ServedCheck, bundled_run, recheck_served, served_check_note, sweep_spec
+    from convat.sweep import SweepPoint, point_config, point_inputs
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    study = load_study(bundle)
+    point, sweep = SweepPoint("ststnet", 0, 0), sweep_spec(study.spec, None, "cpu")
+    x, table = point_inputs(point, sweep)
+    config = point_config(point, sweep)
+    run = bundled_run(x, table, config, bundle, progress=False)
+    check = recheck_served(run, x, table, folds=1)
+    assert check.folds == (sorted(run.predictions["fold"].unique())[0],) and check.clips == (
+        run.predictions["fold"] == check.folds[0]).sum()
+    assert check.threads == study.record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"]
+    assert check.agrees and check.same_cpu, check  # trained on this CPU minutes ago, with these threads
+    assert served_check_note(check).startswith(f"Fold `{check.folds[0]}` of the served run, retrained in this "
+                                               f"execution ({check.clips} held-out clips, ")
+    assert "every predicted label equals the served one" in served_check_note(check)
+    with pytest.raises(ValueError, match="synthme/nobody"):
+        recheck_served(run, x, table, folds=["synthme/nobody"])
+    # a recomputation that differs: the check fails and the page says so
+    real = study_module._retrain
+
+    def nudged(*args, **kwargs):
+        fresh = real(*args, **kwargs)
+        fresh.loc[0, "prediction"] = "not-a-class"
+        return fresh
+
+    monkeypatch.setattr(study_module, "_retrain", nudged)
+    moved = recheck_served(run, x, table, folds=1)
+    assert not moved.agrees and moved.same_labels == moved.clips - 1
+    assert served_check_note(moved).startswith("**Fold") and "delete its folder" in served_check_note(moved)
+    elsewhere = ServedCheck(**{**moved.__dict__, "served_cpus": ("Other CPU [its ISA]",)})
+    assert "trained on Other CPU [its ISA] and this machine is" in served_check_note(elsewhere)
+    assert not served_check_note(elsewhere).startswith("**")
+    # a run this machine trained is not served: nothing to check, no sentence
+    own = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
+    assert recheck_served(own, x, table) is None and served_check_note(None) == ""
 
 
 def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():

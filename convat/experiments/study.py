@@ -483,25 +483,30 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
                 splits=None, data: dict | None = None, parallel_folds: int = 1):
     """A LOSO run (:class:`convat.loso.LosoRun`) served from a finished cell of a committed bundle when that cell
     is exactly this run; otherwise :func:`convat.loso.cached_run` (from ``$CONVAT_CACHE``, or trained now).
-    A finished run of this machine's own cache wins over the bundle, so a page shows the numbers an earlier
-    chapter of the same build computed.
+    A run already in this machine's cache (finished or half done) wins over the bundle, so a page shows the
+    numbers an earlier chapter of the same build computed, and a killed training resumes instead of being
+    replaced.
 
     *Exactly*: the cell's ``config.json`` records the same identity as this run would
     (:func:`convat.loso.run_identity`: the input tensors' digest, labels, folds, training configuration and the
     code fingerprint), so a bundle made by other code, on other data or with another recipe is never served;
     after any change to the code that decides results the run is trained again, and so is a cell made on another
-    device (a CPU cell on a CUDA machine) or with another torch version. The cell is copied to
-    ``$CONVAT_CACHE/bundles/<bundle>/...`` (the committed folder is never written), read through
-    :func:`convat.loso.run_loso` (which checks every fold file against its manifest and recomputes a damaged
-    one) and marked with :data:`convat.runstore.SERVED_FROM`, which :func:`convat.book.cache_note` names on
-    the page. A bundle may have been made with another number of threads per fold, which changes the order
-    of floating-point sums: on the quick profile's 30-epoch runs, 1 thread against 2 moved probabilities by
-    up to 2.4e-4 and no predicted label (measured for convat_tiny, 100 clips). ``bundle`` defaults to the
-    smoke-test grid, ``results/study-quick`` (:func:`default_bundle`).
+    device (a CPU cell on a CUDA machine) or with another torch version.
+
+    The cell is copied into the cache folder :func:`convat.loso.cached_run` keys this run by (the committed folder
+    is never written), so every later ``cached_run`` of the same run -- another chapter's, an exercise's -- reads
+    it instead of training it again; it is read through :func:`convat.loso.run_loso` (which checks every fold file
+    against its manifest and recomputes a damaged one) and marked with :data:`convat.runstore.SERVED_FROM` (which
+    bundle and cell, its commit and date, the CPUs and threads its folds were trained with), which
+    :func:`convat.book.cache_note` names on the page and :func:`recheck_served` uses to retrain a fold here. A
+    bundle may have been made with another number of threads per fold, which changes the order of floating-point
+    sums: on the quick profile's 30-epoch runs, 1 thread against 2 moved probabilities by up to 2.4e-4 and no
+    predicted label (measured for convat_tiny, 100 clips). ``bundle`` defaults to the smoke-test grid,
+    ``results/study-quick`` (:func:`default_bundle`).
     """
     import shutil
 
-    from convat.loso import LosoRun, cached_run, load_curves, loso_splits, run_identity, run_loso
+    from convat.loso import cached_run, loso_splits, run_identity, run_key
 
     bundle = Path(bundle) if bundle is not None else default_bundle("study-quick")
     record = _read_bundle(bundle) if bundle.is_dir() else None
@@ -511,31 +516,26 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
               if record else None)
     if source is not None and not _same_platform(source, config):
         source = None  # made on another device or torch: not what this machine computes
-    cached = runstore.find_run(identity, [runstore.default_cache_dir() / "runs"]) if source is not None else None
-    if source is None or (cached is not None and (cached / "predictions.csv").exists()):
-        return cached_run(x, table, config, progress=progress, splits=splits, data=data,
-                          parallel_folds=parallel_folds)
-    copy = runstore.default_cache_dir() / "bundles" / bundle.name / source.relative_to(bundle)
-    if copy.exists() and runstore.find_run(identity, [copy]) != copy:
-        shutil.rmtree(copy)  # an older copy of a cell the bundle has since remade
-    if not copy.exists():
-        tmp = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
+    # the folder cached_run keeps this run in (a test holds the two to the same path)
+    target = runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
+    if source is not None and not target.exists():
+        cell = source.relative_to(bundle).as_posix()
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".lock*", "*.tmp"))
         runstore.atomic_write_text(tmp / runstore.SERVED_FROM, json.dumps({
-            "bundle": bundle.name, "cell": source.relative_to(bundle).as_posix(), "code": identity["code"],
+            "bundle": bundle.name, "cell": cell, "code": identity["code"],
             "bundle_commit": record.get("commit"), "bundle_date": record.get("date"),
             # the CPUs that trained its folds (None: not recorded), which cache_note compares with this machine's
-            "cpus": sorted({c or "" for c in runstore.RunStore(source).fold_cpus().values()})}, indent=2))
+            "cpus": sorted({c or "" for c in runstore.RunStore(source).fold_cpus().values()}),
+            # each fold's thread count (it decides the order of float sums): what recheck_served retrains with
+            "fold_threads": record.get("cells", {}).get(cell, {}).get("fold_threads", record.get("fold_threads")),
+        }, indent=2))
         try:
-            os.replace(tmp, copy)
-        except OSError:  # another process copied the same cell meanwhile: keep its copy
+            os.replace(tmp, target)
+        except OSError:  # another process filled the same folder meanwhile: keep its run
             shutil.rmtree(tmp, ignore_errors=True)
-            if runstore.find_run(identity, [copy]) != copy:
-                raise
-    predictions = run_loso(x, table, config, out_dir=copy, progress=progress, splits=splits, data=data,
-                           parallel_folds=parallel_folds)
-    return LosoRun(predictions, load_curves(copy, list(folds)), copy, config)
+    return cached_run(x, table, config, progress=progress, splits=splits, data=data, parallel_folds=parallel_folds)
 
 
 def _same_platform(cell: Path, config) -> bool:
@@ -801,6 +801,40 @@ def draw_disagreements(comparisons: pd.DataFrame, reference: str, smoke: bool = 
     return out
 
 
+#: Largest |difference| of a probability that still counts as the same computation (the bundles' CSVs keep 7-8
+#: significant digits; the same code on the same CPU gives identical bits).
+REPRODUCE_ATOL = 1e-5
+
+
+def _retrain(x, table: pd.DataFrame, config, splits, threads: int | None, workers: int = 1,
+             data: dict | None = None) -> pd.DataFrame:
+    """``splits`` trained now, in memory, with ``threads`` per fold (``None``: as this process is set), sorted
+    by fold and clip. The thread count decides the order of floating-point sums, hence the last bits of the
+    probabilities, so a recomputation that is to match a bundle uses the count its folds were trained with."""
+    import torch
+
+    from convat.loso import run_loso
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        fresh = run_loso(x, table, config, progress=False, splits=splits, parallel_folds=workers, data=data)
+    finally:
+        torch.set_num_threads(before)
+    return fresh.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
+
+
+def _stored_folds(folder: Path, table: pd.DataFrame, splits, columns) -> pd.DataFrame:
+    """The predictions of ``splits`` in a run folder, each fold checked against its manifest
+    (:meth:`convat.runstore.RunStore.read_fold`), in :func:`_retrain`'s order and columns."""
+    store = runstore.RunStore(folder)
+    stored = pd.concat([store.read_fold(f, store.clip_ids(table, splits[f])) for f in sorted(splits)],
+                       ignore_index=True)
+    stored = stored.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
+    return stored[list(columns)]
+
+
 def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[str], draw: int | None = None,
                     data_root: str | Path | None = None, device: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recompute ``folds`` of one deep cell from scratch, with the thread count its folds were trained with (as
@@ -809,7 +843,7 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
 
     The committed predictions are read from the cell's fold files, each checked against its manifest
     (:meth:`convat.runstore.RunStore.read_fold`), so a finished fold of a cell still in progress counts too."""
-    from convat.loso import loso_splits, run_loso
+    from convat.loso import loso_splits
     from convat.sweep import SweepPoint, point_config, point_inputs
 
     spec = study.spec
@@ -820,28 +854,106 @@ def reproduce_slice(study: Study, model: str, train_seed: int, folds: Sequence[s
     missing = set(folds) - set(splits)
     if missing:
         raise ValueError(f"folds {sorted(missing)} are not subjects of the study's data")
-    import torch
-
-    # the fold's thread count decides the order of floating-point sums, hence the last bits of the probabilities;
     # the folds train side by side, as the bundle's did, whenever this machine gives each worker that same count
     cell = study.record.get("cells", {}).get(cell_dir(Path("."), draw, model, train_seed).as_posix(), {})
-    threads, before = cell.get("fold_threads", study.record.get("fold_threads")), torch.get_num_threads()
+    threads = cell.get("fold_threads", study.record.get("fold_threads"))
     workers = min(len(splits), int(study.record.get("parallel_folds") or 1))
     if workers > 1 and (not threads or runtime.worker_threads(workers) != int(threads)):
         workers = 1
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        fresh = run_loso(x, table, point_config(point, sweep), progress=False, splits=splits,
-                         parallel_folds=workers)
-    finally:
-        torch.set_num_threads(before)
-    store = runstore.RunStore(cell_dir(study.path, draw, model, train_seed))
-    committed = pd.concat([store.read_fold(f, store.clip_ids(table, splits[f])) for f in sorted(splits)],
-                          ignore_index=True)
-    fresh = fresh.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
-    committed = committed.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
-    return fresh, committed[list(fresh.columns)]
+    fresh = _retrain(x, table, point_config(point, sweep), splits, threads, workers)
+    return fresh, _stored_folds(cell_dir(study.path, draw, model, train_seed), table, splits, fresh.columns)
+
+
+@dataclass(frozen=True)
+class ServedCheck:
+    """Folds of a run served from a committed bundle, retrained in this process and compared with the served
+    predictions (:func:`recheck_served`)."""
+
+    folds: tuple[str, ...]
+    clips: int
+    same_labels: int
+    max_gap: float
+    """The largest |difference| of a class probability between the served and the retrained predictions."""
+    threads: int | None
+    """Threads per fold of the retraining: the bundle's, recorded when it was served (``None``: not recorded)."""
+    seconds: float
+    served_cpus: tuple[str, ...]
+    """The CPUs that trained the served folds (``""``: not recorded), from the served run's marker."""
+    cpu: str
+    """This machine's CPU (:func:`convat.runtime.cpu_identity`)."""
+
+    @property
+    def agrees(self) -> bool:
+        """Every label equal and every probability within :data:`REPRODUCE_ATOL`."""
+        return self.same_labels == self.clips and self.max_gap <= REPRODUCE_ATOL
+
+    @property
+    def same_cpu(self) -> bool:
+        """Whether every served fold records this machine's CPU, so exact agreement is to be expected."""
+        return bool(self.served_cpus) and set(self.served_cpus) == {self.cpu}
+
+
+def recheck_served(run, x, table: pd.DataFrame, folds: int | Sequence[str] = 1,
+                   data: dict | None = None) -> ServedCheck | None:
+    """Retrain ``folds`` (a number of the run's first folds, or their names) of a run that :func:`bundled_run`
+    served from a committed bundle, here and now, with the thread count the bundle trained them with, and compare
+    the predictions with the served ones. ``None`` for a run this machine trained itself (nothing to check).
+
+    Why: a served run saves its training time, and this shows on the page, at the cost of one fold, that what was
+    served is what this code computes on this machine; identical bits are expected when the folds were trained
+    on this CPU, a few moved probabilities (and rarely a label) on another one."""
+    marker = Path(run.path) / runstore.SERVED_FROM
+    if not marker.exists():
+        return None
+    from convat.loso import loso_splits
+
+    info = json.loads(marker.read_text())
+    names = sorted(run.predictions["fold"].unique())[:folds] if isinstance(folds, int) else list(folds)
+    splits = {f: m for f, m in loso_splits(table).items() if f in set(names)}
+    if set(names) - set(splits) or not splits:
+        raise ValueError(f"folds {sorted(set(names) - set(splits)) or names} are not folds of this run")
+    threads = info.get("fold_threads")
+    start = time.perf_counter()
+    fresh = _retrain(x, table, run.config, splits, threads, data=data)
+    seconds = time.perf_counter() - start
+    served = _stored_folds(Path(run.path), table, splits, fresh.columns)
+    if not (fresh["clip"].to_numpy() == served["clip"].to_numpy()).all():
+        raise runstore.RunStoreError(f"{run.path}: the served folds {sorted(splits)} hold other clips than this "
+                                     "run's data; delete the folder to train the run here")
+    probs = [c for c in fresh.columns if c.startswith("p_")]
+    gap = float(np.abs(fresh[probs].to_numpy() - served[probs].to_numpy()).max()) if probs else 0.0
+    return ServedCheck(folds=tuple(sorted(splits)), clips=len(fresh),
+                       same_labels=int((fresh["prediction"] == served["prediction"]).sum()), max_gap=gap,
+                       threads=int(threads) if threads else None, seconds=seconds,
+                       served_cpus=tuple(info.get("cpus") or ()), cpu=runtime.cpu_identity() or "unknown")
+
+
+def served_check_note(check: ServedCheck | None) -> str:
+    """One Markdown sentence on a :class:`convat.experiments.study.ServedCheck` (folds of a served run retrained
+    here): agreement, or how far apart and whether another CPU explains it. Empty for ``None`` (the run was
+    trained in this execution, so there is nothing to check)."""
+    if check is None:
+        return ""
+    folds = ", ".join(f"`{f}`" for f in check.folds)
+    threads = (f"{check.threads} thread{'s' if check.threads != 1 else ''} per fold, as the bundle trained it"
+               if check.threads else "this process's threads (the bundle did not record its own)")
+    noun = "Fold" if len(check.folds) == 1 else "Folds"
+    what = (f"{noun} {folds} of the served run, retrained in this execution ({check.clips} held-out clips, "
+            f"{threads}, {check.seconds:.0f} s)")
+    if check.agrees:
+        return (f"{what}: every predicted label equals the served one and every class probability agrees within "
+                f"{REPRODUCE_ATOL:.0e} (largest difference {check.max_gap:.1g}), so the served numbers are the ones "
+                "this code computes here.")
+    apart = (f"{check.same_labels} of {check.clips} predicted labels equal, class probabilities up to "
+             f"{check.max_gap:.2g} apart")
+    if not check.same_cpu:
+        trained = ", ".join(sorted({c or "a CPU not recorded" for c in check.served_cpus})) or "a CPU not recorded"
+        return (f"{what}: {apart}. The served folds were trained on {trained} and this machine is {check.cpu}; "
+                "another CPU's float kernels change the last bits of every training step, and training amplifies "
+                "them, so this is the size of that effect, not an error.")
+    return (f"**{what}: {apart}, although the served folds were trained on this CPU.** The served run is not what "
+            "this code computes here: delete its folder (named above) from `$CONVAT_CACHE/runs` to train it in "
+            "this execution, and report the difference.")
 
 
 def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
@@ -1043,7 +1155,8 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
                        describe_study(table, verdicts, reference, smoke=study.spec.smoke))
 
 
-__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "TIE", "Study", "StudyReport", "StudySpec", "bundled_run",
-           "cell_dir", "default_bundle", "describe_study", "draw_disagreements", "load_study", "measured_seed_sd",
-           "provenance_lines", "recorded_cell_wall_s", "reproduce_slice", "run_study", "status_summary",
-           "study_comparisons", "study_report", "study_status", "study_table"]
+__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "REPRODUCE_ATOL", "TIE", "ServedCheck", "Study", "StudyReport",
+           "StudySpec", "bundled_run", "cell_dir", "default_bundle", "describe_study", "draw_disagreements",
+           "load_study", "measured_seed_sd", "provenance_lines", "recheck_served", "recorded_cell_wall_s",
+           "reproduce_slice", "run_study", "served_check_note", "status_summary", "study_comparisons",
+           "study_report", "study_status", "study_table"]
