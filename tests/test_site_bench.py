@@ -85,7 +85,13 @@ def test_report_names_the_parts_measured_on_a_shared_machine_and_at_other_times(
     assert "threads (2000-01-01 00:00 UTC)" in report.render(results)
     # a kept part measured on another CPU says so: its numbers do not describe the header's machine
     results["threads"]["machine"] = {**results["threads"]["machine"], "cpu": "Other CPU 9000"}
-    assert "threads (2000-01-01 00:00 UTC, on Other CPU 9000)" in report.render(results)
+    assert "threads (2000-01-01 00:00 UTC, on another CPU, Other CPU 9000" in report.render(results)
+    # one name covers CPUs with other float kernels (and speed): the kernels tell them apart
+    header_cpu = results["models"]["machine"]["cpu"]
+    results["threads"]["machine"] = {**results["threads"]["machine"], "cpu": header_cpu, "cpu kernels": "X [AVX9]"}
+    assert f"threads (2000-01-01 00:00 UTC, on another CPU, {header_cpu} [X [AVX9]])" in report.render(results)
+    results["threads"]["machine"] = dict(results["models"]["machine"])
+    assert "threads (2000-01-01 00:00 UTC)" in report.render(results)
     assert report.why_missed(results) == []  # a load average of 3 from the benchmark's own processes is not sharing
     del results["threads"]["others_running_at_start"]  # an old file: only a load above the cores counts
     assert "while threads ran" in report.why_missed(results)[0]
