@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
@@ -215,12 +216,13 @@ def why_missed(results: dict[str, dict]) -> list[str]:
             gain = max(quiet.values()) / quiet[best]
             target_min = next(t["limit"] for t in loso["targets"] if t["target"].startswith("composite LOSO")
                               and "CPU" in t["target"])
+            needed = math.ceil(quiet[best] / target_min * cores)
             notes.append(f"LOSO: a full composite run trains {loso['total_folds']} folds x {loso['full_epochs']} "
                          f"epochs x ~435 clips = {samples:,} samples; at {model}'s measured {rate[model]} training "
                          f"samples/s one process needs about {samples / rate[model] / 60:.0f} min. The fastest "
                          f"strategy here, {best}, is {gain:.2f}x the slowest and extrapolates to "
                          f"{quiet[best]:.1f} min: the target needs {quiet[best] / target_min:.1f}x more throughput "
-                         f"than these {cores} cores give: a GPU, or about {quiet[best] / target_min * cores:.0f} cores "
+                         f"than these {cores} cores give: a GPU, or at least {needed} cores "
                          "with one fold worker each if throughput grew linearly with cores (not measured; the "
                          "memory-bound stem may not).")
     book = results.get("chapters")
