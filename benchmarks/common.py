@@ -8,17 +8,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from convat.site.environment import git_commit, machine, package_versions
+from convat.site.environment import git_commit, load_average, machine, package_versions
 
 RESULTS = Path(__file__).with_name("results")
-
-
-def load_average() -> float | None:
-    """One-minute load average (other processes competing for the CPU), or None where unknown."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def context() -> dict:

@@ -63,9 +63,14 @@ def test_the_times_paragraph_names_its_machine_and_whether_gpu_times_exist(tmp_p
     assert measured.startswith("CPU times: ") and "not measured" not in measured
     # a student's first run starts from an empty cache: the paragraph says what the build started from
     assert "package cache state not recorded" in text
-    assert "from an empty package cache" in describe_chapter_times({**cpu_only, "cache": "fresh cache"})
-    warm = describe_chapter_times({**cpu_only, "cache": "warm cache (12 files at the start)"})
+    fresh = {**cpu_only, "cache": "fresh cache", "cache_files_at_start": 0}
+    assert "from an empty package cache" in describe_chapter_times(fresh)
+    warm = describe_chapter_times({**cpu_only, "cache": "warm cache (12 files at the start)",
+                                   "cache_files_at_start": 12})
     assert "from a warm cache (12 files at the start); a first run, as on a new Colab runtime, takes longer" in warm
+    # decided by the count, not by the wording: an unreadable cache is never called empty
+    unread = describe_chapter_times({**cpu_only, "cache": "fresh cache", "cache_files_at_start": None})
+    assert "package cache state unknown" in unread and "empty" not in unread
 
 
 def test_a_benchmark_file_carries_the_cache_state_of_its_build(tmp_path):
@@ -74,9 +79,14 @@ def test_a_benchmark_file_carries_the_cache_state_of_its_build(tmp_path):
                                  "load_average_1min": 3.8,
                                  "build": {"cache_files_at_start": 0, "fresh_cache": True, "load_average_start": 2.5}}))
     assert chapter_times(bench)[1]["cache"] == "fresh cache"
+    assert chapter_times(bench)[1]["cache_files_at_start"] == 0
     assert chapter_times(bench)[1]["load average (1 min)"] == 2.5  # the build's start, not the file's writing
     bench.write_text(json.dumps({"rows": []}))
     assert chapter_times(bench)[1]["cache"] == "cache state not recorded"
+    assert "cache_files_at_start" not in chapter_times(bench)[1]
+    # the CPU with its float kernels where recorded: one name covers CPUs ~2x apart in speed
+    bench.write_text(json.dumps({"rows": [], "machine": {"cpu": "AMD EPYC", "cpu kernels": "fam 26, AVX512"}}))
+    assert chapter_times(bench)[1]["cpu"] == "AMD EPYC [fam 26, AVX512]"
 
 
 def test_exercise_chapters_are_those_with_an_exercises_section(tmp_path):

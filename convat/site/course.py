@@ -74,12 +74,17 @@ def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dic
     if isinstance(data, dict) and "rows" in data:
         times = {Path(r["chapter"]).name: float(r["seconds"]) for r in data["rows"] if r.get("seconds") is not None}
         machine = data.get("machine", {})
-        provenance = {"source": str(path), "date": data.get("date"), "cpu": machine.get("cpu"),
+        kernels = machine.get("cpu kernels")  # one CPU name covers models that differ ~2x in speed
+        provenance = {"source": str(path), "date": data.get("date"),
+                      "cpu": f"{machine.get('cpu')} [{kernels}]" if kernels else machine.get("cpu"),
                       "cores": machine.get("cpu cores"), "gpu": machine.get("gpu"),
                       # the build's own reading at its start where recorded (the file's is taken when it is written)
                       "load average (1 min)": (data.get("build") or {}).get("load_average_start",
                                                                             data.get("load_average_1min")),
-                      "cache": describe_cache(data.get("build") or {})}
+                      "cache": describe_cache(data.get("build") or {}),
+                      # the count itself (absent: not recorded; None: unreadable), which the guide's wording reads
+                      **({"cache_files_at_start": data["build"]["cache_files_at_start"]}
+                         if "cache_files_at_start" in (data.get("build") or {}) else {})}
     else:
         times = {Path(k).name: float(v) for k, v in data.items()}
         provenance = {"source": str(path)}
@@ -100,19 +105,22 @@ def describe_chapter_times(provenance: dict[str, object], gpu_times: dict[str, f
     load = float(provenance.get("load average (1 min)") or 0)
     return (f"CPU times: every chapter executed once on {provenance.get('cores', '?')} CPU cores "
             f"({provenance.get('cpu', '?')}, GPU: {provenance.get('gpu') or '?'}), {provenance.get('date', '?')}, "
-            f"load average {load:.2f} at the start, quick profile, {_cache_clause(provenance.get('cache'))}, "
+            f"load average {load:.2f} at the start, quick profile, {_cache_clause(provenance)}, "
             f"recorded in `{shown}` (`make bench`)."
             + ("" if gpu_times else " GPU times are not measured yet."))
 
 
-def _cache_clause(cache: object) -> str:
-    """How the build's package cache bears on the times, for :func:`describe_chapter_times`."""
-    text = str(cache or "")
-    if text.startswith("fresh"):
+def _cache_clause(provenance: dict[str, object]) -> str:
+    """How the build's package cache bears on the times, for :func:`describe_chapter_times`: decided by the
+    number of cache files the build started with (:func:`chapter_times`), worded with its ``cache`` text."""
+    if "cache_files_at_start" not in provenance:
+        return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
+    files = provenance["cache_files_at_start"]
+    if files is None:
+        return "package cache state unknown (a first run, as on a new Colab runtime, may take longer)"
+    if files == 0:
         return "from an empty package cache, as on a new Colab runtime"
-    if text.startswith("warm"):
-        return f"from a {text}; a first run, as on a new Colab runtime, takes longer"
-    return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
+    return f"from a {provenance.get('cache')}; a first run, as on a new Colab runtime, takes longer"
 
 
 def _minutes(seconds: float | None) -> str:
