@@ -61,7 +61,7 @@ def _cpu(machine: dict) -> str:
     model and vector unit) where recorded -- machines sold under one name (``AMD EPYC``) differ in both speed
     and the last bits of a result."""
     kernels = machine.get("cpu kernels")
-    return f"{machine.get('cpu')} [{kernels}]" if kernels else str(machine.get("cpu"))
+    return f"{machine.get('cpu')} [{kernels}]" if kernels and kernels != "unknown" else str(machine.get("cpu"))
 
 
 def _provenance(part: dict, header: dict) -> str:

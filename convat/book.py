@@ -330,7 +330,7 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
             served_cpus.extend(src.get("cpus") or [])  # absent in markers written before they recorded it
             if cached < total:
                 how += f", {total - cached} damaged folds recomputed now"
-            parts.append(f"{name}: {how}")
+            parts.append(f"{name}: {how}, copied to run `{folder}`")
             continue
         if cached == total and total:
             how = f"served from the cache ({total} folds)"

@@ -747,7 +747,8 @@ def cache_entries(root: Path | None = None) -> list[tuple[str, Path, int, float]
                     entries.append((kind, path, stat.st_size, stat.st_mtime))
     for sub, kind in (("runs", "run"), ("explain_models", "weights")):
         for path in sorted((root / sub).glob("*")) if (root / sub).is_dir() else []:
-            entries.append((kind, path, _size(path), path.stat().st_mtime))
+            # a run being copied in from a committed bundle (<run>.<pid>.tmp): its writer's pid decides its use
+            entries.append(("tmp" if path.name.endswith(".tmp") else kind, path, _size(path), path.stat().st_mtime))
     return entries
 
 

@@ -1,6 +1,7 @@
 """The reference study: a tiny grid runs, resumes, refuses another spec, reads back, and a slice reproduces."""
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -270,8 +271,6 @@ def test_command_runs_and_shows_a_bundle(tmp_path, capsys):
     assert "--models" in capsys.readouterr().err
 
 
-
-
 @pytest.mark.parametrize("name", ["study", "study-quick"])
 def test_the_committed_bundle_reproduces_from_scratch(name):
     """Two folds of a deep cell of a committed bundle, recomputed now, give the same predictions (a complete
@@ -463,11 +462,17 @@ def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(
         run.predictions["fold"] == check.folds[0]).sum()
     assert check.threads == study.record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"]
     assert check.agrees and check.same_cpu, check  # trained on this CPU minutes ago, with these threads
-    assert served_check_note(check).startswith(f"Fold `{check.folds[0]}` of the served run, retrained in this "
-                                               f"execution ({check.clips} held-out clips, ")
-    assert "every predicted label equals the served one" in served_check_note(check)
+    assert check.total_folds == run.predictions["fold"].nunique() and check.path == str(run.path)
+    note = served_check_note(check)
+    assert note.startswith(f"Fold `{check.folds[0]}` of the served run, retrained in this execution "
+                           f"({check.clips} held-out clips, ")
+    assert "every predicted label equals the served one" in note and "this fold reproduces here" in note
+    assert note.endswith(f"The other {check.total_folds - 1} folds are served as committed.")
+    assert recheck_served(run, x, table, folds=check.folds[0]).folds == check.folds  # one name, not its letters
     with pytest.raises(ValueError, match="synthme/nobody"):
         recheck_served(run, x, table, folds=["synthme/nobody"])
+    with pytest.raises(ValueError, match="at least one fold"):
+        recheck_served(run, x, table, folds=0)
     # a recomputation that differs: the check fails and the page says so
     real = study_module._retrain
 
@@ -479,13 +484,74 @@ def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(
     monkeypatch.setattr(study_module, "_retrain", nudged)
     moved = recheck_served(run, x, table, folds=1)
     assert not moved.agrees and moved.same_labels == moved.clips - 1
-    assert served_check_note(moved).startswith("**Fold") and "delete its folder" in served_check_note(moved)
+    # on this CPU with the bundle's threads nothing explains a difference: in bold, with the way to train it here
+    bold = served_check_note(moved)
+    assert bold.startswith("**Fold") and "CONVAT_SERVE_BUNDLES=0" in bold and str(run.path) in bold
     elsewhere = ServedCheck(**{**moved.__dict__, "served_cpus": ("Other CPU [its ISA]",)})
-    assert "trained on Other CPU [its ISA] and this machine is" in served_check_note(elsewhere)
-    assert not served_check_note(elsewhere).startswith("**")
+    assert "trained on Other CPU [its ISA], and this machine is" in served_check_note(elsewhere)
+    assert "consistent with" in served_check_note(elsewhere) and not served_check_note(elsewhere).startswith("**")
+    unrecorded = ServedCheck(**{**moved.__dict__, "served_cpus": ("", moved.cpu)})
+    assert "a CPU not recorded" in served_check_note(unrecorded) and "**" not in served_check_note(unrecorded)
+    no_threads = ServedCheck(**{**moved.__dict__, "threads": None})
+    assert "did not record its threads" in served_check_note(no_threads) and "**" not in served_check_note(no_threads)
+    # probabilities apart beyond the tolerance with every label equal is a difference too
+    drifted = ServedCheck(**{**check.__dict__, "max_gap": 10 * REPRODUCE_ATOL})
+    assert not drifted.agrees and served_check_note(drifted).startswith("**")
+    assert f"{drifted.clips} of {drifted.clips} predicted labels equal" in served_check_note(drifted)
     # a run this machine trained is not served: nothing to check, no sentence
     own = bundled_run(x, table, replace(config, lr=config.lr * 2), bundle, progress=False)
     assert recheck_served(own, x, table) is None and served_check_note(None) == ""
+
+
+def test_serving_can_be_turned_off_and_a_folder_with_no_finished_fold_does_not_block_it(bundle, tmp_path,
+                                                                                         monkeypatch):
+    import shutil
+
+    from convat.experiments.study import SERVE_ENV, bundled_run, sweep_spec
+    from convat.sweep import SweepPoint, point_config, point_inputs
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    study = load_study(bundle)
+    point, sweep = SweepPoint("ststnet", 1, 0), sweep_spec(study.spec, None, "cpu")
+    x, table = point_inputs(point, sweep)
+    config = point_config(point, sweep)
+    served = bundled_run(x, table, config, bundle, progress=False)
+    assert (served.path / runstore.SERVED_FROM).exists()
+    # CONVAT_SERVE_BUNDLES=0: the run trains, replacing the copy served earlier, in the same cache folder
+    monkeypatch.setenv(SERVE_ENV, "0")
+    trained = bundled_run(x, table, config, bundle, progress=False)
+    assert trained.path == served.path and not (trained.path / runstore.SERVED_FROM).exists()
+    monkeypatch.delenv(SERVE_ENV)
+    assert not (bundled_run(x, table, config, bundle, progress=False).path / runstore.SERVED_FROM).exists()
+    # a run killed before its first fold finished leaves a folder with nothing to resume: the cell is served
+    shutil.rmtree(trained.path / "folds")
+    shutil.rmtree(trained.path / "curves", ignore_errors=True)
+    (trained.path / "predictions.csv").unlink(missing_ok=True)
+    assert (bundled_run(x, table, config, bundle, progress=False).path / runstore.SERVED_FROM).exists()
+    # a copy in progress is a tmp entry of the cache, kept while its writer lives
+    (tmp_path / "cache" / "runs" / f"x.{os.getpid()}.tmp").mkdir()
+    kinds = {path.name: kind for kind, path, _, _ in runstore.cache_entries(tmp_path / "cache")}
+    assert kinds[f"x.{os.getpid()}.tmp"] == "tmp" and kinds[served.path.name] == "run"
+    runstore.clear_cache(tmp_path / "cache")
+    assert (tmp_path / "cache" / "runs" / f"x.{os.getpid()}.tmp").exists()
+
+
+def test_a_fold_trained_in_a_worker_reproduces_in_the_process_that_rechecks_it(tmp_path, monkeypatch):
+    """The book's case: the grid trains folds in pool workers (one thread each on two cores), chapter 4 retrains
+    one in its own process with the same thread count; the same CPU must give the same bits."""
+    from convat.experiments.study import bundled_run, recheck_served, sweep_spec
+    from convat.sweep import SweepPoint, point_config, point_inputs
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    spec = replace(SPEC, train_seeds=(0,), linear=False)
+    record = run_study(spec, tmp_path / "pooled", device="cpu", parallel_folds=2, progress=False)
+    threads = record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"]
+    point, sweep = SweepPoint("ststnet", 0, 0), sweep_spec(spec, None, "cpu")
+    x, table = point_inputs(point, sweep)
+    run = bundled_run(x, table, point_config(point, sweep), tmp_path / "pooled", progress=False)
+    check = recheck_served(run, x, table, folds=2)
+    assert check.threads == threads and check.same_cpu
+    assert check.agrees and check.max_gap == 0.0, check
 
 
 def test_a_smoke_test_ranks_no_model_and_draws_that_disagree_are_named():

@@ -18,6 +18,7 @@ tests compare with the committed predictions.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -483,9 +484,10 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
                 splits=None, data: dict | None = None, parallel_folds: int = 1):
     """A LOSO run (:class:`convat.loso.LosoRun`) served from a finished cell of a committed bundle when that cell
     is exactly this run; otherwise :func:`convat.loso.cached_run` (from ``$CONVAT_CACHE``, or trained now).
-    A run already in this machine's cache (finished or half done) wins over the bundle, so a page shows the
-    numbers an earlier chapter of the same build computed, and a killed training resumes instead of being
-    replaced.
+    A run already in this machine's cache with a finished fold of its own wins over the bundle, so a page shows
+    the numbers an earlier chapter of the same build computed, and a killed training resumes instead of being
+    replaced (a folder left by a run killed before its first fold finished is replaced by the cell). With
+    :data:`SERVE_ENV` set to ``0`` nothing is served: the run trains (replacing a copy served earlier).
 
     *Exactly*: the cell's ``config.json`` records the same identity as this run would
     (:func:`convat.loso.run_identity`: the input tensors' digest, labels, folds, training configuration and the
@@ -512,15 +514,23 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
     record = _read_bundle(bundle) if bundle.is_dir() else None
     folds = splits if splits is not None else loso_splits(table)
     identity = run_identity(x, table, config, folds, data)
+    # the folder cached_run keeps this run in (a test holds the two to the same path)
+    target = runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
+    if not serving_bundles():
+        if (target / runstore.SERVED_FROM).exists() and not runstore.live_locks(target):
+            shutil.rmtree(target)  # a copy served earlier: train the run instead, as asked
+        return cached_run(x, table, config, progress=progress, splits=splits, data=data,
+                          parallel_folds=parallel_folds)
     source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
               if record else None)
     if source is not None and not _same_platform(source, config):
         source = None  # made on another device or torch: not what this machine computes
-    # the folder cached_run keeps this run in (a test holds the two to the same path)
-    target = runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
+    if source is not None and target.exists() and not list((target / "folds").glob("*.json")) \
+            and not runstore.live_locks(target):
+        shutil.rmtree(target)  # a run killed before its first fold finished: nothing of its own to resume
     if source is not None and not target.exists():
         cell = source.relative_to(bundle).as_posix()
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # `convat cache` lists it as a tmp entry
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".lock*", "*.tmp"))
         runstore.atomic_write_text(tmp / runstore.SERVED_FROM, json.dumps({
@@ -533,9 +543,21 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
         }, indent=2))
         try:
             os.replace(tmp, target)
-        except OSError:  # another process filled the same folder meanwhile: keep its run
+        except OSError as error:  # another process filled the same folder meanwhile: keep its run
             shutil.rmtree(tmp, ignore_errors=True)
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
     return cached_run(x, table, config, progress=progress, splits=splits, data=data, parallel_folds=parallel_folds)
+
+
+#: Set to ``0`` (or ``no``, ``false``, ``off``) to make :func:`bundled_run` train every run instead of serving
+#: committed cells, e.g. ``CONVAT_SERVE_BUNDLES=0 make book`` for a book whose every LOSO run trains live.
+SERVE_ENV = "CONVAT_SERVE_BUNDLES"
+
+
+def serving_bundles() -> bool:
+    """Whether :func:`bundled_run` may serve committed cells (:data:`SERVE_ENV`; default yes)."""
+    return os.environ.get(SERVE_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
 
 
 def _same_platform(cell: Path, config) -> bool:
@@ -870,17 +892,22 @@ class ServedCheck:
     predictions (:func:`recheck_served`)."""
 
     folds: tuple[str, ...]
+    total_folds: int
+    """How many folds the served run has (the others were not retrained)."""
     clips: int
     same_labels: int
     max_gap: float
     """The largest |difference| of a class probability between the served and the retrained predictions."""
     threads: int | None
-    """Threads per fold of the retraining: the bundle's, recorded when it was served (``None``: not recorded)."""
+    """Threads per fold of the retraining: the bundle's, recorded when it was served (``None``: not recorded, so
+    this process's threads, which may differ from the bundle's)."""
     seconds: float
     served_cpus: tuple[str, ...]
     """The CPUs that trained the served folds (``""``: not recorded), from the served run's marker."""
     cpu: str
     """This machine's CPU (:func:`convat.runtime.cpu_identity`)."""
+    path: str
+    """The served run's folder in the cache."""
 
     @property
     def agrees(self) -> bool:
@@ -892,46 +919,61 @@ class ServedCheck:
         """Whether every served fold records this machine's CPU, so exact agreement is to be expected."""
         return bool(self.served_cpus) and set(self.served_cpus) == {self.cpu}
 
+    @property
+    def cpu_unknown(self) -> bool:
+        """Whether some served fold does not record the CPU that trained it."""
+        return not self.served_cpus or "" in self.served_cpus
 
-def recheck_served(run, x, table: pd.DataFrame, folds: int | Sequence[str] = 1,
-                   data: dict | None = None) -> ServedCheck | None:
-    """Retrain ``folds`` (a number of the run's first folds, or their names) of a run that :func:`bundled_run`
-    served from a committed bundle, here and now, with the thread count the bundle trained them with, and compare
-    the predictions with the served ones. ``None`` for a run this machine trained itself (nothing to check).
 
-    Why: a served run saves its training time, and this shows on the page, at the cost of one fold, that what was
-    served is what this code computes on this machine; identical bits are expected when the folds were trained
-    on this CPU, a few moved probabilities (and rarely a label) on another one."""
+def recheck_served(run, x, table: pd.DataFrame, folds: int | str | Sequence[str] = 1,
+                   splits=None) -> ServedCheck | None:
+    """Retrain ``folds`` (a number of the run's first folds, or one fold's name, or several) of a run that
+    :func:`bundled_run` served from a committed bundle, here and now, with the thread count the bundle trained
+    them with, and compare the predictions with the served ones. ``splits``: the run's own, when it was made with
+    other folds than :func:`convat.loso.loso_splits`. ``None`` for a run this machine trained itself (nothing to
+    check).
+
+    Why: a served run saves its training time, and this shows on the page, at the cost of one fold, whether that
+    fold reproduces here; identical bits are expected when the folds were trained on this CPU with the same
+    threads per fold, a few moved probabilities (and rarely a label) on another CPU."""
     marker = Path(run.path) / runstore.SERVED_FROM
     if not marker.exists():
         return None
     from convat.loso import loso_splits
 
     info = json.loads(marker.read_text())
-    names = sorted(run.predictions["fold"].unique())[:folds] if isinstance(folds, int) else list(folds)
-    splits = {f: m for f, m in loso_splits(table).items() if f in set(names)}
-    if set(names) - set(splits) or not splits:
-        raise ValueError(f"folds {sorted(set(names) - set(splits)) or names} are not folds of this run")
+    every = sorted(run.predictions["fold"].unique())
+    if isinstance(folds, int):
+        if folds < 1:
+            raise ValueError(f"folds={folds}: retrain at least one fold")
+        names = every[:folds]
+    else:
+        names = [folds] if isinstance(folds, str) else list(folds)
+    own = {f: m for f, m in (splits if splits is not None else loso_splits(table)).items() if f in set(names)}
+    if set(names) - set(own) or not own:
+        raise ValueError(f"folds {sorted(set(names) - set(own)) or names} are not folds of this run")
     threads = info.get("fold_threads")
     start = time.perf_counter()
-    fresh = _retrain(x, table, run.config, splits, threads, data=data)
+    fresh = _retrain(x, table, run.config, own, threads)
     seconds = time.perf_counter() - start
-    served = _stored_folds(Path(run.path), table, splits, fresh.columns)
+    served = _stored_folds(Path(run.path), table, own, fresh.columns)
     if not (fresh["clip"].to_numpy() == served["clip"].to_numpy()).all():
-        raise runstore.RunStoreError(f"{run.path}: the served folds {sorted(splits)} hold other clips than this "
-                                     "run's data; delete the folder to train the run here")
+        raise runstore.RunStoreError(f"{run.path}: the served folds {sorted(own)} hold other clips than this "
+                                     f"run's data; rerun with {SERVE_ENV}=0 to train the run here")
     probs = [c for c in fresh.columns if c.startswith("p_")]
     gap = float(np.abs(fresh[probs].to_numpy() - served[probs].to_numpy()).max()) if probs else 0.0
-    return ServedCheck(folds=tuple(sorted(splits)), clips=len(fresh),
+    return ServedCheck(folds=tuple(sorted(own)), total_folds=len(every), clips=len(fresh),
                        same_labels=int((fresh["prediction"] == served["prediction"]).sum()), max_gap=gap,
                        threads=int(threads) if threads else None, seconds=seconds,
-                       served_cpus=tuple(info.get("cpus") or ()), cpu=runtime.cpu_identity() or "unknown")
+                       served_cpus=tuple(info.get("cpus") or ()), cpu=runtime.cpu_identity() or "unknown",
+                       path=str(run.path))
 
 
 def served_check_note(check: ServedCheck | None) -> str:
-    """One Markdown sentence on a :class:`convat.experiments.study.ServedCheck` (folds of a served run retrained
-    here): agreement, or how far apart and whether another CPU explains it. Empty for ``None`` (the run was
-    trained in this execution, so there is nothing to check)."""
+    """One Markdown paragraph on a :class:`ServedCheck` (folds of a served run retrained here): agreement, or how
+    far apart, and what can explain it (another CPU, a CPU or thread count not recorded) or, when nothing does, a
+    bold warning with the way to train the run here. Empty for ``None`` (the run was trained in this execution,
+    so there is nothing to check)."""
     if check is None:
         return ""
     folds = ", ".join(f"`{f}`" for f in check.folds)
@@ -940,20 +982,27 @@ def served_check_note(check: ServedCheck | None) -> str:
     noun = "Fold" if len(check.folds) == 1 else "Folds"
     what = (f"{noun} {folds} of the served run, retrained in this execution ({check.clips} held-out clips, "
             f"{threads}, {check.seconds:.0f} s)")
+    rest = len(check.folds) < check.total_folds
+    unchecked = f" The other {check.total_folds - len(check.folds)} folds are served as committed." if rest else ""
     if check.agrees:
         return (f"{what}: every predicted label equals the served one and every class probability agrees within "
-                f"{REPRODUCE_ATOL:.0e} (largest difference {check.max_gap:.1g}), so the served numbers are the ones "
-                "this code computes here.")
+                f"{REPRODUCE_ATOL:.0e} (largest difference {check.max_gap:.2g}): "
+                f"{'this fold reproduces' if len(check.folds) == 1 else 'these folds reproduce'} here."
+                + unchecked)
     apart = (f"{check.same_labels} of {check.clips} predicted labels equal, class probabilities up to "
              f"{check.max_gap:.2g} apart")
-    if not check.same_cpu:
+    if check.cpu_unknown or not check.same_cpu:
         trained = ", ".join(sorted({c or "a CPU not recorded" for c in check.served_cpus})) or "a CPU not recorded"
-        return (f"{what}: {apart}. The served folds were trained on {trained} and this machine is {check.cpu}; "
-                "another CPU's float kernels change the last bits of every training step, and training amplifies "
-                "them, so this is the size of that effect, not an error.")
-    return (f"**{what}: {apart}, although the served folds were trained on this CPU.** The served run is not what "
-            "this code computes here: delete its folder (named above) from `$CONVAT_CACHE/runs` to train it in "
-            "this execution, and report the difference.")
+        return (f"{what}: {apart}. The served folds were trained on {trained}, and this machine is {check.cpu}: "
+                "another CPU's float kernels change the last bits of every training step and training amplifies "
+                "them, which is consistent with a difference of this kind (it does not prove it)." + unchecked)
+    if not check.threads:
+        return (f"{what}: {apart}. The bundle did not record its threads per fold, and another thread count "
+                "changes the order of float sums, which is consistent with a difference of this kind." + unchecked)
+    return (f"**{what}: {apart}, although the served folds were trained on this CPU with these threads.** The "
+            f"served run is not what this code computes here: rerun with `{SERVE_ENV}=0` in the environment to "
+            f"train it in this execution (its served copy, `{check.path}`, is then replaced), and report the "
+            "difference.")
 
 
 def fold_cpus(study: Study, model: str, train_seed: int, draw: int = 0) -> dict[str, str | None]:
@@ -1155,8 +1204,8 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
                        describe_study(table, verdicts, reference, smoke=study.spec.smoke))
 
 
-__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "REPRODUCE_ATOL", "TIE", "ServedCheck", "Study", "StudyReport",
-           "StudySpec", "bundled_run", "cell_dir", "default_bundle", "describe_study", "draw_disagreements",
-           "load_study", "measured_seed_sd", "provenance_lines", "recheck_served", "recorded_cell_wall_s",
-           "reproduce_slice", "run_study", "served_check_note", "status_summary", "study_comparisons",
-           "study_report", "study_status", "study_table"]
+__all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "REPRODUCE_ATOL", "SERVE_ENV", "TIE", "ServedCheck", "Study",
+           "StudyReport", "StudySpec", "bundled_run", "cell_dir", "default_bundle", "describe_study",
+           "draw_disagreements", "load_study", "measured_seed_sd", "provenance_lines", "recheck_served",
+           "recorded_cell_wall_s", "reproduce_slice", "run_study", "served_check_note", "serving_bundles",
+           "status_summary", "study_comparisons", "study_report", "study_status", "study_table"]
