@@ -149,6 +149,24 @@ def test_random_split_puts_test_subjects_in_training_and_loso_never_does(data, t
     assert pitfalls.scores(shared)["UF1"] == result.loc["LOSO", "UF1"]
 
 
+def test_without_a_cache_folder_the_loso_run_is_asked_of_the_committed_grid_first(data, tmp_path, monkeypatch):
+    """Chapter 8 run on its own gets the LOSO run as chapters 4-6 do: served where the grid holds exactly it."""
+    import convat.experiments.study as study
+
+    x, table = data
+    config = TrainConfig(epochs=1, batch_size=16)
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path))
+    asked = []
+
+    def bundled(*args, **kwargs):
+        asked.append(kwargs.get("parallel_folds"))
+        return cached_run(*args, **kwargs)
+
+    monkeypatch.setattr(study, "bundled_run", bundled)
+    runs = pitfalls.protocol_runs(x, table, config, k=3, parallel_folds=1)
+    assert asked == [1] and list(runs) == ["LOSO", "random 3-fold"]
+
+
 # -- pooled against per-fold, accuracy against macro scores -----------------------------------------------------
 
 

@@ -74,12 +74,17 @@ def protocol_runs(
     """The same model and budget run by LOSO and by ``k`` stratified random folds that ignore subjects.
 
     Returns ``{protocol: (splits, pooled predictions)}``. The LOSO run is requested exactly as the LOSO and
-    results chapters request it (default folds), so it is the same cached run.
+    results chapters request it (default folds), so it is the same cached run, or, without ``cache_dir``, the
+    committed smoke-test grid's cell where that is exactly this run (:func:`convat.experiments.study.bundled_run`).
     """
+    from convat.experiments.study import bundled_run
+
     random = random_splits(table, k, seed)
+    loso = (cached_run(x, table, config, progress=progress, cache_dir=cache_dir, parallel_folds=parallel_folds)
+            if cache_dir is not None else bundled_run(x, table, config, progress=progress,
+                                                      parallel_folds=parallel_folds))
     return {
-        "LOSO": (loso_splits(table), cached_run(x, table, config, progress=progress, cache_dir=cache_dir,
-                                                parallel_folds=parallel_folds).predictions),
+        "LOSO": (loso_splits(table), loso.predictions),
         f"random {k}-fold": (random, cached_run(x, table, config, progress=progress, splits=random,
                                                 cache_dir=cache_dir, parallel_folds=parallel_folds).predictions),
     }
