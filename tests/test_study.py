@@ -375,19 +375,26 @@ def test_a_study_with_one_finished_model_ranks_nothing():
     assert "no model is compared" in text and "Highest" not in text
 
 
+def _point_of(spec, seed: int, tmp_path, monkeypatch):
+    """The inputs and configuration of ststnet's cell ``seed`` of ``spec``, with an empty cache under ``tmp_path``."""
+    from convat.experiments.study import sweep_spec
+    from convat.sweep import SweepPoint, point_config, point_inputs
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    point, sweep = SweepPoint("ststnet", seed, 0), sweep_spec(spec, None, "cpu")
+    x, table = point_inputs(point, sweep)
+    return x, table, point_config(point, sweep)
+
+
 def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_path, monkeypatch):
     import time
 
     import convat.loso
     from convat.book import cache_note
-    from convat.experiments.study import bundled_run, sweep_spec
-    from convat.sweep import SweepPoint, point_config, point_inputs
+    from convat.experiments.study import bundled_run
 
-    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
     study = load_study(bundle)
-    point, sweep = SweepPoint("ststnet", 1, 0), sweep_spec(study.spec, None, "cpu")
-    x, table = point_inputs(point, sweep)
-    config = point_config(point, sweep)
+    x, table, config = _point_of(study.spec, 1, tmp_path, monkeypatch)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a served run must not train")
@@ -448,14 +455,10 @@ def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(
     """recheck_served retrains folds of a served run with the bundle's threads per fold and compares; the check
     can fail (a recomputation that differs is reported, in bold when the served folds name this CPU)."""
     import convat.experiments.study as study_module
-    from convat.experiments.study import ServedCheck, bundled_run, recheck_served, served_check_note, sweep_spec
-    from convat.sweep import SweepPoint, point_config, point_inputs
+    from convat.experiments.study import ServedCheck, bundled_run, recheck_served, served_check_note
 
-    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
     study = load_study(bundle)
-    point, sweep = SweepPoint("ststnet", 0, 0), sweep_spec(study.spec, None, "cpu")
-    x, table = point_inputs(point, sweep)
-    config = point_config(point, sweep)
+    x, table, config = _point_of(study.spec, 0, tmp_path, monkeypatch)
     run = bundled_run(x, table, config, bundle, progress=False)
     check = recheck_served(run, x, table, folds=1)
     assert check.folds == (sorted(run.predictions["fold"].unique())[0],) and check.clips == (
@@ -507,14 +510,10 @@ def test_serving_can_be_turned_off_and_a_folder_with_no_finished_fold_does_not_b
                                                                                          monkeypatch):
     import shutil
 
-    from convat.experiments.study import SERVE_ENV, bundled_run, sweep_spec
-    from convat.sweep import SweepPoint, point_config, point_inputs
+    from convat.experiments.study import SERVE_ENV, bundled_run
 
-    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
     study = load_study(bundle)
-    point, sweep = SweepPoint("ststnet", 1, 0), sweep_spec(study.spec, None, "cpu")
-    x, table = point_inputs(point, sweep)
-    config = point_config(point, sweep)
+    x, table, config = _point_of(study.spec, 1, tmp_path, monkeypatch)
     served = bundled_run(x, table, config, bundle, progress=False)
     assert (served.path / runstore.SERVED_FROM).exists()
     # CONVAT_SERVE_BUNDLES=0: the run trains, replacing the copy served earlier, in the same cache folder
@@ -539,16 +538,13 @@ def test_serving_can_be_turned_off_and_a_folder_with_no_finished_fold_does_not_b
 def test_a_fold_trained_in_a_worker_reproduces_in_the_process_that_rechecks_it(tmp_path, monkeypatch):
     """The book's case: the grid trains folds in pool workers (one thread each on two cores), chapter 4 retrains
     one in its own process with the same thread count; the same CPU must give the same bits."""
-    from convat.experiments.study import bundled_run, recheck_served, sweep_spec
-    from convat.sweep import SweepPoint, point_config, point_inputs
+    from convat.experiments.study import bundled_run, recheck_served
 
-    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
     spec = replace(SPEC, train_seeds=(0,), linear=False)
+    x, table, config = _point_of(spec, 0, tmp_path, monkeypatch)
     record = run_study(spec, tmp_path / "pooled", device="cpu", parallel_folds=2, progress=False)
     threads = record["cells"]["cells/ststnet/seed0-draw0"]["fold_threads"]
-    point, sweep = SweepPoint("ststnet", 0, 0), sweep_spec(spec, None, "cpu")
-    x, table = point_inputs(point, sweep)
-    run = bundled_run(x, table, point_config(point, sweep), tmp_path / "pooled", progress=False)
+    run = bundled_run(x, table, config, tmp_path / "pooled", progress=False)
     check = recheck_served(run, x, table, folds=2)
     assert check.threads == threads and check.same_cpu
     assert check.agrees and check.max_gap == 0.0, check

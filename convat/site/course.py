@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convat.site.environment import describe_cache
+from convat.site.environment import cache_state, describe_cache
 
 #: The committed chapter-timing benchmark of a source checkout (absent from an installed wheel).
 CHAPTERS_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "chapters.json"
@@ -113,14 +113,12 @@ def describe_chapter_times(provenance: dict[str, object], gpu_times: dict[str, f
 def _cache_clause(provenance: dict[str, object]) -> str:
     """How the build's package cache bears on the times, for :func:`describe_chapter_times`: decided by the
     number of cache files the build started with (:func:`chapter_times`), worded with its ``cache`` text."""
-    if "cache_files_at_start" not in provenance:
-        return "package cache state not recorded (a first run, as on a new Colab runtime, may take longer)"
-    files = provenance["cache_files_at_start"]
-    if files is None:
-        return "package cache state unknown (a first run, as on a new Colab runtime, may take longer)"
-    if files == 0:
+    state = cache_state(provenance)
+    if state == "fresh":
         return "from an empty package cache, as on a new Colab runtime"
-    return f"from a {provenance.get('cache')}; a first run, as on a new Colab runtime, takes longer"
+    if state == "warm":
+        return f"from a {provenance.get('cache')}; a first run, as on a new Colab runtime, takes longer"
+    return f"package cache state {state} (a first run, as on a new Colab runtime, may take longer)"
 
 
 def _minutes(seconds: float | None) -> str:

@@ -129,18 +129,24 @@ def describe_build_start(environ: dict[str, str] | None = None) -> str:
             "empty)." + tail)
 
 
+def cache_state(conditions: dict) -> str:
+    """What a build started from, from its conditions (:func:`convat.site.build_state.build_conditions`, or
+    anything with their ``cache_files_at_start``): ``"fresh"`` (an empty cache), ``"warm"``, ``"unknown"`` (the
+    cache folder could not be read, recorded as ``None``) or ``"not recorded"`` (a build older than the record)."""
+    if "cache_files_at_start" not in conditions:
+        return "not recorded"
+    files = conditions["cache_files_at_start"]
+    return "unknown" if files is None else "fresh" if files == 0 else "warm"
+
+
 def describe_cache(conditions: dict) -> str:
     """``fresh cache``, ``warm cache (N files at the start)`` or ``cache state unknown`` for a build's
-    conditions (:func:`convat.site.build_state.build_conditions`); ``cache state not recorded`` for builds older
-    than the record."""
-    if "cache_files_at_start" not in conditions:
-        return "cache state not recorded"
-    files = conditions["cache_files_at_start"]
-    if files is None:
-        return "cache state unknown (the cache folder could not be read)"
-    if files == 0:
-        return "fresh cache"
-    return f"warm cache ({_files(files)} at the start)"
+    conditions (:func:`cache_state`); ``cache state not recorded`` for builds older than the record."""
+    state = cache_state(conditions)
+    if state == "warm":
+        return f"warm cache ({_files(conditions['cache_files_at_start'])} at the start)"
+    return {"fresh": "fresh cache", "unknown": "cache state unknown (the cache folder could not be read)"}.get(
+        state, "cache state not recorded")
 
 
 def _files(count: object) -> str:
