@@ -165,6 +165,7 @@ def test_without_a_cache_folder_the_loso_run_is_asked_of_the_committed_grid_firs
     monkeypatch.setattr(study, "bundled_run", bundled)
     runs = pitfalls.protocol_runs(x, table, config, k=3, parallel_folds=1)
     assert asked == [1] and list(runs) == ["LOSO", "random 3-fold"]
+    assert all(run.path.parent == tmp_path / "runs" for _, run in runs.values())  # the runs, for the page's note
 
 
 # -- pooled against per-fold, accuracy against macro scores -----------------------------------------------------

@@ -29,7 +29,7 @@ import pandas as pd
 
 from convat.data.errata import PROTOCOL_COUNTS
 from convat.folds import FoldResult, Splits, fold_predictions, run_folds
-from convat.loso import cached_run, fold_inputs, loso_splits, random_splits, run_identity, run_key
+from convat.loso import LosoRun, cached_run, fold_inputs, loso_splits, random_splits, run_identity, run_key
 from convat.metrics import accuracy, macro_precision, subject_key, uar, uf1
 from convat.runstore import RunStore, default_cache_dir
 from convat.training.loop import TrainConfig, predict_proba, train_model
@@ -70,12 +70,14 @@ def subject_overlap(table: pd.DataFrame, splits: Splits) -> float:
 def protocol_runs(
     x: np.ndarray, table: pd.DataFrame, config: TrainConfig, k: int = 5, seed: int = 0, progress: bool = False,
     cache_dir: str | Path | None = None, parallel_folds: int = 1,
-) -> dict[str, tuple[Splits, pd.DataFrame]]:
+) -> dict[str, tuple[Splits, LosoRun]]:
     """The same model and budget run by LOSO and by ``k`` stratified random folds that ignore subjects.
 
-    Returns ``{protocol: (splits, pooled predictions)}``. The LOSO run is requested exactly as the LOSO and
-    results chapters request it (default folds), so it is the same cached run, or, without ``cache_dir``, the
-    committed smoke-test grid's cell where that is exactly this run (:func:`convat.experiments.study.bundled_run`).
+    Returns ``{protocol: (splits, run)}``: the runs themselves (pooled predictions, curves, folder), so a page can
+    say which were served and which trained (:func:`convat.book.cache_note`). The LOSO run is requested exactly as
+    the LOSO and results chapters request it (default folds), so it is the same cached run, or, without
+    ``cache_dir``, the committed smoke-test grid's cell where that is exactly this run
+    (:func:`convat.experiments.study.bundled_run`).
     """
     from convat.experiments.study import bundled_run
 
@@ -84,17 +86,19 @@ def protocol_runs(
             if cache_dir is not None else bundled_run(x, table, config, progress=progress,
                                                       parallel_folds=parallel_folds))
     return {
-        "LOSO": (loso_splits(table), loso.predictions),
+        "LOSO": (loso_splits(table), loso),
         f"random {k}-fold": (random, cached_run(x, table, config, progress=progress, splits=random,
-                                                cache_dir=cache_dir, parallel_folds=parallel_folds).predictions),
+                                                cache_dir=cache_dir, parallel_folds=parallel_folds)),
     }
 
 
-def compare_protocols(table: pd.DataFrame, runs: Mapping[str, tuple[Splits, pd.DataFrame]]) -> pd.DataFrame:
-    """One row per protocol: folds, the share of test clips whose subject was trained on, pooled scores."""
+def compare_protocols(table: pd.DataFrame,
+                      runs: Mapping[str, tuple[Splits, pd.DataFrame | LosoRun]]) -> pd.DataFrame:
+    """One row per protocol: folds, the share of test clips whose subject was trained on, pooled scores. Each
+    protocol's second item is its pooled predictions or a run holding them (:func:`protocol_runs`)."""
     labels = sorted(table["label"].unique())
     rows = {name: {"folds": len(splits), "test clips whose subject was trained on": subject_overlap(table, splits),
-                   **scores(predictions, labels)} for name, (splits, predictions) in runs.items()}
+                   **scores(getattr(run, "predictions", run), labels)} for name, (splits, run) in runs.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

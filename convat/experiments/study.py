@@ -512,8 +512,6 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
 
     bundle = Path(bundle) if bundle is not None else default_bundle("study-quick")
     record = _read_bundle(bundle) if bundle.is_dir() else None
-    folds = splits if splits is not None else loso_splits(table)
-    identity = run_identity(x, table, config, folds, data)
     # the folder cached_run keeps this run in (a test holds the two to the same path)
     target = runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
     if not serving_bundles():
@@ -521,6 +519,7 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
             shutil.rmtree(target)  # a copy served earlier: train the run instead, as asked
         return cached_run(x, table, config, progress=progress, splits=splits, data=data,
                           parallel_folds=parallel_folds)
+    identity = run_identity(x, table, config, splits if splits is not None else loso_splits(table), data)
     source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
               if record else None)
     if source is not None and not _same_platform(source, config):
@@ -828,8 +827,7 @@ def draw_disagreements(comparisons: pd.DataFrame, reference: str, smoke: bool = 
 REPRODUCE_ATOL = 1e-5
 
 
-def _retrain(x, table: pd.DataFrame, config, splits, threads: int | None, workers: int = 1,
-             data: dict | None = None) -> pd.DataFrame:
+def _retrain(x, table: pd.DataFrame, config, splits, threads: int | None, workers: int = 1) -> pd.DataFrame:
     """``splits`` trained now, in memory, with ``threads`` per fold (``None``: as this process is set), sorted
     by fold and clip. The thread count decides the order of floating-point sums, hence the last bits of the
     probabilities, so a recomputation that is to match a bundle uses the count its folds were trained with."""
@@ -841,7 +839,7 @@ def _retrain(x, table: pd.DataFrame, config, splits, threads: int | None, worker
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        fresh = run_loso(x, table, config, progress=False, splits=splits, parallel_folds=workers, data=data)
+        fresh = run_loso(x, table, config, progress=False, splits=splits, parallel_folds=workers)
     finally:
         torch.set_num_threads(before)
     return fresh.sort_values(["fold", "dataset", "subject", "clip"], kind="stable").reset_index(drop=True)
