@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from convat.site.environment import machine_cpu
+
 ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
 
 
@@ -56,20 +58,12 @@ def _targets(targets: list[dict]) -> list[str]:
     return lines
 
 
-def _cpu(machine: dict) -> str:
-    """A CPU as precisely as a result records it: its name, and the float kernels torch picks on it (family,
-    model and vector unit) where recorded -- machines sold under one name (``AMD EPYC``) differ in both speed
-    and the last bits of a result."""
-    kernels = machine.get("cpu kernels")
-    return f"{machine.get('cpu')} [{kernels}]" if kernels and kernels != "unknown" else str(machine.get("cpu"))
-
-
 def _provenance(part: dict, header: dict) -> str:
     """When a part kept from an earlier run was measured, and on which CPU and commit where those differ from the
     header's: its numbers are not comparable with the header's machine otherwise."""
     out = [f"{part['date']} UTC"]
-    if _cpu(part["machine"]) != _cpu(header["machine"]):
-        out.append(f"on another CPU, {_cpu(part['machine'])}")
+    if machine_cpu(part["machine"]) != machine_cpu(header["machine"]):
+        out.append(f"on another CPU, {machine_cpu(part['machine'])}")
     if part.get("git_commit") != header.get("git_commit"):
         out.append(f"commit {part.get('git_commit')}")
     return ", ".join(out)
@@ -85,7 +79,7 @@ def render(results: dict[str, dict]) -> str:
                       if v.get("load_average_1min") is not None)
     competing = ", ".join(f"{k} {v['others_running_at_start']:g}" for k, v in results.items()
                           if v.get("others_running_at_start") is not None)
-    out = [f"Measured {first['date']} UTC on {_cpu(m)} ({m['cpu cores']} cores, {m.get('memory', '?')}), "
+    out = [f"Measured {first['date']} UTC on {machine_cpu(m)} ({m['cpu cores']} cores, {m.get('memory', '?')}), "
            f"GPU: {m.get('gpu')}; torch {first['versions']['torch']}, timm {first['versions']['timm']}, "
            f"opencv {first['versions']['opencv-contrib-python-headless']}, python {m['python']}, "
            f"commit {first['git_commit']}. One-minute load average at the end of each part (it includes the "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convat.site.environment import cache_state, describe_cache
+from convat.site.environment import cache_state, describe_cache, machine_cpu
 
 #: The committed chapter-timing benchmark of a source checkout (absent from an installed wheel).
 CHAPTERS_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "chapters.json"
@@ -74,9 +74,7 @@ def chapter_times(path: str | Path | None = None) -> tuple[dict[str, float], dic
     if isinstance(data, dict) and "rows" in data:
         times = {Path(r["chapter"]).name: float(r["seconds"]) for r in data["rows"] if r.get("seconds") is not None}
         machine = data.get("machine", {})
-        kernels = machine.get("cpu kernels")  # one CPU name covers models that differ ~2x in speed
-        provenance = {"source": str(path), "date": data.get("date"),
-                      "cpu": f"{machine.get('cpu')} [{kernels}]" if kernels else machine.get("cpu"),
+        provenance = {"source": str(path), "date": data.get("date"), "cpu": machine_cpu(machine),
                       "cores": machine.get("cpu cores"), "gpu": machine.get("gpu"),
                       # the build's own reading at its start where recorded (the file's is taken when it is written)
                       "load average (1 min)": (data.get("build") or {}).get("load_average_start",

@@ -77,6 +77,15 @@ def machine() -> dict[str, str]:
     return info
 
 
+def machine_cpu(record: dict) -> str:
+    """The CPU of a :func:`machine` record as one string: its name with the float kernels torch picks on it where
+    recorded (:func:`convat.runtime.cpu_identity`), since one name (``AMD EPYC``) covers CPUs that differ about
+    2x in speed and in the last bits of a result."""
+    kernels = record.get("cpu kernels")
+    name = record.get("cpu")
+    return runtime.cpu_identity(name, kernels if kernels != "unknown" else None) or str(name)
+
+
 def environment() -> dict[str, str]:
     """Everything :func:`machine` and :func:`package_versions` report, plus the git commit."""
     return {**machine(), "git commit": git_commit(), **package_versions()}
@@ -116,15 +125,16 @@ def describe_build_start(environ: dict[str, str] | None = None) -> str:
                 "known; `make book` records it here.")
     load = start.get("load_average_start")
     tail = f" The load average was {load:.2f} when it started." if isinstance(load, int | float) else ""
-    files = start.get("cache_files_at_start")
-    if files == 0:
+    state = cache_state(start)
+    if state == "fresh":
         return ("This build started from an empty package cache: every tensor and LOSO run the chapters show "
                 "was computed during it (or served from a committed bundle where a page says so), as on a first "
                 "run or a new Colab runtime." + tail)
-    if not isinstance(files, int):
+    if state != "warm":
         return ("This build could not read its package cache at the start, so whether it was a first run is not "
                 "known." + tail)
-    return (f"This build started with {_files(files)} in the package cache, so chapters that find their "
+    files = _files(start["cache_files_at_start"])
+    return (f"This build started with {files} in the package cache, so chapters that find their "
             "tensors or LOSO runs there may have run faster than a first run would (a new Colab runtime starts "
             "empty)." + tail)
 
