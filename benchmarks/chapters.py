@@ -115,8 +115,9 @@ def run(execute: bool = False, fresh_cache: bool = False) -> dict:
         source = f"the last `make book` ({stamp} UTC), read from {BUILD_TIMES.relative_to(ROOT)}"
         conditions = json.loads(BUILD_CONDITIONS_JSON.read_text()) if BUILD_CONDITIONS_JSON.is_file() else {}
     else:
-        return {"rows": [], "source": "no build found: run `make book` first, or `python -m benchmarks.run "
-                "--chapters`", "targets": [target(BOOK_TARGET, None, BOOK_BUDGET_S, "s", "not run")]}
+        return {"rows": [], "measured": False, "source": "no build found: run `make book` first, or "
+                "`python -m benchmarks.run --chapters`",
+                "targets": [target(BOOK_TARGET, None, BOOK_BUDGET_S, "s", "not run")]}
     total = sum(times.values())
     return {"rows": _rows(times), "source": f"{source} ({describe_cache(conditions)})", "build": conditions,
             "slowest_cells": cells, "total_seconds": round(total, 1),

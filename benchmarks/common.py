@@ -8,9 +8,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from convat.site.environment import git_commit, load_average, machine, package_versions
+from convat.site.environment import git_commit, load_average, machine, machine_cpu, package_versions
 
 RESULTS = Path(__file__).with_name("results")
+#: Every target's latest measurement on each machine that ran ``make bench`` (a CPU, or a GPU for the GPU part),
+#: beside the part files, which hold only the latest run: the machines change between sessions and differ about 2x.
+ARCHIVE = "targets_by_machine.json"
 
 
 def context() -> dict:
@@ -64,6 +67,49 @@ def write_result(name: str, payload: dict, out: Path = RESULTS) -> Path:
     path = out / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, **context(), **payload}, indent=1, default=str) + "\n")
     return path
+
+
+def measured_nothing(payload: dict) -> bool:
+    """Whether a part's payload holds no measurement (the GPU part without CUDA, the chapters part without a build):
+    such a payload must not replace an earlier file of the part that may hold one."""
+    return payload.get("measured") is False
+
+
+def archive_key(result: dict) -> str:
+    """The machine a result's targets belong to: the GPU for the GPU part, else the CPU with its float kernels."""
+    if result.get("benchmark") == "gpu" and result.get("gpu"):
+        return f"GPU {result['gpu']}"
+    return machine_cpu(result["machine"])
+
+
+def archive_targets(result: dict, out: Path = RESULTS) -> Path | None:
+    """Record the measured targets of a written result (``write_result``'s file, read back) in ``out/ARCHIVE``
+    under its machine, replacing that machine's earlier value of each; targets without a value are left out, so
+    a run that could not measure one never erases a measurement. None where nothing was measured."""
+    measured = [t for t in result.get("targets", []) if t.get("value") is not None]
+    if not measured:
+        return None
+    path = out / ARCHIVE
+    archive = json.loads(path.read_text()) if path.is_file() else {}
+    machine = archive.setdefault(archive_key(result), {})
+    for t in measured:
+        machine[t["target"]] = {k: t.get(k) for k in ("value", "limit", "unit", "met", "missed_by", "how")} | {
+            "part": result["benchmark"], "date": result["date"], "git_commit": result.get("git_commit")}
+    path.write_text(json.dumps(archive, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def store_result(name: str, payload: dict, out: Path = RESULTS) -> tuple[Path, bool]:
+    """Write a part's result (:func:`write_result`) and archive its measured targets (:func:`archive_targets`);
+    a payload that measured nothing (:func:`measured_nothing`) keeps an existing file of the part instead, e.g.
+    the GPU part on a CPU machine keeps the committed GPU measurement. Returns the path and whether it was
+    written."""
+    path = out / f"{name}.json"
+    if measured_nothing(payload) and path.is_file():
+        return path, False
+    path = write_result(name, payload, out)
+    archive_targets(json.loads(path.read_text()), out)
+    return path, True
 
 
 def child_main(prog: str, doc: str, child, run, add_arguments=None, argv: list[str] | None = None) -> int:

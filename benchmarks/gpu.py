@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from benchmarks.common import target, write_result
+from benchmarks.common import store_result, target
 from convat.recipe import RECIPE
 
 FULL_EPOCHS = 30  # the budget the speed issue's GPU targets were set on
@@ -26,7 +26,7 @@ VARIANTS = ("sequential eager", "sequential compiled (reduce-overhead: CUDA grap
 def _not_measured(reason: str) -> dict:
     rows = [{"variant": v, "device": "none", "seconds": None, "full_seconds_extrapolated": None,
              "note": f"not measured: {reason}"} for v in VARIANTS]
-    return {"rows": rows, "how": f"not measured ({reason})", "gpu": None,
+    return {"rows": rows, "how": f"not measured ({reason})", "gpu": None, "measured": False,
             "targets": [target("composite LOSO on one GPU, batched", None, 30.0, "s", f"not measured: {reason}"),
                         target("sequential eager / batched time on one GPU (inverse speed-up)", None, 0.2, "x",
                                f"not measured: {reason}")]}
@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     payload = run(args.epochs, args.seq_folds)
     payload["part_seconds"] = round(time.perf_counter() - start, 1)
-    path = write_result("gpu", payload)
+    path, written = store_result("gpu", payload)
     for row in payload["rows"]:
         print(row)
-    print(f"-> {path} in {payload['part_seconds']} s")
+    print(f"-> {path} in {payload['part_seconds']} s" if written else f"nothing measured; kept {path}")
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from benchmarks.common import ARCHIVE
 from convat.site.environment import machine_cpu
 
 ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
@@ -69,8 +70,34 @@ def _provenance(part: dict, header: dict) -> str:
     return ", ".join(out)
 
 
-def render(results: dict[str, dict]) -> str:
-    """Markdown of the results keyed by benchmark name."""
+def _by_machine(archive: dict[str, dict]) -> list[str]:
+    """The table of every target's latest value on each machine that measured it (the archive of
+    :func:`benchmarks.common.archive_targets`): one row per target, one column per machine."""
+    if not archive:
+        return []
+    machines = sorted(archive, key=lambda m: (m.startswith("GPU "), m))
+    parts = {name: t.get("part") for m in machines for name, t in archive[m].items()}
+    names = sorted(parts, key=lambda n: (ORDER.index(parts[n]) if parts[n] in ORDER else len(ORDER), n))
+    lines = ["**Targets on each machine measured** — the latest value of each target per machine (a CPU with its "
+             "float kernels, or a GPU), kept across `make bench` runs, since the machines differ about 2x; the "
+             "part files above hold only the latest run:", "",
+             "| target | limit | " + " | ".join(machines) + " |", "|" + "---|" * (len(machines) + 2)]
+    for name in names:
+        first = next(archive[m][name] for m in machines if name in archive[m])
+        cells = []
+        for m in machines:
+            t = archive[m].get(name)
+            if t is None:
+                cells.append("—")
+                continue
+            verdict = "met" if t["met"] else f"missed x{t['missed_by']}"
+            cells.append(f"{t['value']:g} {t['unit']}, {verdict} ({t['date'][:10]}, {t.get('git_commit')})")
+        lines.append(f"| {name} | < {first['limit']:g} {first['unit']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> str:
+    """Markdown of the results keyed by benchmark name, and of the targets archived per machine."""
     latest = max((v.get("run_id") or "" for v in results.values()), default="")
     # the header describes the latest run; parts kept from an earlier one say when, where and at which commit
     first = next((v for v in results.values() if (v.get("run_id") or "") == latest), next(iter(results.values())))
@@ -114,8 +141,10 @@ def render(results: dict[str, dict]) -> str:
             out += [""]
     if "models" in results:
         r = results["models"]
+        timing = next((f"; median of {row['repeats']} timings of {row['steps_per_repeat']} steps"
+                       for row in r["rows"] if row.get("repeats")), "")
         out += ["**Models** — samples/s with batch 32 at 64 px, random input; training = forward + backward + AdamW "
-                f"(CPU: {r['cpu_threads']} threads):", ""]
+                f"(CPU: {r['cpu_threads']} threads{timing}):", ""]
         out += _table(r["rows"], ["model", "device", "params", "train_samples_per_s", "infer_samples_per_s"])
         if r.get("skipped"):
             out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items())]
@@ -163,7 +192,9 @@ def render(results: dict[str, dict]) -> str:
     notes = why_missed(results)
     if notes:
         out += ["", "**Why targets were missed** (computed from the figures above)", ""] + [f"- {n}" for n in notes]
-    return "\n".join(out) + "\n"
+    if archive:
+        out += [""] + _by_machine(archive)
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def why_missed(results: dict[str, dict]) -> list[str]:
@@ -234,6 +265,12 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
                          f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")
     return notes
+
+
+def load_archive(folder: Path) -> dict[str, dict]:
+    """The targets archived per machine in ``folder`` (empty where none were)."""
+    path = folder / ARCHIVE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def load(folder: Path) -> dict[str, dict]:

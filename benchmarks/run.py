@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.common import RESULTS, others_running, write_result
+from benchmarks.common import RESULTS, others_running, store_result
 
 PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
 #: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
@@ -104,9 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             payload = chapters.run(execute=args.chapters, fresh_cache=args.fresh_cache)
         payload["part_seconds"] = round(time.perf_counter() - t0, 1)
         payload["run_id"], payload["others_running_at_start"] = run_id, competing
-        path = write_result(part, payload, args.out)
-        print(f"{part}: {payload['part_seconds']} s -> {path}", flush=True)
-    markdown = report.render(report.load(args.out))
+        path, written = store_result(part, payload, args.out)
+        if written:
+            print(f"{part}: {payload['part_seconds']} s -> {path}", flush=True)
+        else:  # e.g. the GPU part on a CPU machine: the earlier file stays, and the report says when it was made
+            print(f"{part}: nothing measured here ({payload.get('how') or payload.get('source')}); kept {path}",
+                  flush=True)
+    markdown = report.render(report.load(args.out), report.load_archive(args.out))
     (args.out / "RESULTS.md").write_text("# `make bench` results\n\n" + markdown)
     if args.out.resolve() == RESULTS.resolve() and update_readme(markdown):
         print(f"performance section of {README.name} updated")

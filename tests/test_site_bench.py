@@ -227,3 +227,60 @@ def test_the_bench_executes_the_pages_the_book_build_executes():
     assert names[0] == "01_paper" and names[-1] == "course_guide" and "02b_real_datasets" in names
     assert "index" not in names and "references" not in names  # Markdown pages, not notebooks
     assert len(names) == len([p for p in (ROOT / "book").glob("*.md") if "kernelspec" in p.read_text()])
+
+
+def test_a_part_that_measured_nothing_keeps_the_earlier_file_and_its_archived_targets(tmp_path, monkeypatch):
+    """The GPU part on a CPU machine (or the chapters part without a build) must not erase a committed
+    measurement, in the part file or in the per-machine archive; a measured part replaces both."""
+    from benchmarks import gpu
+    from benchmarks.common import ARCHIVE, store_result
+
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    measured = {"rows": [{"variant": "batched", "seconds": 4.0}], "how": "measured", "gpu": "NVIDIA H100",
+                "targets": [target("composite LOSO on one GPU, batched", 20.0, 30.0, "s", "measured")]}
+    path, written = store_result("gpu", measured, tmp_path)
+    assert written and json.loads(path.read_text())["gpu"] == "NVIDIA H100"
+    path, written = store_result("gpu", gpu.run(), tmp_path)  # no CUDA here: nothing measured
+    assert not written and json.loads(path.read_text())["gpu"] == "NVIDIA H100"
+    archive = json.loads((tmp_path / ARCHIVE).read_text())
+    assert archive["GPU NVIDIA H100"]["composite LOSO on one GPU, batched"]["value"] == 20.0
+    # no earlier file: the not-measured rows are written, so the report can say so, and nothing is archived
+    path, written = store_result("gpu", gpu.run(), tmp_path / "fresh")
+    assert written and json.loads(path.read_text())["rows"][0]["seconds"] is None
+    assert not (tmp_path / "fresh" / ARCHIVE).exists()
+    # a new measurement on the same machine replaces its value; another machine gets its own column
+    store_result("gpu", {**measured, "targets": [target(measured["targets"][0]["target"], 25.0, 30.0, "s", "m")]},
+                 tmp_path)
+    store_result("gpu", {**measured, "gpu": "NVIDIA H200"}, tmp_path)
+    archive = json.loads((tmp_path / ARCHIVE).read_text())
+    assert [m["composite LOSO on one GPU, batched"]["value"] for m in archive.values()] == [25.0, 20.0]
+
+
+def test_chapters_without_a_build_measure_nothing(monkeypatch, tmp_path):
+    from benchmarks import chapters
+    from benchmarks.common import measured_nothing
+
+    monkeypatch.setattr(chapters, "BUILD_TIMES", tmp_path / "missing.json")
+    assert measured_nothing(chapters.run())
+
+
+def test_the_report_shows_each_targets_latest_value_on_every_machine(tmp_path):
+    from benchmarks.common import archive_targets
+
+    book = "whole book, quick profile, from a clean cache (chapter execution)"
+    for cpu, kernels, seconds, pre in (("CPU A", "AVX2", 345.0, 75.1), ("CPU B", "AVX512", 163.0, None)):
+        for part, name, value in (("chapters", book, seconds), ("preprocessing", "composite preprocessing", pre)):
+            limit = 240.0 if part == "chapters" else 35.0
+            archive_targets({"benchmark": part, "machine": {"cpu": cpu, "cpu kernels": kernels}, "date": "2026-12-08",
+                             "git_commit": "abc", "targets": [target(name, value, limit, "s", "h")]}, tmp_path)
+    write_result("chapters", {"rows": [], "source": "s", "targets": []}, tmp_path)
+    text = report.render(report.load(tmp_path), report.load_archive(tmp_path))
+    table = text.split("**Targets on each machine measured**", 1)[1]
+    header = next(line for line in table.splitlines() if line.startswith("| target"))
+    assert header == "| target | limit | CPU A [AVX2] | CPU B [AVX512] |"
+    rows = [line for line in table.splitlines() if line.startswith("| ") and line != header]
+    # parts in the report's order (preprocessing before chapters); a target one machine never measured shows —
+    assert rows[0].startswith("| composite preprocessing | < 35 s | 75.1 s, missed x2.15 (") and rows[0].endswith(
+        " | — |")
+    assert rows[1].startswith(f"| {book} | < 240 s | 345 s, missed x1.44 (") and ", met (" in rows[1]
+    assert "Targets on each machine" not in report.render(report.load(tmp_path))  # no archive, no table
