@@ -10,9 +10,10 @@ A leaf module: it imports no stage of the package (only the standard library, Nu
 * :class:`RunStore` owns a run folder: its identity (``config.json``: everything that decides the predictions),
   a lock naming the process that holds it, checked fold files, atomic writes and the final results.
 
-Atomic writes go to ``<name>.<pid>.tmp`` in the same folder and are renamed into place with :func:`os.replace`,
-so a reader sees the old file or the new one, never half of one; a temporary file left by a killed process is
-removed by the next run that opens the folder.
+Atomic writes go to ``<name>.<pid>-<machine>.tmp`` in the same folder and are renamed into place with
+:func:`os.replace`, so a reader sees the old file or the new one, never half of one; a temporary file left by a
+killed process is removed by the next run that opens the folder (another machine's, on a shared file system,
+once it is a day old).
 """
 
 from __future__ import annotations
@@ -113,8 +114,42 @@ def json_digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: This machine in the names of temporary files: a run folder on a shared file system is written by the tasks of a
+#: split run on several machines, and another machine's process id says nothing here.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+#: A temporary file of another machine older than this is a leftover (a write in flight takes seconds).
+FOREIGN_TMP_S = 24 * 3600
+
+
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f"{path.name}.{os.getpid()}-{HOST_TAG}.tmp")
+
+
+def tmp_writer(path: Path) -> tuple[int, str | None] | None:
+    """The process id and machine tag of a temporary file's writer, read from its name ``<name>.<pid>.tmp`` or
+    ``<name>.<pid>-<machine>.tmp`` (machine None in the first form: written on this machine); None for another
+    name."""
+    parts = path.name.rsplit(".", 2)
+    if len(parts) != 3 or parts[2] != "tmp":
+        return None
+    pid, _, host = parts[1].partition("-")
+    return (int(pid), host or None) if pid.isdigit() else None
+
+
+def tmp_in_use(path: Path) -> bool:
+    """Whether a temporary file may still be being written: its writer still runs on this machine, or it was
+    written on another machine sharing the folder less than :data:`FOREIGN_TMP_S` ago (whether that process
+    runs cannot be seen from here)."""
+    writer = tmp_writer(path)
+    if writer is None:
+        return False
+    pid, host = writer
+    if host is not None and host != HOST_TAG:
+        try:
+            return time.time() - path.stat().st_mtime < FOREIGN_TMP_S
+        except OSError:
+            return False
+    return pid_alive(pid)
 
 
 def remove_empty_folders(root: Path, remove_root: bool = False) -> None:
@@ -402,12 +437,13 @@ class RunStore:
             self._lock_path = None
 
     def clean_tmp(self) -> list[Path]:
-        """Remove temporary files left by processes that no longer run; return them."""
+        """Remove temporary files left by processes that no longer run (:func:`tmp_in_use`; another machine's
+        only once they are old) and this process's own; return them."""
         removed = []
         for tmp in self.path.rglob("*.tmp"):
-            parts = tmp.name.rsplit(".", 2)
-            pid = int(parts[-2]) if len(parts) == 3 and parts[-2].isdigit() else -1
-            if not pid_alive(pid) or pid == os.getpid():
+            writer = tmp_writer(tmp)
+            own = writer is not None and writer[0] == os.getpid() and writer[1] in (None, HOST_TAG)
+            if own or not tmp_in_use(tmp):
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)
         return removed
@@ -768,8 +804,7 @@ def _in_use(kind: str, path: Path) -> bool:
             if holder is not None and pid_alive(holder[0]):
                 return True
     if kind == "tmp":
-        parts = path.name.rsplit(".", 2)
-        return len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))
+        return tmp_in_use(path)
     return False
 
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import replace
 
@@ -237,6 +238,29 @@ def test_stray_temporary_files_of_dead_processes_are_removed(reference, data, tm
         path.write_text("half")
     run_loso(x, table, ONE, out_dir=out, progress=False)
     assert not any(p.exists() for p in stray) and live.exists()
+
+
+def test_another_machines_temporary_files_are_left_until_they_are_old(reference, data, tmp_path):
+    """Tasks of a split run on several machines share the folder: a write in flight on another machine has a
+    process id that means nothing here, so its file is kept until it is a day old."""
+    from convat.runstore import FOREIGN_TMP_S, HOST_TAG, tmp_in_use, tmp_writer
+
+    x, table = data
+    out = _copy(reference, tmp_path)
+    other = "0" * 8 if HOST_TAG != "0" * 8 else "1" * 8
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    in_flight = out / "folds" / f"s1.csv.{dead.pid}-{other}.tmp"  # the same pid is dead here, not there
+    leftover = out / "folds" / f"s2.csv.{dead.pid}-{other}.tmp"
+    mine = out / "folds" / f"s3.csv.{dead.pid}-{HOST_TAG}.tmp"
+    for path in (in_flight, leftover, mine):
+        path.write_text("half")
+    old = time.time() - FOREIGN_TMP_S - 60
+    os.utime(leftover, (old, old))
+    assert tmp_writer(in_flight) == (dead.pid, other) and tmp_writer(out / "x.csv.12.tmp") == (12, None)
+    assert tmp_in_use(in_flight) and not tmp_in_use(leftover) and not tmp_in_use(mine)
+    run_loso(x, table, ONE, out_dir=out, progress=False)
+    assert in_flight.exists() and not leftover.exists() and not mine.exists()
 
 
 # -- 5. the lock ----------------------------------------------------------------------------------------------
