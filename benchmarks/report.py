@@ -145,7 +145,13 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
                        for row in r["rows"] if row.get("repeats")), "")
         out += ["**Models** — samples/s with batch 32 at 64 px, random input; training = forward + backward + AdamW "
                 f"(CPU: {r['cpu_threads']} threads{timing}):", ""]
-        out += _table(r["rows"], ["model", "device", "params", "train_samples_per_s", "infer_samples_per_s"])
+        layout = ["train_channels_last_samples_per_s", "channels_last_speedup"] if any(
+            "channels_last_speedup" in row for row in r["rows"]) else []
+        out += _table(r["rows"], ["model", "device", "params", "train_samples_per_s", *layout, "infer_samples_per_s"])
+        if layout:
+            out += ["", "`train_samples_per_s` is in the contiguous layout; `channels_last_speedup` is the "
+                    "channels-last layout's training samples/s over it (measured after it, same process), the "
+                    "layout training uses by default (`TrainConfig.channels_last`) on every device."]
         if r.get("skipped"):
             out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items())]
         out += [""]
@@ -189,9 +195,10 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
     for name in ORDER:
         if name in results:
             out += _targets(results[name].get("targets", []))
-    notes = why_missed(results)
+    notes = why_missed(results) + not_measured(results)
     if notes:
-        out += ["", "**Why targets were missed** (computed from the figures above)", ""] + [f"- {n}" for n in notes]
+        out += ["", "**Why targets were missed or not measured** (computed from the figures above)", ""] + [
+            f"- {n}" for n in notes]
     if archive:
         out += [""] + _by_machine(archive)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -264,6 +271,18 @@ def why_missed(results: dict[str, dict]) -> list[str]:
             notes.append(f"Book: {len(heavy)} cells of 20 s or more take {spent:.0f} s of the "
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
                          f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")
+    return notes
+
+
+def not_measured(results: dict[str, dict]) -> list[str]:
+    """One sentence per part whose targets could not be measured on the machines that ran it (the GPU part
+    without CUDA), saying what would measure them; a part not judged for another reason says so in its row."""
+    notes = []
+    gpu = results.get("gpu")
+    if gpu and any(t["met"] is None for t in gpu.get("targets", [])):
+        notes.append(f"GPU: {gpu['how']} ({gpu['date']} UTC, on {machine_cpu(gpu['machine'])}), so its targets "
+                     "are not measured; `python -m benchmarks.gpu` on a CUDA machine measures them (designed to "
+                     "take under 5 minutes) and `python -m benchmarks.run --report-only` puts them here.")
     return notes
 
 

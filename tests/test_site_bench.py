@@ -284,3 +284,16 @@ def test_the_report_shows_each_targets_latest_value_on_every_machine(tmp_path):
         " | — |")
     assert rows[1].startswith(f"| {book} | < 240 s | 345 s, missed x1.44 (") and ", met (" in rows[1]
     assert "Targets on each machine" not in report.render(report.load(tmp_path))  # no archive, no table
+
+
+def test_unmeasured_gpu_targets_are_explained(monkeypatch, tmp_path):
+    from benchmarks import gpu
+
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    write_result("gpu", gpu.run(), tmp_path)
+    results = report.load(tmp_path)
+    (note,) = report.not_measured(results)
+    assert note.startswith("GPU: not measured (no CUDA device on this machine)") and "benchmarks.gpu" in note
+    assert note in report.render(results)
+    results["gpu"]["targets"] = [dict(t, met=True, value=1.0) for t in results["gpu"]["targets"]]
+    assert report.not_measured(results) == []

@@ -1,5 +1,9 @@
 """The speed machinery keeps results: channels-last, parallel preprocessing, split runs, strategy choice."""
 
+import hashlib
+import os
+import socket
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,7 +77,46 @@ def test_split_tasks_merge_through_the_run_folder(data, tmp_path):
         run_loso(x, table, FAST, out_dir=tmp_path, progress=False, folds=["nobody"])
 
 
-def test_strategy_resolution():
+def test_split_tasks_side_by_side_leave_the_results_to_the_last_to_finish(data, tmp_path, monkeypatch):
+    """Tasks of a Slurm array run at once: each reads the finished folds when it starts, so the last to finish
+    has not seen the others' folds. ``convat loso`` looks again after its share (settle_split_run)."""
+    from convat import runstore
+    from convat.commands.loso import settle_split_run
+
+    x, table = data
+    folds = fold_subjects(table)
+    run_loso(x, table, FAST, out_dir=tmp_path, progress=False, folds=task_folds(folds, 0, 2))
+    real = runstore.RunStore.valid_folds
+    looks = []
+
+    def started_before_task_0_finished(store, clips):  # task 1's first look: task 0 was still training
+        looks.append(1)
+        return {} if len(looks) == 1 else real(store, clips)
+
+    monkeypatch.setattr(runstore.RunStore, "valid_folds", started_before_task_0_finished)
+    second = run_loso(x, table, FAST, out_dir=tmp_path, progress=False, folds=task_folds(folds, 1, 2))
+    assert set(second["fold"]) == set(task_folds(folds, 1, 2))
+    assert not (tmp_path / "predictions.csv").exists()  # what happened before: nobody wrote the results
+    settled = settle_split_run(x, table, FAST, tmp_path)
+    assert set(settled["fold"]) == set(folds) and (tmp_path / "metrics.csv").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions.csv"), settled, check_dtype=False)
+    # another task settling at the same moment holds the look's lock: this one retries, then says who holds it
+    tag = runstore.RunStore(tmp_path).path / (".lock-task-" + hashlib.sha256(b"").hexdigest()[:8])
+    tag.write_text(f"{os.getppid()} {socket.gethostname()}\n")
+    with pytest.raises(runstore.RunLockedError, match="in use by process"):
+        settle_split_run(x, table, FAST, tmp_path, attempts=2, wait_s=0.0)
+
+
+def test_strategy_resolution(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # auto on a GPU: all folds batched
+    cuda = TrainConfig(device="cuda")
+    assert resolve_strategy("auto", cuda, 1) == "batched" and resolve_strategy("auto", cuda, 2) == "batched"
+    # what the batched trainer cannot do (a validation split, a compiled model) stays sequential on the GPU
+    assert resolve_strategy("auto", TrainConfig(device="cuda", compile="reduce-overhead"), 1) == "sequential"
+    assert resolve_strategy("auto", TrainConfig(device="cuda", val_fraction=0.2), 1) == "sequential"
+    monkeypatch.undo()
     cpu = TrainConfig(device="cpu")
     assert resolve_strategy("auto", cpu, 1) == "sequential"
     assert resolve_strategy("auto", cpu, 2) == "pool"
@@ -91,6 +134,13 @@ def test_cli_loso_has_the_speed_flags_and_sweep_is_a_command():
     assert (args.strategy, args.task_index, args.num_tasks, args.threads, args.workers) == ("batched", 1, 4, 1, 2)
     with pytest.raises(SystemExit):
         parser.parse_args(["loso", "--strategy", "fastest"])
+    from convat.commands import UsageError
+    from convat.commands.loso import validate
+
+    _, config = validate(parser.parse_args(["loso", "--compile", "reduce-overhead"]))
+    assert config.compile == "reduce-overhead" and validate(parser.parse_args(["loso"]))[1].compile is None
+    with pytest.raises(UsageError, match="--compile"):
+        validate(parser.parse_args(["loso", "--compile", "default", "--strategy", "batched"]))
     args = parser.parse_args(["sweep", "--models", "a", "b", "--train-seeds", "0", "1", "--out", "x",
                               "--backend", "submitit", "--cluster", "debug"])
     assert args.models == ["a", "b"] and args.train_seeds == [0, 1] and args.cluster == "debug"

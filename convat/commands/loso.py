@@ -14,6 +14,7 @@ from convat.commands import (
     int_at_least,
 )
 from convat.recipe import RECIPE
+from convat.training.config import COMPILE_MODES
 
 DESCRIPTION = """\
 Leave-one-subject-out (LOSO) evaluation: for every subject, train a fresh model on all the other subjects and
@@ -40,9 +41,38 @@ examples:
   convat loso --dataset megc2019 --data-root /data/megc --val-fraction 0.15 --patience 5   # the real composite
   convat loso --dataset casme2_5class --data-root /data/megc   # CASME II 5-class (246 clips, 5 labels)
   convat loso --profile composite --strategy batched   # all folds as one model (pays on a GPU: --device cuda)
-  convat loso --profile composite --out runs/c --task-index 0 --num-tasks 4   # one of 4 tasks (any order;
-                                                 # the task that finds every fold present writes the results)
+  convat loso --profile composite --out runs/c --task-index 0 --num-tasks 4   # one of 4 tasks (any order,
+                                                 # side by side too; the last to finish writes the results)
 """
+
+
+def _folds_present(predictions) -> int:
+    return predictions["fold"].nunique() if len(predictions) else 0
+
+
+def settle_split_run(x, table, config, out, data: dict | None = None, attempts: int = 60, wait_s: float = 1.0):
+    """After a task of a split run has trained its share: the predictions of every fold present now, with
+    ``predictions.csv``, ``curves.csv`` and ``metrics.csv`` written when every fold is there.
+
+    Why: a task reads the folder's finished folds when it starts. Tasks that run side by side (a Slurm array)
+    each finish their own share and find the others' folds missing, so without a second look the last of them
+    leaves the pooled files unwritten. Asking the folder again with an empty share (it trains nothing) lets
+    whichever task looks last write them. Two tasks looking at the same moment share that call's lock: the
+    second retries (``attempts`` times, ``wait_s`` apart; the look reads the fold files and writes three)."""
+    import time
+
+    from convat.loso import run_loso
+    from convat.runstore import RunLockedError
+
+    for attempt in range(attempts):
+        try:
+            return run_loso(x, table, config, out_dir=out, progress=False, data=data, strategy="sequential",
+                            folds=[])
+        except RunLockedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+    raise ValueError(f"attempts must be >= 1, got {attempts}")
 
 
 def _chosen_folds(text: str, known: list[str]) -> list[str]:
@@ -123,6 +153,11 @@ def validate(args: argparse.Namespace):
     )
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
+    if args.compile is not None:
+        if args.strategy == "batched":
+            raise UsageError("--compile", args.compile, "compiles the sequential engine's model; the batched "
+                             "strategy trains eager (use --strategy sequential or pool, or drop --compile)")
+        overrides["compile"] = args.compile
     overrides["lr"] = args.lr
     if args.steps is not None and args.epochs is not None:
         raise UsageError("--steps", args.steps, "and --epochs are two budgets; give one (default: the recipe's)")
@@ -175,15 +210,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None:
         predictions = run_loso(x, table, config, out_dir=args.out, progress=not args.quiet,
                                parallel_folds=args.parallel_folds, data=data, strategy=args.strategy, folds=folds)
+        if folds is not None and _folds_present(predictions) < n_subjects:
+            # other tasks may have finished while this one trained: look again, and write the results if complete
+            predictions = settle_split_run(x, table, config, args.out, data)
         out = args.out
     else:
         run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds, data=data,
                          strategy=args.strategy)
         predictions, out = run.predictions, run.path
     print(f"done in {time.perf_counter() - start:.1f} s; run folder: {out}")
-    present = predictions["fold"].nunique() if len(predictions) else 0
+    present = _folds_present(predictions)
     if present < n_subjects:
-        print(f"{present} of {n_subjects} folds present: scores are written by the task that completes the run")
+        print(f"{present} of {n_subjects} folds present: the last task to finish writes the scores")
         return 0
     by = "dataset" if predictions["dataset"].nunique() > 1 else None
     scores = results_table({args.model: predictions}, by=by, n_boot=args.n_boot)
@@ -246,6 +284,10 @@ def register(subparsers) -> None:
     run.add_argument("--strategy", default="auto", choices=["auto", "sequential", "pool", "batched"],
                      help="how folds run: sequential, pool (--parallel-folds worker processes), batched (all "
                           "folds as one model, for GPUs); auto: batched on CUDA, else pool/sequential")
+    run.add_argument("--compile", default=None, choices=[m for m in COMPILE_MODES if m],
+                     help="torch.compile the model in this mode (reduce-overhead: CUDA graphs), for the "
+                          "sequential and pool strategies on a GPU, where small models are bound by kernel "
+                          "launches; the first epoch pays the compilation (default: eager)")
     run.add_argument("--folds", default=None,
                      help="comma-separated folds (dataset/subject) to train in this call; needs --out")
     run.add_argument("--task-index", type=int_at_least(0), default=None,
