@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from benchmarks.common import target
-from convat.book import CHAPTER_BUDGETS_S
+from convat.book import CELL_TIMEOUT_S, CHAPTER_BUDGETS_S
 from convat.site.build_state import BUILD_CONDITIONS, build_conditions, build_start
 from convat.site.environment import describe_cache
 
@@ -83,7 +83,7 @@ def _execute(chapters: list[Path]) -> tuple[dict[str, float], dict[str, list[dic
     times, cells = {}, {}
     for chapter in chapters:
         cell_times: list[dict] = []
-        times[f"book/{chapter.stem}"] = execute_chapter(chapter, cell_times=cell_times)
+        times[f"book/{chapter.stem}"] = execute_chapter(chapter, timeout=CELL_TIMEOUT_S, cell_times=cell_times)
         ranked = sorted(cell_times, key=lambda t: -t["seconds"])
         cells[f"book/{chapter.stem}"] = [t for i, t in enumerate(ranked) if i < SLOWEST_CELLS
                                          or t["seconds"] >= HEAVY_CELL_S]
@@ -122,3 +122,36 @@ def run(execute: bool = False, fresh_cache: bool = False) -> dict:
     return {"rows": _rows(times), "source": f"{source} ({describe_cache(conditions)})", "build": conditions,
             "slowest_cells": cells, "total_seconds": round(total, 1),
             "targets": [book_target(total, conditions, source)]}
+
+
+#: The speed issue's "no cell near its timeout under load", read as: with two busy background processes, the
+#: slowest cell takes at most a quarter of the book's cell timeout (the failure it is about was a chapter 2 cell
+#: that ran past the 900 s timeout on a loaded machine).
+LOAD_TARGET = "slowest cell with 2 busy background processes, share of the cell timeout"
+LOAD_LIMIT = 0.25
+
+
+def run_under_load(busy_processes: int = 2, quiet: dict | None = None) -> dict:
+    """Every page the book executes, from a fresh cache, while ``busy_processes`` background processes spin one
+    core each (started and stopped here): each chapter's time and slowest cells, the slowest cell against the
+    cell timeout (:data:`LOAD_TARGET`), and each chapter's time beside ``quiet`` (a chapters result measured
+    without them, e.g. the committed ``chapters.json``) where given."""
+    from benchmarks.load import busy, load_average
+
+    with busy(busy_processes):
+        payload = run(execute=True, fresh_cache=True)
+        payload["load_average_under_load"] = load_average()
+    quiet_s = {r["chapter"]: r["seconds"] for r in (quiet or {}).get("rows", [])}
+    for row in payload["rows"]:
+        base = quiet_s.get(row["chapter"])
+        row["quiet_seconds"] = base
+        row["slowdown"] = round(row["seconds"] / base, 2) if base else None
+    cells = [(c["seconds"], chapter, c) for chapter, top in payload["slowest_cells"].items() for c in top]
+    seconds, chapter, cell = max(cells, key=lambda t: t[0]) if cells else (0.0, None, {})
+    how = (f"{busy_processes} busy processes, every page from a fresh cache in the build's order; slowest: "
+           f"{chapter.removeprefix('book/')} code cell {cell.get('cell')}, {seconds:.1f} s of the "
+           f"{CELL_TIMEOUT_S} s timeout" if chapter else f"{busy_processes} busy processes; no cell timed")
+    payload.update(busy_processes=busy_processes, cell_timeout_s=CELL_TIMEOUT_S,
+                   quiet_source=(quiet or {}).get("source"),
+                   targets=[target(LOAD_TARGET, seconds / CELL_TIMEOUT_S, LOAD_LIMIT, "x", how)])
+    return payload

@@ -9,7 +9,7 @@ from pathlib import Path
 from benchmarks.common import ARCHIVE
 from convat.site.environment import machine_cpu
 
-ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters")
+ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load")
 
 
 def _freed_memory_note(rows: list[dict]) -> list[str]:
@@ -190,6 +190,16 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
         out += _table(r["rows"], ["chapter", "seconds", "budget_s", "within_budget"])
         if r.get("total_seconds") is not None:
             out += ["", f"Total: {r['total_seconds']} s."]
+        out += [""]
+    if "chapters_load" in results:
+        r = results["chapters_load"]
+        out += [f"**Chapters under load** — every page from a fresh cache in the build's order while "
+                f"{r['busy_processes']} busy background processes spin one core each (started and stopped by the "
+                f"benchmark; load average {r.get('load_average_under_load')}), beside the quiet times of the "
+                f"chapters part ({r.get('quiet_source') or 'none measured'}):", ""]
+        out += _table(r["rows"], ["chapter", "seconds", "quiet_seconds", "slowdown", "budget_s"])
+        if r.get("total_seconds") is not None:
+            out += ["", f"Total: {r['total_seconds']} s; cell timeout {r['cell_timeout_s']} s."]
         out += [""]
     out += ["**Targets**", ""]
     for name in ORDER:

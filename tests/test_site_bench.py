@@ -297,3 +297,36 @@ def test_unmeasured_gpu_targets_are_explained(monkeypatch, tmp_path):
     assert note in report.render(results)
     results["gpu"]["targets"] = [dict(t, met=True, value=1.0) for t in results["gpu"]["targets"]]
     assert report.not_measured(results) == []
+
+
+def test_the_book_under_load_is_judged_by_its_slowest_cell_against_the_timeout(monkeypatch, tmp_path):
+    from contextlib import contextmanager
+
+    from benchmarks import chapters, load
+
+    started = []
+
+    @contextmanager
+    def fake_busy(n):
+        started.append(n)
+        yield []
+
+    def fake_run(execute, fresh_cache):
+        assert execute and fresh_cache and started == [2]  # measured while the busy processes run
+        return {"rows": [{"chapter": "book/02_data", "seconds": 60.0, "budget_s": 60, "within_budget": True},
+                         {"chapter": "book/09_real_data", "seconds": 2.0, "budget_s": 30, "within_budget": True}],
+                "source": "s", "total_seconds": 62.0, "targets": [],
+                "slowest_cells": {"book/02_data": [{"cell": 7, "seconds": 300.0, "code": "x = 1"}],
+                                  "book/09_real_data": [{"cell": 1, "seconds": 1.0, "code": "y"}]}}
+
+    monkeypatch.setattr(load, "busy", fake_busy)
+    monkeypatch.setattr(chapters, "run", fake_run)
+    quiet = {"rows": [{"chapter": "book/02_data", "seconds": 25.0}], "source": "the quiet run"}
+    payload = chapters.run_under_load(quiet=quiet)
+    (t,) = payload["targets"]
+    assert t["value"] == round(300.0 / chapters.CELL_TIMEOUT_S, 2) and t["met"] is False  # 1/3 of 900 s > 1/4
+    assert "02_data code cell 7, 300.0 s of the 900 s timeout" in t["how"]
+    assert [r["slowdown"] for r in payload["rows"]] == [2.4, None]
+    write_result("chapters_load", payload, tmp_path)
+    text = report.render(report.load(tmp_path))
+    assert "**Chapters under load**" in text and "| book/02_data | 60 | 25 | 2.4 | 60 |" in text
