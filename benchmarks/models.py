@@ -18,8 +18,9 @@ def throughput(name: str, device: str = "cpu", img_size: int = 64, batch: int = 
                warmup: int = 1, repeats: int = 3, channels_last: bool = False) -> dict:
     """Samples/s of training steps (forward, backward, AdamW) and of inference, batch ``batch``, random input: the
     median of ``repeats`` timings of ``steps`` steps each, after ``warmup`` steps (a single 4-step timing read
-    convat_tiny at 312 samples/s where 10-step timings in fresh processes read 700-780 on the same machine). ``channels_last``: model and input in the
-    channels-last layout, as training uses them by default (``TrainConfig.channels_last``)."""
+    convat_tiny at 312 samples/s where 10-step timings in fresh processes read 700-780 on the same machine).
+    ``channels_last``: model and input in the channels-last layout, as training uses them by default
+    (``TrainConfig.channels_last``)."""
     import timm
 
     import convat.models  # noqa: F401 - registers the models with timm
