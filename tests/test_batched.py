@@ -118,3 +118,8 @@ def test_the_gpu_benchmark_runs_its_variants_on_a_cpu(ragged, monkeypatch, tmp_p
 
     if not torch.cuda.is_available():  # without CUDA the real run writes rows that say so
         assert all(r["note"].startswith("not measured") for r in gpu.run()["rows"])
+    # past its time budget the script starts no variant (nor its warm-up), and each row says why
+    payload = gpu.run(epochs=1, seq_folds=1, device="cpu", inputs=ragged, budget_s=-1.0)
+    assert [r["variant"] for r in payload["rows"]] == list(gpu.VARIANTS)
+    assert all(r["seconds"] is None and r["note"].startswith("skipped: the script had run") for r in payload["rows"])
+    assert all(t["value"] is None for t in payload["targets"])
