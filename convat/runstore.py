@@ -121,7 +121,9 @@ HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 FOREIGN_TMP_S = 24 * 3600
 
 
-def _tmp_name(path: Path) -> Path:
+def tmp_name(path: Path) -> Path:
+    """The temporary name this process writes ``path`` under before renaming it into place:
+    ``<name>.<pid>-<machine>.tmp`` (:func:`tmp_writer` reads it back)."""
     return path.with_name(f"{path.name}.{os.getpid()}-{HOST_TAG}.tmp")
 
 
@@ -187,7 +189,7 @@ def output_folder(folder: str | Path) -> Iterator[Path]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and :func:`os.replace` (all or nothing)."""
-    tmp = _tmp_name(path)
+    tmp = tmp_name(path)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -799,10 +801,7 @@ def cache_info(root: Path | None = None) -> dict[str, tuple[int, int]]:
 
 def _in_use(kind: str, path: Path) -> bool:
     if kind == "run":
-        for lock in path.glob(".lock*"):
-            holder = RunStore._holder(lock)
-            if holder is not None and pid_alive(holder[0]):
-                return True
+        return bool(live_locks(path))  # another machine's lock counts: its process cannot be seen from here
     if kind == "tmp":
         return tmp_in_use(path)
     return False

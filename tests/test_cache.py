@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import zipfile
@@ -98,19 +99,28 @@ def test_cache_info_and_clear(clips, tmp_path, monkeypatch, capsys):
     (tmp_path / "runs" / "convat_tiny-abc" / "predictions.csv").write_text("x" * 1000)
     locked = tmp_path / "runs" / "convat_tiny-live"
     locked.mkdir()
-    (locked / ".lock").write_text(f"{os.getpid()} host\n")
+    (locked / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # a run another machine is writing (a shared cache): its pid means nothing here, so it is kept
+    elsewhere = tmp_path / "runs" / "convat_tiny-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".lock-task-1").write_text(f"{dead.pid} another-node\n")
+    abandoned = tmp_path / "runs" / "convat_tiny-abandoned"  # this machine's dead process: not in use
+    abandoned.mkdir()
+    (abandoned / ".lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
     (tmp_path / "notes.txt").write_text("not ours")
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert "tensor" in out and "run" in out
     info = runstore.cache_info(tmp_path)
-    assert info["tensor"][0] == len(clips) and info["run"][0] == 2
+    assert info["tensor"][0] == len(clips) and info["run"][0] == 4
     assert main(["cache", "clear", "--max-size", "1G"]) == 0  # under the cap: nothing to do
     assert runstore.cache_info(tmp_path)["tensor"][0] == len(clips)
     assert main(["cache", "clear"]) == 0
     left = runstore.cache_info(tmp_path)
-    assert set(left) == {"run"} and left["run"][0] == 1
-    assert locked.exists() and (tmp_path / "notes.txt").exists()  # in use / not ours: kept
+    assert set(left) == {"run"} and left["run"][0] == 2 and not abandoned.exists()
+    assert locked.exists() and elsewhere.exists() and (tmp_path / "notes.txt").exists()  # in use / not ours: kept
 
 
 def test_clear_to_a_size_removes_the_least_recently_used(tmp_path):

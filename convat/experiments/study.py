@@ -529,7 +529,7 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
         shutil.rmtree(target)  # a run killed before its first fold finished: nothing of its own to resume
     if source is not None and not target.exists():
         cell = source.relative_to(bundle).as_posix()
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # `convat cache` lists it as a tmp entry
+        tmp = runstore.tmp_name(target)  # `convat cache` lists it as a tmp entry
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".lock*", "*.tmp"))
         runstore.atomic_write_text(tmp / runstore.SERVED_FROM, json.dumps({
