@@ -212,7 +212,11 @@ def _run(args: argparse.Namespace) -> int:
                                parallel_folds=args.parallel_folds, data=data, strategy=args.strategy, folds=folds)
         if folds is not None and _folds_present(predictions) < n_subjects:
             # other tasks may have finished while this one trained: look again, and write the results if complete
-            predictions = settle_split_run(x, table, config, args.out, data)
+            try:
+                predictions = settle_split_run(x, table, config, args.out, data)
+            except runstore.RunLockedError as exc:  # this task's folds are saved; only the pooled files wait
+                print(f"this task's folds are saved; the pooled results were not written because {exc}. Any task "
+                      "run again (it trains nothing) writes them once every fold is present")
         out = args.out
     else:
         run = cached_run(x, table, config, progress=not args.quiet, parallel_folds=args.parallel_folds, data=data,
