@@ -95,7 +95,8 @@ def run(epochs: int = 6, seq_folds: int = 4, device: str = "cuda", inputs=None,
     full = {r["variant"]: r["full_seconds_extrapolated"] for r in rows}
     batched, seq = full.get(VARIANTS[2]), full.get(VARIANTS[0])
     how = f"{name}, convat_tiny 64 px, composite, extrapolated to {n} folds x {FULL_EPOCHS} epochs"
-    return {"rows": rows, "how": how, "gpu": name,
+    # no variant timed (each failed or was skipped): an earlier measurement of this part must not be replaced
+    return {"rows": rows, "how": how, "gpu": name, "measured": any(r["seconds"] is not None for r in rows),
             "targets": [target("composite LOSO on one GPU, batched", batched, 30.0, "s", how),
                         target("sequential eager / batched time on one GPU (inverse speed-up)",
                                None if batched is None or seq is None else batched / seq, 0.2, "x", how)]}

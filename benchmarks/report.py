@@ -150,8 +150,9 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
         out += _table(r["rows"], ["model", "device", "params", "train_samples_per_s", *layout, "infer_samples_per_s"])
         if layout:
             out += ["", "`train_samples_per_s` is in the contiguous layout; `channels_last_speedup` is the "
-                    "channels-last layout's training samples/s over it (measured after it, same process), the "
-                    "layout training uses by default (`TrainConfig.channels_last`) on every device."]
+                    "channels-last layout's training samples/s over it (median of the per-repeat ratios; the two "
+                    "timed alternately in one process), the layout training uses by default "
+                    "(`TrainConfig.channels_last`) on every device."]
         if r.get("skipped"):
             out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items())]
         out += [""]
@@ -287,12 +288,19 @@ def why_missed(results: dict[str, dict]) -> list[str]:
 def not_measured(results: dict[str, dict]) -> list[str]:
     """One sentence per part whose targets could not be measured on the machines that ran it (the GPU part
     without CUDA), saying what would measure them; a part not judged for another reason says so in its row."""
+    from benchmarks.gpu import BUDGET_S
+
     notes = []
     gpu = results.get("gpu")
-    if gpu and any(t["met"] is None for t in gpu.get("targets", [])):
+    if gpu and not gpu.get("gpu"):  # no CUDA device where it ran
         notes.append(f"GPU: {gpu['how']} ({gpu['date']} UTC, on {machine_cpu(gpu['machine'])}), so its targets "
-                     "are not measured; `python -m benchmarks.gpu` on a CUDA machine measures them (designed to "
-                     "take under 5 minutes) and `python -m benchmarks.run --report-only` puts them here.")
+                     "are not measured; `python -m benchmarks.gpu` on a CUDA machine measures them (it starts no "
+                     f"variant after {BUDGET_S:.0f} s; the compiled variant's compilation comes on top) and "
+                     "`python -m benchmarks.run --report-only` puts them here.")
+    elif gpu:
+        missing = [f"{r['variant']} ({r['note']})" for r in gpu.get("rows", []) if r.get("seconds") is None]
+        if missing:
+            notes.append(f"GPU ({gpu.get('gpu')}): not timed: " + "; ".join(missing) + ".")
     return notes
 
 

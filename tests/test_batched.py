@@ -123,3 +123,4 @@ def test_the_gpu_benchmark_runs_its_variants_on_a_cpu(ragged, monkeypatch, tmp_p
     assert [r["variant"] for r in payload["rows"]] == list(gpu.VARIANTS)
     assert all(r["seconds"] is None and r["note"].startswith("skipped: the script had run") for r in payload["rows"])
     assert all(t["value"] is None for t in payload["targets"])
+    assert payload["measured"] is False  # so it cannot replace an earlier measurement (benchmarks.common)

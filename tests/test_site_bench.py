@@ -28,6 +28,9 @@ def test_target_says_by_how_much_it_was_missed():
 def test_throughput_of_a_model_is_positive():
     row = throughput("convat_tiny", img_size=32, batch=4, steps=1)
     assert row["train_samples_per_s"] > 0 and row["infer_samples_per_s"] > 0 and row["params"] > 0
+    assert "channels_last_speedup" not in row
+    row = throughput("convat_tiny", img_size=32, batch=4, steps=1, repeats=2, channels_last=True)
+    assert row["train_channels_last_samples_per_s"] > 0 and row["channels_last_speedup"] > 0
 
 
 def test_results_carry_context_and_render_as_markdown(tmp_path):
@@ -295,8 +298,8 @@ def test_unmeasured_gpu_targets_are_explained(monkeypatch, tmp_path):
     (note,) = report.not_measured(results)
     assert note.startswith("GPU: not measured (no CUDA device on this machine)") and "benchmarks.gpu" in note
     assert note in report.render(results)
-    results["gpu"]["targets"] = [dict(t, met=True, value=1.0) for t in results["gpu"]["targets"]]
-    assert report.not_measured(results) == []
+    results["gpu"].update(gpu="NVIDIA H100", rows=[dict(r, seconds=1.0) for r in results["gpu"]["rows"]])
+    assert report.not_measured(results) == []  # measured on a GPU, every variant timed
 
 
 def test_the_book_under_load_is_judged_by_its_slowest_cell_against_the_timeout(monkeypatch, tmp_path):
@@ -330,3 +333,48 @@ def test_the_book_under_load_is_judged_by_its_slowest_cell_against_the_timeout(m
     write_result("chapters_load", payload, tmp_path)
     text = report.render(report.load(tmp_path))
     assert "**Chapters under load**" in text and "| book/02_data | 60 | 25 | 2.4 | 60 |" in text
+
+
+def test_a_cell_that_reaches_the_timeout_is_recorded_not_lost(monkeypatch):
+    """The build fails on a cell past the timeout; the benchmark records it as the timeout reached (a missed
+    target) instead of crashing without a result, and goes on with the next chapter."""
+    from contextlib import nullcontext
+
+    from nbclient.exceptions import CellTimeoutError
+
+    import convat.commands.chapter
+    from benchmarks import chapters
+
+    def fake_execute(path, timeout, cell_times):
+        assert timeout == chapters.CELL_TIMEOUT_S
+        cell_times.append({"cell": 3, "seconds": 2.0, "section": "", "code": "x = 1"})
+        if path.stem == "02_data":
+            raise CellTimeoutError("A cell timed out while it was being executed, after 900 seconds.")
+        return 2.5
+
+    monkeypatch.setattr(convat.commands.chapter, "execute_chapter", fake_execute)
+    times, cells, _ = chapters._execute([Path("book/02_data.md"), Path("book/09_real_data.md")])
+    assert set(times) == {"book/02_data", "book/09_real_data"} and times["book/09_real_data"] == 2.5
+    slowest = cells["book/02_data"][0]
+    assert slowest["timed_out"] and slowest["cell"] == 4 and slowest["seconds"] == chapters.CELL_TIMEOUT_S
+
+    monkeypatch.setattr(chapters, "run", lambda execute, fresh_cache: {
+        "rows": [], "source": "s", "targets": [], "slowest_cells": {"book/02_data": cells["book/02_data"]}})
+    monkeypatch.setattr("benchmarks.load.busy", lambda n: nullcontext())
+    (t,) = chapters.run_under_load()["targets"]
+    assert t["value"] == 1.0 and t["met"] is False and "reached the timeout" in t["how"]
+    monkeypatch.setattr(chapters, "run", lambda execute, fresh_cache: {
+        "rows": [], "source": "s", "targets": [], "slowest_cells": {}})
+    (t,) = chapters.run_under_load()["targets"]
+    assert t["value"] is None and t["met"] is None  # nothing timed is not a met target
+
+
+def test_a_gpu_run_with_untimed_variants_names_them():
+    rows = [{"variant": "sequential eager", "seconds": 3.0, "note": "4 folds x 6 epochs timed"},
+            {"variant": "batched (all folds, vmap)", "seconds": None, "note": "failed: RuntimeError: boom"}]
+    results = {"gpu": {"rows": rows, "gpu": "NVIDIA H100", "how": "h", "targets": [
+        target("composite LOSO on one GPU, batched", None, 30.0, "s", "h")]}}
+    (note,) = report.not_measured(results)
+    assert note == "GPU (NVIDIA H100): not timed: batched (all folds, vmap) (failed: RuntimeError: boom)."
+    rows[1].update(seconds=2.0)
+    assert report.not_measured(results) == []
