@@ -529,3 +529,26 @@ def test_a_data_root_given_with_synthme_is_said_to_be_unused(tiny_data, tmp_path
         check_data_root("synthme", None)
     with pytest.warns(UserWarning, match="--data-root /data/megc is not read"):  # the command says so too
         assert main(["loso", *TINY, "--data-root", "/data/megc", "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_split_task_finishes_the_run_or_says_why_it_could_not(tiny_data, tmp_path, monkeypatch, capsys):
+    """``convat loso --task-index``: the task that completes the run prints the scores; a task whose final look
+    at the folder is blocked by another task's lock says its folds are saved and how to write the results."""
+    import functools
+    import hashlib
+
+    import convat.commands.loso as loso_command
+
+    out = tmp_path / "split"
+    monkeypatch.setattr(loso_command, "settle_split_run",
+                        functools.partial(loso_command.settle_split_run, attempts=2, wait_s=0.0))
+    look = out / (".lock-task-" + hashlib.sha256(b"").hexdigest()[:8])
+    out.mkdir()
+    look.write_text("12345 another-node\n")  # a task on another machine is looking (or was killed there)
+    assert main(["loso", *TINY, "--out", str(out), "--task-index", "0", "--num-tasks", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "this task's folds are saved" in said and str(look) in said and "2 of 4 folds present" in said
+    look.unlink()
+    assert main(["loso", *TINY, "--out", str(out), "--task-index", "1", "--num-tasks", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "UF1" in said and (out / "metrics.csv").exists()
