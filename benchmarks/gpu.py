@@ -1,11 +1,19 @@
-"""Composite LOSO on one CUDA GPU, in under 5 minutes: sequential eager vs sequential compiled (CUDA graphs)
-vs all folds batched, side by side in one process.
+"""Composite LOSO on one CUDA GPU, in about 5 minutes: sequential eager vs all folds batched vs sequential
+compiled (CUDA graphs), side by side in one process.
 
 ``python -m benchmarks.gpu`` writes ``benchmarks/results/gpu.json`` (with the GPU's name) and prints the rows;
 ``python -m benchmarks.run --report-only`` then puts them in ``RESULTS.md`` and the README. Without CUDA every
 row says "not measured". Sequential variants time a subset of folds and are extrapolated to 68 folds; the
 batched variant trains all 68 folds at once (that is its point), for the same number of epochs, extrapolated
 to the book's 30 epochs.
+
+On a lent GPU machine whose Python already holds torch, timm, OpenCV and pandas (convat itself need not be
+installed: the inputs use OpenCV's DIS flow, not the contrib package's TV-L1), from the repository root::
+
+    PYTHONPATH=. python3 -m benchmarks.gpu --out "$OUT"      # writes $OUT/gpu.json, ~5 minutes
+
+then, back on the development machine, ``python -m benchmarks.run --add PATH/gpu.json`` files it with the
+results, archives its targets under the GPU's name and rebuilds the report.
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from benchmarks.common import store_result, target
+from benchmarks.common import RESULTS, store_result, target
 from convat.recipe import RECIPE
 
 FULL_EPOCHS = 30  # the budget the speed issue's GPU targets were set on
@@ -108,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-folds", type=int, default=4, help="folds timed by the sequential variants (default 4)")
     p.add_argument("--budget-s", type=float, default=BUDGET_S,
                    help=f"start no variant after this many seconds (default {BUDGET_S:.0f})")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="folder for gpu.json (default benchmarks/results; on a lent machine: $OUT)")
     args = p.parse_args(argv)
     start = time.perf_counter()
     payload = run(args.epochs, args.seq_folds, budget_s=args.budget_s)
     payload["part_seconds"] = round(time.perf_counter() - start, 1)
-    path, written = store_result("gpu", payload)
+    path, written = store_result("gpu", payload, args.out)
     for row in payload["rows"]:
         print(row)
     print(f"-> {path} in {payload['part_seconds']} s" if written else f"nothing measured; kept {path}")

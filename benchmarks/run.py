@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.common import RESULTS, others_running, store_result
+from benchmarks.common import RESULTS, archive_targets, measured_nothing, others_running, store_result
 
 PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load")
 #: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
@@ -38,6 +38,22 @@ def update_readme(markdown: str, readme: Path = README) -> bool:
     head, rest = text.split(START, 1)
     readme.write_text(f"{head}{START}\n{markdown}{END}{rest.split(END, 1)[1]}", encoding="utf-8")
     return True
+
+
+def add_result(path: Path, out: Path = RESULTS) -> Path:
+    """File a part's result measured elsewhere (its own machine, date and commit inside) as ``out/<part>.json``
+    and archive its measured targets; a result that measured nothing is refused (it would hide an earlier one)."""
+    result = json.loads(Path(path).read_text())
+    part = result.get("benchmark")
+    if part not in PARTS or "machine" not in result:
+        raise ValueError(f"not a `make bench` part result (benchmark {part!r}; parts are {PARTS})")
+    if measured_nothing(result):
+        raise ValueError(f"it measured nothing ({result.get('how') or result.get('source')}); nothing to file")
+    out.mkdir(parents=True, exist_ok=True)
+    target_path = out / f"{part}.json"
+    target_path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    archive_targets(result, out)
+    return target_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,12 +78,24 @@ def main(argv: list[str] | None = None) -> int:
                    "$CONVAT_CACHE, as the book target (from a clean cache) asks")
     p.add_argument("--report-only", action="store_true", help="measure nothing: rebuild RESULTS.md (and the README "
                    "section) from the JSON files")
+    p.add_argument("--add", type=Path, metavar="PART_JSON", action="append", default=[],
+                   help="measure nothing: file a part's result written on another machine (e.g. gpu.json from a "
+                        "lent GPU machine), archive its targets under that machine, then rebuild the report; "
+                        "repeatable")
     args = p.parse_args(argv)
     if args.fresh_cache and not args.chapters:
         p.error("--fresh-cache needs --chapters (a build's times are read as they were measured)")
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         p.error(f"unknown parts {unknown}; choose from {PARTS}")
+    for path in args.add:
+        try:
+            filed = add_result(path, args.out)
+        except (OSError, ValueError) as exc:
+            p.error(f"--add {path}: {exc}")
+        print(f"{path} -> {filed}")
+    if args.add:
+        args.report_only = True
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # which parts one `make bench` measured

@@ -378,3 +378,32 @@ def test_a_gpu_run_with_untimed_variants_names_them():
     assert note == "GPU (NVIDIA H100): not timed: batched (all folds, vmap) (failed: RuntimeError: boom)."
     rows[1].update(seconds=2.0)
     assert report.not_measured(results) == []
+
+
+def test_a_result_measured_on_a_lent_gpu_machine_is_filed_and_archived(tmp_path, monkeypatch, capsys):
+    """The GPU runs on another machine (``python -m benchmarks.gpu --out $OUT``); ``--add`` files its gpu.json
+    here under that GPU, and refuses a file that measured nothing."""
+    from benchmarks import gpu
+    from benchmarks.common import ARCHIVE
+    from benchmarks.run import main
+
+    elsewhere = tmp_path / "device"
+    measured = {"rows": [{"variant": v, "device": "NVIDIA H100 80GB HBM3", "seconds": s,
+                          "full_seconds_extrapolated": s * 5, "note": "timed"}
+                         for v, s in zip(gpu.VARIANTS, (40.0, 60.0, 4.0), strict=True)],
+                "how": "NVIDIA H100 80GB HBM3, ...", "gpu": "NVIDIA H100 80GB HBM3", "measured": True,
+                "targets": [target("composite LOSO on one GPU, batched", 20.0, 30.0, "s", "h")]}
+    write_result("gpu", measured, elsewhere)
+    results = tmp_path / "results"
+    write_result("chapters", {"rows": [], "source": "s", "targets": []}, results)
+    assert main(["--add", str(elsewhere / "gpu.json"), "--out", str(results)]) == 0
+    assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"
+    archive = json.loads((results / ARCHIVE).read_text())
+    assert archive["GPU NVIDIA H100 80GB HBM3"]["composite LOSO on one GPU, batched"]["value"] == 20.0
+    assert "GPU NVIDIA H100 80GB HBM3" in (results / "RESULTS.md").read_text()
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    write_result("gpu", gpu.run(), elsewhere)  # a machine without CUDA
+    with pytest.raises(SystemExit):
+        main(["--add", str(elsewhere / "gpu.json"), "--out", str(results)])
+    assert "it measured nothing" in capsys.readouterr().err
+    assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"  # kept
