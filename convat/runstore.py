@@ -117,7 +117,9 @@ def json_digest(value: object) -> str:
 #: This machine in the names of temporary files: a run folder on a shared file system is written by the tasks of a
 #: split run on several machines, and another machine's process id says nothing here.
 HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-#: A temporary file of another machine older than this is a leftover (a write in flight takes seconds).
+#: A temporary file of another machine older than this is a leftover (a write in flight takes seconds), and so is
+#: a run folder locked by another machine (or by a lock that cannot be read) in which nothing changed for as long:
+#: a live run writes a fold every few minutes, and machines come and go with their names.
 FOREIGN_TMP_S = 24 * 3600
 
 
@@ -683,7 +685,8 @@ def _intact_fold(store: RunStore, manifest_path: Path) -> tuple[dict, Path, Path
 
 
 def live_locks(folder: Path) -> list[str]:
-    """The processes on this machine that hold a lock of the run folder ``folder`` (``pid host``)."""
+    """The holders of the run folder's locks that may be live (``pid host``): this machine's live processes, and
+    every other machine's or unreadable lock (whose process cannot be seen from here)."""
     found = []
     for path in sorted(Path(folder).glob(".lock*")):
         holder = RunStore._holder(path)
@@ -785,7 +788,7 @@ def cache_entries(root: Path | None = None) -> list[tuple[str, Path, int, float]
                     entries.append((kind, path, stat.st_size, stat.st_mtime))
     for sub, kind in (("runs", "run"), ("explain_models", "weights")):
         for path in sorted((root / sub).glob("*")) if (root / sub).is_dir() else []:
-            # a run being copied in from a committed bundle (<run>.<pid>.tmp): its writer's pid decides its use
+            # a run being copied in from a committed bundle (<run>.<pid>-<machine>.tmp): its writer decides its use
             entries.append(("tmp" if path.name.endswith(".tmp") else kind, path, _size(path), path.stat().st_mtime))
     return entries
 
@@ -799,9 +802,28 @@ def cache_info(root: Path | None = None) -> dict[str, tuple[int, int]]:
     return info
 
 
-def _in_use(kind: str, path: Path) -> bool:
+def _newest_change(path: Path) -> float:
+    """The latest modification time of ``path`` and of everything under it (0 where it cannot be read)."""
+    try:
+        return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+    except OSError:
+        return 0.0
+
+
+def in_use(kind: str, path: Path) -> bool:
+    """Whether a cache entry (:func:`cache_entries`) may be in use, so that clearing the cache keeps it: a run
+    folder locked by a live process of this machine, or locked by another machine (or by a lock that cannot be
+    read: whose process cannot be seen from here) and changed within :data:`FOREIGN_TMP_S`; a temporary file
+    :func:`tmp_in_use`."""
     if kind == "run":
-        return bool(live_locks(path))  # another machine's lock counts: its process cannot be seen from here
+        for lock in path.glob(".lock*"):
+            holder = RunStore._holder(lock)
+            if holder is not None and holder[1] == socket.gethostname():
+                if pid_alive(holder[0]):
+                    return True
+            elif time.time() - _newest_change(path) < FOREIGN_TMP_S:
+                return True
+        return False
     if kind == "tmp":
         return tmp_in_use(path)
     return False
@@ -823,7 +845,7 @@ def clear_cache(root: Path | None = None, max_size: int | None = None) -> tuple[
     for kind, path, size, _ in entries:
         if max_size is not None and total - freed <= max_size:
             break
-        if _in_use(kind, path):
+        if in_use(kind, path):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -109,17 +110,31 @@ def test_cache_info_and_clear(clips, tmp_path, monkeypatch, capsys):
     abandoned = tmp_path / "runs" / "convat_tiny-abandoned"  # this machine's dead process: not in use
     abandoned.mkdir()
     (abandoned / ".lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
+    # another machine's lock, or one that cannot be read, in a folder unchanged for over a day: abandoned too
+    stale = []
+    for name, text in (("gone-node", f"{dead.pid} a-node-long-gone\n"), ("garbled", "not a lock")):
+        folder = tmp_path / "runs" / f"convat_tiny-{name}"
+        folder.mkdir()
+        (folder / ".lock").write_text(text)
+        old = time.time() - runstore.FOREIGN_TMP_S - 3600
+        for path in (folder / ".lock", folder):
+            os.utime(path, (old, old))
+        stale.append(folder)
     (tmp_path / "notes.txt").write_text("not ours")
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert "tensor" in out and "run" in out
     info = runstore.cache_info(tmp_path)
-    assert info["tensor"][0] == len(clips) and info["run"][0] == 4
+    assert info["tensor"][0] == len(clips) and info["run"][0] == 6
     assert main(["cache", "clear", "--max-size", "1G"]) == 0  # under the cap: nothing to do
     assert runstore.cache_info(tmp_path)["tensor"][0] == len(clips)
+    capsys.readouterr()
     assert main(["cache", "clear"]) == 0
+    said = capsys.readouterr().out
+    assert "kept 2 in use" in said and "convat_tiny-elsewhere" in said and "convat_tiny-live" in said
     left = runstore.cache_info(tmp_path)
     assert set(left) == {"run"} and left["run"][0] == 2 and not abandoned.exists()
+    assert not any(folder.exists() for folder in stale)
     assert locked.exists() and elsewhere.exists() and (tmp_path / "notes.txt").exists()  # in use / not ours: kept
 
 

@@ -38,12 +38,16 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _clear(args: argparse.Namespace) -> int:
-    from convat.runstore import clear_cache
+    from convat.runstore import cache_entries, clear_cache, in_use
 
     root = _root(args)
     removed, freed = clear_cache(root, args.max_size)
     cap = f" (down to at most {_human(args.max_size)})" if args.max_size is not None else ""
     print(f"cache {root}: removed {removed} entries, {_human(freed)}{cap}")
+    kept = [path for kind, path, _, _ in cache_entries(root) if in_use(kind, path)]
+    if kept:
+        print(f"  kept {len(kept)} in use (a live process, or another machine's within a day of its last change): "
+              + ", ".join(str(p.relative_to(root)) for p in kept))
     return 0
 
 
