@@ -91,9 +91,10 @@ def _execute(chapters: list[Path]) -> tuple[dict[str, float], dict[str, list[dic
             times[f"book/{chapter.stem}"] = execute_chapter(chapter, timeout=CELL_TIMEOUT_S, cell_times=cell_times)
         except CellTimeoutError:  # what the build would fail on: recorded as the cell timeout reached, not lost
             times[f"book/{chapter.stem}"] = time.perf_counter() - began
+            # the first code cell after the last one that finished (blank and skipped cells are numbered too)
             after = max((t["cell"] for t in cell_times), default=0)
-            cell_times.append({"cell": after + 1, "seconds": float(CELL_TIMEOUT_S), "section": "",
-                               "code": "(timed out)", "timed_out": True})
+            cell_times.append({"cell": f"after {after}" if after else "at the start", "seconds": float(CELL_TIMEOUT_S),
+                               "section": "", "code": "(timed out)", "timed_out": True})
         ranked = sorted(cell_times, key=lambda t: -t["seconds"])
         cells[f"book/{chapter.stem}"] = [t for i, t in enumerate(ranked) if i < SLOWEST_CELLS
                                          or t["seconds"] >= HEAVY_CELL_S]

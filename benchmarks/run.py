@@ -40,15 +40,30 @@ def update_readme(markdown: str, readme: Path = README) -> bool:
     return True
 
 
-def add_result(path: Path, out: Path = RESULTS) -> Path:
-    """File a part's result measured elsewhere (its own machine, date and commit inside) as ``out/<part>.json``
-    and archive its measured targets; a result that measured nothing is refused (it would hide an earlier one)."""
+def checked_result(path: Path, out: Path = RESULTS) -> dict:
+    """A part's result written elsewhere, read and checked before anything is filed: a `make bench` part with its
+    machine, that measured something, on the device it names (not a CPU dry run of the GPU part), and not older
+    than the file of that part already in ``out``."""
     result = json.loads(Path(path).read_text())
     part = result.get("benchmark")
     if part not in PARTS or "machine" not in result:
         raise ValueError(f"not a `make bench` part result (benchmark {part!r}; parts are {PARTS})")
     if measured_nothing(result):
         raise ValueError(f"it measured nothing ({result.get('how') or result.get('source')}); nothing to file")
+    if str(result.get("gpu") or "").endswith("(dry run)"):
+        raise ValueError(f"it is a dry run on {result['gpu'].removesuffix(' (dry run)')}, not a GPU measurement")
+    present = out / f"{part}.json"
+    if present.is_file() and json.loads(present.read_text()).get("date", "") > result.get("date", ""):
+        raise ValueError(f"{present} holds a later measurement ({json.loads(present.read_text())['date']} UTC "
+                         f"against {result.get('date')})")
+    return result
+
+
+def add_result(path: Path, out: Path = RESULTS) -> Path:
+    """File a part's result measured elsewhere (its own machine, date and commit inside) as ``out/<part>.json``
+    and archive its measured targets; a result that measured nothing is refused (it would hide an earlier one)."""
+    result = checked_result(path, out)
+    part = result["benchmark"]
     out.mkdir(parents=True, exist_ok=True)
     target_path = out / f"{part}.json"
     target_path.write_text(json.dumps(result, indent=1, default=str) + "\n")
@@ -58,7 +73,7 @@ def add_result(path: Path, out: Path = RESULTS) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("parts", nargs="*", default=list(DEFAULT_PARTS),
+    p.add_argument("parts", nargs="*", default=None,
                    help=f"parts to run, of {PARTS} (default: {DEFAULT_PARTS})")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
     p.add_argument("--flow-clips", type=int, default=12, help="clips in the flow-method comparison (default 12)")
@@ -85,15 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.fresh_cache and not args.chapters:
         p.error("--fresh-cache needs --chapters (a build's times are read as they were measured)")
+    named = args.parts or []
+    args.parts = named or list(DEFAULT_PARTS)
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         p.error(f"unknown parts {unknown}; choose from {PARTS}")
-    for path in args.add:
+    if args.add and (named or args.chapters):
+        p.error("--add files results measured elsewhere and measures nothing: name no parts and no --chapters")
+    for path in args.add:  # every file checked before any is filed
         try:
-            filed = add_result(path, args.out)
+            checked_result(path, args.out)
         except (OSError, ValueError) as exc:
             p.error(f"--add {path}: {exc}")
-        print(f"{path} -> {filed}")
+    for path in args.add:
+        print(f"{path} -> {add_result(path, args.out)}")
     if args.add:
         args.report_only = True
     warnings.filterwarnings("ignore")

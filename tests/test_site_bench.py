@@ -356,7 +356,7 @@ def test_a_cell_that_reaches_the_timeout_is_recorded_not_lost(monkeypatch):
     times, cells, _ = chapters._execute([Path("book/02_data.md"), Path("book/09_real_data.md")])
     assert set(times) == {"book/02_data", "book/09_real_data"} and times["book/09_real_data"] == 2.5
     slowest = cells["book/02_data"][0]
-    assert slowest["timed_out"] and slowest["cell"] == 4 and slowest["seconds"] == chapters.CELL_TIMEOUT_S
+    assert slowest["timed_out"] and slowest["cell"] == "after 3" and slowest["seconds"] == chapters.CELL_TIMEOUT_S
 
     monkeypatch.setattr(chapters, "run", lambda execute, fresh_cache: {
         "rows": [], "source": "s", "targets": [], "slowest_cells": {"book/02_data": cells["book/02_data"]}})
@@ -401,9 +401,18 @@ def test_a_result_measured_on_a_lent_gpu_machine_is_filed_and_archived(tmp_path,
     archive = json.loads((results / ARCHIVE).read_text())
     assert archive["GPU NVIDIA H100 80GB HBM3"]["composite LOSO on one GPU, batched"]["value"] == 20.0
     assert "GPU NVIDIA H100 80GB HBM3" in (results / "RESULTS.md").read_text()
-    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
-    write_result("gpu", gpu.run(), elsewhere)  # a machine without CUDA
+    refused = {"measured nothing": {**measured, "gpu": None, "measured": False},
+               "a dry run on cpu": {**measured, "gpu": "cpu (dry run)"}}
+    for why, payload in refused.items():
+        write_result("gpu", payload, elsewhere)
+        with pytest.raises(SystemExit):
+            main(["--add", str(elsewhere / "gpu.json"), "--out", str(results)])
+        assert why in capsys.readouterr().err
+    older = json.loads((results / "gpu.json").read_text()) | {"date": "2000-01-01 00:00"}
+    (elsewhere / "older.json").write_text(json.dumps(older))
     with pytest.raises(SystemExit):
-        main(["--add", str(elsewhere / "gpu.json"), "--out", str(results)])
-    assert "it measured nothing" in capsys.readouterr().err
-    assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"  # kept
+        main(["--add", str(elsewhere / "older.json"), "--out", str(results)])
+    assert "holds a later measurement" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --add measures nothing: no part may be named beside it
+        main(["--add", str(elsewhere / "older.json"), "loso", "--out", str(results)])
+    assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"  # kept throughout
