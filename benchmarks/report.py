@@ -135,9 +135,9 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
                 "for the composite).", ""]
         if c.get("by_workers"):
             out += ["The same clips in one process and in the worker pool (wall and CPU seconds, workers' CPU "
-                    "included, extrapolated to the composite):", ""]
-            out += _table(c["by_workers"], ["workers", "seconds_extrapolated", "cpu_seconds_extrapolated",
-                                            "load_average"])
+                    "included, extrapolated to the composite; medians of interleaved repeats where counted):", ""]
+            out += _table(c["by_workers"], ["workers"] + (["repeats"] if "repeats" in c["by_workers"][0] else [])
+                          + ["seconds_extrapolated", "cpu_seconds_extrapolated", "load_average"])
             out += [""]
     if "models" in results:
         r = results["models"]

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if part == "preprocessing":
             from benchmarks import preprocessing
 
-            payload = preprocessing.run(n_clips=args.flow_clips, composite_clips=args.composite_clips)
+            payload = preprocessing.run(n_clips=args.flow_clips, composite_clips=args.composite_clips,
+                                        repeats=args.repeats)
         elif part == "models":
             from benchmarks import models
 

@@ -416,3 +416,18 @@ def test_a_result_measured_on_a_lent_gpu_machine_is_filed_and_archived(tmp_path,
     with pytest.raises(SystemExit):  # --add measures nothing: no part may be named beside it
         main(["--add", str(elsewhere / "older.json"), "loso", "--out", str(results)])
     assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"  # kept throughout
+
+
+def test_the_preprocessing_part_reports_medians_of_interleaved_repeats(tmp_path, monkeypatch):
+    from benchmarks import preprocessing
+
+    monkeypatch.setenv("CONVAT_CACHE", str(tmp_path / "cache"))
+    payload = preprocessing.run(n_clips=2, composite_clips=4, repeats=2)
+    composite = payload["composite"]
+    assert [r["workers"] for r in composite["by_workers"]] == [1, 2]
+    assert all(r["repeats"] == 2 and r["seconds_extrapolated"] > 0 for r in composite["by_workers"])
+    assert "medians of 2 interleaved repeats" in composite["how"] and composite["clips_timed"] == 4
+    (t,) = payload["targets"]
+    assert t["value"] == min(r["seconds_extrapolated"] for r in composite["by_workers"])
+    write_result("preprocessing", payload, tmp_path)
+    assert "| workers | repeats | seconds_extrapolated |" in report.render(report.load(tmp_path))
