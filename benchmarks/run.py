@@ -53,19 +53,17 @@ def checked_result(path: Path, out: Path = RESULTS) -> dict:
     if str(result.get("gpu") or "").endswith("(dry run)"):
         raise ValueError(f"it is a dry run on {result['gpu'].removesuffix(' (dry run)')}, not a GPU measurement")
     present = out / f"{part}.json"
-    if present.is_file() and json.loads(present.read_text()).get("date", "") > result.get("date", ""):
-        raise ValueError(f"{present} holds a later measurement ({json.loads(present.read_text())['date']} UTC "
-                         f"against {result.get('date')})")
+    filed = json.loads(present.read_text()).get("date", "") if present.is_file() else ""
+    if filed > result.get("date", ""):
+        raise ValueError(f"{present} holds a later measurement ({filed} UTC against {result.get('date')})")
     return result
 
 
-def add_result(path: Path, out: Path = RESULTS) -> Path:
-    """File a part's result measured elsewhere (its own machine, date and commit inside) as ``out/<part>.json``
-    and archive its measured targets; a result that measured nothing is refused (it would hide an earlier one)."""
-    result = checked_result(path, out)
-    part = result["benchmark"]
+def add_result(result: dict, out: Path = RESULTS) -> Path:
+    """File a part's result measured elsewhere (its own machine, date and commit inside; checked by
+    :func:`checked_result`) as ``out/<part>.json`` and archive its measured targets."""
     out.mkdir(parents=True, exist_ok=True)
-    target_path = out / f"{part}.json"
+    target_path = out / f"{result['benchmark']}.json"
     target_path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     archive_targets(result, out)
     return target_path
@@ -107,13 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown parts {unknown}; choose from {PARTS}")
     if args.add and (named or args.chapters):
         p.error("--add files results measured elsewhere and measures nothing: name no parts and no --chapters")
-    for path in args.add:  # every file checked before any is filed
+    checked: dict[Path, dict] = {}
+    for path in args.add:  # every file checked before any is filed, against the ones named before it too
         try:
-            checked_result(path, args.out)
+            result = checked_result(path, args.out)
         except (OSError, ValueError) as exc:
             p.error(f"--add {path}: {exc}")
-    for path in args.add:
-        print(f"{path} -> {add_result(path, args.out)}")
+        before = [(q, r["date"]) for q, r in checked.items() if r["benchmark"] == result["benchmark"]]
+        if before and max(d for _, d in before) > result.get("date", ""):
+            p.error(f"--add {path}: {before[-1][0]}, named before it, holds a later measurement")
+        checked[path] = result
+    for path, result in checked.items():
+        print(f"{path} -> {add_result(result, args.out)}")
     if args.add:
         args.report_only = True
     warnings.filterwarnings("ignore")

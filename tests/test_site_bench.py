@@ -413,6 +413,9 @@ def test_a_result_measured_on_a_lent_gpu_machine_is_filed_and_archived(tmp_path,
     with pytest.raises(SystemExit):
         main(["--add", str(elsewhere / "older.json"), "--out", str(results)])
     assert "holds a later measurement" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # nor an older one named after a newer one in the same call
+        main(["--add", str(results / "gpu.json"), "--add", str(elsewhere / "older.json"), "--out", str(tmp_path)])
+    assert "named before it, holds a later measurement" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --add measures nothing: no part may be named beside it
         main(["--add", str(elsewhere / "older.json"), "loso", "--out", str(results)])
     assert json.loads((results / "gpu.json").read_text())["gpu"] == "NVIDIA H100 80GB HBM3"  # kept throughout
