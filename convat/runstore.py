@@ -120,7 +120,7 @@ HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 #: A temporary file of another machine older than this is a leftover (a write in flight takes seconds), and so is
 #: a run folder locked by another machine (or by a lock that cannot be read) in which nothing changed for as long:
 #: a live run writes a fold every few minutes, and machines come and go with their names.
-FOREIGN_TMP_S = 24 * 3600
+FOREIGN_STALE_S = 24 * 3600
 
 
 def tmp_name(path: Path) -> Path:
@@ -142,7 +142,7 @@ def tmp_writer(path: Path) -> tuple[int, str | None] | None:
 
 def tmp_in_use(path: Path) -> bool:
     """Whether a temporary file may still be being written: its writer still runs on this machine, or it was
-    written on another machine sharing the folder less than :data:`FOREIGN_TMP_S` ago (whether that process
+    written on another machine sharing the folder less than :data:`FOREIGN_STALE_S` ago (whether that process
     runs cannot be seen from here)."""
     writer = tmp_writer(path)
     if writer is None:
@@ -150,7 +150,7 @@ def tmp_in_use(path: Path) -> bool:
     pid, host = writer
     if host is not None and host != HOST_TAG:
         try:
-            return time.time() - path.stat().st_mtime < FOREIGN_TMP_S
+            return time.time() - path.stat().st_mtime < FOREIGN_STALE_S
         except OSError:
             return False
     return pid_alive(pid)
@@ -813,7 +813,7 @@ def _newest_change(path: Path) -> float:
 def in_use(kind: str, path: Path) -> bool:
     """Whether a cache entry (:func:`cache_entries`) may be in use, so that clearing the cache keeps it: a run
     folder locked by a live process of this machine, or locked by another machine (or by a lock that cannot be
-    read: whose process cannot be seen from here) and changed within :data:`FOREIGN_TMP_S`; a temporary file
+    read: whose process cannot be seen from here) and changed within :data:`FOREIGN_STALE_S`; a temporary file
     :func:`tmp_in_use`."""
     if kind == "run":
         for lock in path.glob(".lock*"):
@@ -821,7 +821,7 @@ def in_use(kind: str, path: Path) -> bool:
             if holder is not None and holder[1] == socket.gethostname():
                 if pid_alive(holder[0]):
                     return True
-            elif time.time() - _newest_change(path) < FOREIGN_TMP_S:
+            elif time.time() - _newest_change(path) < FOREIGN_STALE_S:
                 return True
         return False
     if kind == "tmp":

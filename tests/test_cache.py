@@ -116,7 +116,7 @@ def test_cache_info_and_clear(clips, tmp_path, monkeypatch, capsys):
         folder = tmp_path / "runs" / f"convat_tiny-{name}"
         folder.mkdir()
         (folder / ".lock").write_text(text)
-        old = time.time() - runstore.FOREIGN_TMP_S - 3600
+        old = time.time() - runstore.FOREIGN_STALE_S - 3600
         for path in (folder / ".lock", folder):
             os.utime(path, (old, old))
         stale.append(folder)

@@ -243,7 +243,7 @@ def test_stray_temporary_files_of_dead_processes_are_removed(reference, data, tm
 def test_another_machines_temporary_files_are_left_until_they_are_old(reference, data, tmp_path):
     """Tasks of a split run on several machines share the folder: a write in flight on another machine has a
     process id that means nothing here, so its file is kept until it is a day old."""
-    from convat.runstore import FOREIGN_TMP_S, HOST_TAG, tmp_in_use, tmp_writer
+    from convat.runstore import FOREIGN_STALE_S, HOST_TAG, tmp_in_use, tmp_writer
 
     x, table = data
     out = _copy(reference, tmp_path)
@@ -255,7 +255,7 @@ def test_another_machines_temporary_files_are_left_until_they_are_old(reference,
     mine = out / "folds" / f"s3.csv.{dead.pid}-{HOST_TAG}.tmp"
     for path in (in_flight, leftover, mine):
         path.write_text("half")
-    old = time.time() - FOREIGN_TMP_S - 60
+    old = time.time() - FOREIGN_STALE_S - 60
     os.utime(leftover, (old, old))
     assert tmp_writer(in_flight) == (dead.pid, other) and tmp_writer(out / "x.csv.12.tmp") == (12, None)
     assert tmp_in_use(in_flight) and not tmp_in_use(leftover) and not tmp_in_use(mine)
