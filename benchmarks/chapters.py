@@ -40,6 +40,11 @@ def _rows(times: dict[str, float]) -> list[dict]:
 BOOK_TARGET = "whole book, quick profile, from a clean cache (chapter execution)"
 
 
+#: How a part that executed the chapters itself (``--chapters``) describes where its times come from: the text is
+#: shown later beside other parts, so it says who ran them rather than when.
+EXECUTED = "the chapters executed by the benchmark, each in a fresh kernel, in the build's order"
+
+
 def book_target(total: float, conditions: dict, source: str) -> dict:
     """The whole-book target, judged only for a build that started from an empty package cache; any other total
     is reported as not judged, saying why."""
@@ -52,7 +57,7 @@ def book_target(total: float, conditions: dict, source: str) -> dict:
         why = f"{source} could not read its package cache, so whether it was a first run is unknown"
     else:
         why = f"{source} started from a {cache}, which serves the runs and tensors it holds"
-    advice = ("measure with --fresh-cache" if source.startswith("measured now") else
+    advice = ("measure with --fresh-cache" if source.startswith(EXECUTED) else
               "run `make book` with an empty $CONVAT_CACHE, or `python -m benchmarks.run chapters --chapters "
               "--fresh-cache`")
     return {**target(BOOK_TARGET, None, BOOK_BUDGET_S, "s", f"{why} ({total:.1f} s); {advice}"), "judged": False}
@@ -108,7 +113,7 @@ def run(execute: bool = False, fresh_cache: bool = False) -> dict:
     cells: dict[str, list[dict]] = {}
     if execute:
         chapters = book_notebooks()
-        source = "measured now, each chapter in a fresh kernel, in the build's order"
+        source = EXECUTED
         if fresh_cache:
             import os
             import tempfile

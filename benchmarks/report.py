@@ -9,7 +9,10 @@ from pathlib import Path
 from benchmarks.common import ARCHIVE
 from convat.site.environment import machine_cpu
 
-ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load")
+ORDER = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load", "options")
+#: A TV-L1 parameter set counts as an option for the preprocessing target when its mean EPE, over the frame and
+#: inside the AU masks, stays within this factor of today's (the margin the preprocessing part allows a method).
+EPE_MARGIN = 1.10
 
 
 def _freed_memory_note(rows: list[dict]) -> list[str]:
@@ -202,6 +205,21 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
         if r.get("total_seconds") is not None:
             out += ["", f"Total: {r['total_seconds']} s; cell timeout {r['cell_timeout_s']} s."]
         out += [""]
+    if "options" in results:
+        r = results["options"]
+        out += [f"**Options that would change results** (measured, none adopted) — {r['how']}. TV-L1 parameter "
+                "sets (EPE change: mean over clips of the paired difference from today's, 95 % bootstrap "
+                "interval):", ""]
+        estimated = ["composite_seconds_estimated"] if any("composite_seconds_estimated" in row
+                                                          for row in r["tvl1"]) else []
+        out += _table(r["tvl1"], ["variant", "epe", "epe_change", "epe_au", "epe_au_change", "cpu_s_per_clip",
+                                  "speedup", *estimated])
+        if estimated:
+            out += ["", f"`composite_seconds_estimated`: the preprocessing part's {r['composite_seconds_measured']} s "
+                    "on this CPU divided by the set's speed-up."]
+        out += ["", "The training step (one thread, as a fold worker):", ""]
+        out += _table(r["step"], ["variant", "model", "cpu_ms_per_step", "speedup", "repeats"])
+        out += [""]
     out += ["**Targets**", ""]
     for name in ORDER:
         if name in results:
@@ -242,11 +260,14 @@ def why_missed(results: dict[str, dict]) -> list[str]:
             ratio = quickest["epe"] / tv["epe"]
             if ratio > 1.10:
                 why = (f"has a whole-frame EPE {ratio:.2f}x TV-L1's, outside the 10 % margin, so the target has to be "
-                       "met with TV-L1 itself (a GPU TV-L1 or more CPU cores)")
+                       "met with TV-L1 itself: more CPU cores, a GPU TV-L1 or other TV-L1 parameters")
             else:
                 why = "is within the EPE margin, so the time goes to the rest of the pipeline (faces, strain, resize)"
             notes.append(f"Preprocessing: TV-L1 computes {tv['clips_per_s']:.2f} clips/s here; the fastest "
                          f"alternative, {quickest['method']} ({quickest['clips_per_s']:.0f} clips/s), {why}.")
+        option = tvl1_option(results.get("options"))
+        if option:
+            notes.append(option)
     loso, models = results.get("loso"), results.get("models")
     if loso and models and any(t.startswith("composite LOSO") and "CPU" in t for t in missed):
         rate = {r["model"]: r["train_samples_per_s"] for r in models["rows"] if r["device"] == "cpu"}
@@ -268,6 +289,13 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"than these {cores} cores give: a GPU, or at least {needed} cores "
                          "with one fold worker each if throughput grew linearly with cores (not measured; the "
                          "memory-bound stem may not).")
+        step = {r["variant"]: r for r in (results.get("options") or {}).get("step", [])}
+        if "bfloat16 autocast" in step:
+            b = step["bfloat16 autocast"]
+            notes.append(f"LOSO: bfloat16 autocast runs {b['model']}'s training step at {b['speedup']}x the float32 "
+                         f"speed on one thread here (options part: {b['cpu_ms_per_step']} ms per step); "
+                         + ("it would change every result, so it is not adopted." if b["speedup"] > 1 else
+                            "no gain from lower precision on this CPU."))
     book = results.get("chapters")
     if book and any(t.startswith("whole book") for t in missed) and book.get("slowest_cells"):
         limit = next(t["limit"] for t in book["targets"] if t["target"].startswith("whole book"))
@@ -283,6 +311,26 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
                          f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")
     return notes
+
+
+def tvl1_option(options: dict | None) -> str | None:
+    """The sentence on the fastest measured TV-L1 parameter set whose EPE, over the frame and in the AU masks, stays
+    within :data:`EPE_MARGIN` of today's; None without the options part or without such a set."""
+    if not options or not options.get("tvl1"):
+        return None
+    today = options["tvl1"][0]
+    kept = [r for r in options["tvl1"][1:] if r["epe"] <= EPE_MARGIN * today["epe"]
+            and r["epe_au"] <= EPE_MARGIN * today["epe_au"] and r["speedup"] > 1]
+    if not kept:
+        return (f"Preprocessing: none of the TV-L1 parameter sets measured in the options part is faster with an EPE "
+                f"within {EPE_MARGIN - 1:.0%} of today's.")
+    best = max(kept, key=lambda r: r["speedup"])
+    estimate = (f", about {best['composite_seconds_estimated']} s for the composite"
+                if best.get("composite_seconds_estimated") is not None else "")
+    return (f"Preprocessing: TV-L1 with {best['variant']} measured {best['speedup']}x faster per clip{estimate}, at a "
+            f"whole-frame EPE change of {best['epe_change']} px and {best['epe_au_change']} px in the AU masks "
+            f"(options part, {options['clips']} SynthME clips). It is not adopted: it changes every preprocessed "
+            "tensor, so every committed result (the reference study among them) would have to be made again.")
 
 
 def not_measured(results: dict[str, dict]) -> list[str]:

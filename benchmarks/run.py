@@ -5,8 +5,9 @@ worker pool), ``models`` (training and inference samples/s), ``threads`` (one fo
 vs explicit threads, quiet and with two busy background processes), ``loso`` (composite LOSO, sequential vs the
 worker pool, quiet and under load, wall and CPU time, extrapolated from a subset), ``gpu`` (CUDA only: eager vs
 compiled vs batched; "not measured" rows elsewhere), ``chapters`` (each chapter's time in the quick profile) and
-``chapters_load`` (the same from a fresh cache beside two busy processes: the slowest cell against the timeout).
-Designed to finish in about 10 minutes on 2 cores.
+``chapters_load`` (the same from a fresh cache beside two busy processes: the slowest cell against the timeout);
+``options`` (speed-ups that would change results, measured and not adopted: TV-L1 parameter sets against the true
+motion, bfloat16 training steps). Designed to finish in about 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 from benchmarks import report
 from benchmarks.common import RESULTS, archive_targets, measured_nothing, others_running, store_result
 
-PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load")
+PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapters_load", "options")
 #: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
 #: point) runs only when named: ``python -m benchmarks.run threads``; the ``loso`` part has its own under-load row.
-#: ``chapters_load`` (the whole book from a fresh cache beside two busy processes, ~2x the book) too.
+#: ``chapters_load`` (the whole book from a fresh cache beside two busy processes, ~2x the book) too, and
+#: ``options`` (~4 min: decision material for the missed CPU targets, not a target of its own).
 DEFAULT_PARTS = ("preprocessing", "models", "loso", "gpu", "chapters")
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -69,6 +71,19 @@ def add_result(result: dict, out: Path = RESULTS) -> Path:
     return target_path
 
 
+def composite_seconds_here(out: Path = RESULTS) -> float | None:
+    """The preprocessing part's measured composite time if it was measured on this machine's CPU (the options
+    part scales it into estimates), else None."""
+    from benchmarks.common import archive_key, context
+
+    path = out / "preprocessing.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    here = archive_key({"benchmark": "options", "machine": context()["machine"]})
+    return result["composite"]["seconds"] if archive_key(result) == here else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("parts", nargs="*", default=None,
@@ -81,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     # whole part within a few minutes; the pool is started (torch imported) outside the timed part, as it is
     # reused in practice. At 2 epochs a fold's fixed costs (model build, first steps) were a third of the
     # timed part and the pool's gain read 1.24x instead of the 1.48x of 8-epoch runs.
+    p.add_argument("--option-clips", type=int, default=48, help="clips in the options part's TV-L1 comparison "
+                   "(default 48)")
     p.add_argument("--loso-folds", type=int, default=2, help="composite folds timed per strategy (default 2)")
     p.add_argument("--loso-epochs", type=int, default=6, help="epochs timed per fold (default 6)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats per variant (default 2)")
@@ -153,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import gpu
 
             payload = gpu.run()
+        elif part == "options":
+            from benchmarks import options
+
+            payload = options.run(n_clips=args.option_clips, repeats=args.repeats,
+                                  composite_seconds=composite_seconds_here(args.out))
         elif part == "chapters_load":
             from benchmarks import chapters
 

@@ -186,8 +186,8 @@ def test_the_book_target_is_judged_only_for_a_build_from_an_empty_cache(tmp_path
                              "tensors it holds (200.0 s); run `make book` with an empty $CONVAT_CACHE, or `python -m "
                              "benchmarks.run chapters --chapters --fresh-cache`")
     # a build from before the record, or one that could not read its cache: not judged either
-    old = chapters.book_target(200.0, {}, "measured now")
-    assert old["met"] is None and old["how"].startswith("measured now did not record its package cache")
+    old = chapters.book_target(200.0, {}, chapters.EXECUTED)
+    assert old["met"] is None and old["how"].startswith(f"{chapters.EXECUTED} did not record its package cache")
     assert old["how"].endswith("measure with --fresh-cache")
     unreadable = chapters.book_target(200.0, {"cache_files_at_start": None, "fresh_cache": None}, "a build")
     assert unreadable["met"] is None and "could not read its package cache" in unreadable["how"]
@@ -209,7 +209,7 @@ def test_a_missed_book_target_names_the_cells_that_take_the_time():
     from benchmarks.chapters import book_target
 
     fresh = {"cache_files_at_start": 0, "fresh_cache": True}
-    chapters = {"rows": [], "total_seconds": 400.0, "targets": [book_target(400.0, fresh, "measured now")],
+    chapters = {"rows": [], "total_seconds": 400.0, "targets": [book_target(400.0, fresh, "a build")],
                 "slowest_cells": {"book/04_model": [{"cell": 9, "seconds": 90.0, "code": "run = cv.cached_run("},
                                                     {"cell": 3, "seconds": 6.0, "code": "import timm"}],
                                   "book/08_pitfalls": [{"cell": 7, "seconds": 48.0, "code": "trace = epoch_trace("}]}}
@@ -434,3 +434,88 @@ def test_the_preprocessing_part_reports_medians_of_interleaved_repeats(tmp_path,
     assert t["value"] == min(r["seconds_extrapolated"] for r in composite["by_workers"])
     write_result("preprocessing", payload, tmp_path)
     assert "| workers | repeats | seconds_extrapolated |" in report.render(report.load(tmp_path))
+
+
+def test_options_compare_tvl1_sets_paired_with_todays_and_leave_everything_as_it_was():
+    import cv2
+    import torch
+
+    from benchmarks import options
+    from convat.data.synth import generate
+    from convat.preprocess.flow import TVL1_PARAMS
+
+    before = dict(TVL1_PARAMS), cv2.getNumThreads(), torch.get_num_threads()
+    records = generate("composite")[:3]
+    rows = options.tvl1_variants(records, {"today": {}, "loose": {"epsilon": 0.05}}, repeats=1)
+    assert (dict(TVL1_PARAMS), cv2.getNumThreads(), torch.get_num_threads()) == before
+    today, loose = rows
+    assert today["epe_change"] == "+0.0000 [+0.0000, +0.0000]" and today["speedup"] == 1.0
+    assert loose["epe"] != today["epe"]  # the set reached TV-L1: a looser stop gives another field
+    mean, interval = loose["epe_change"].split(" ", 1)
+    assert float(mean) == pytest.approx(loose["epe"] - today["epe"], abs=2e-4)
+    low, high = (float(v) for v in interval.strip("[]").split(", "))
+    assert low <= float(mean) <= high
+
+
+def test_a_paired_interval_covers_the_mean_and_is_zero_for_equal_arms():
+    import numpy as np
+
+    from benchmarks.options import paired_interval
+
+    assert paired_interval(np.zeros(5)) == (0.0, 0.0)
+    diffs = np.random.default_rng(1).normal(0.3, 1.0, 40)
+    low, high = paired_interval(diffs)
+    assert low < diffs.mean() < high and high - low < 1.0
+
+
+def _options(rows: list[dict]) -> dict:
+    return {"tvl1": rows, "clips": 48, "how": "test", "composite_seconds_measured": 50.0,
+            "step": [{"variant": "float32 (today)", "model": "convat_tiny", "cpu_ms_per_step": 50.0, "speedup": 1.0,
+                      "repeats": 7},
+                     {"variant": "bfloat16 autocast", "model": "convat_tiny", "cpu_ms_per_step": 75.0,
+                      "speedup": 0.67, "repeats": 7}]}
+
+
+def test_the_missed_preprocessing_target_names_the_fastest_tvl1_set_within_the_epe_margin():
+    today = {"variant": "current", "epe": 0.10, "epe_au": 0.15, "speedup": 1.0, "epe_change": "+0",
+             "epe_au_change": "+0"}
+    close = {"variant": "warps 3", "epe": 0.105, "epe_au": 0.15, "speedup": 1.2, "epe_change": "+0.005",
+             "epe_au_change": "+0", "composite_seconds_estimated": 41.7}
+    fast_but_worse = {"variant": "epsilon 0.05", "epe": 0.18, "epe_au": 0.11, "speedup": 7.0, "epe_change": "+0.08",
+                      "epe_au_change": "-0.04"}
+    note = report.tvl1_option(_options([today, close, fast_but_worse]))
+    assert note.startswith("Preprocessing: TV-L1 with warps 3 measured 1.2x") and "about 41.7 s" in note
+    assert "not adopted" in note
+    assert "none of the TV-L1 parameter sets" in report.tvl1_option(_options([today, fast_but_worse]))
+    assert report.tvl1_option(None) is None
+
+
+def test_the_options_part_renders_and_feeds_the_notes_on_missed_targets(tmp_path):
+    rows = [{"variant": "current", "epe": 0.10, "epe_au": 0.15, "speedup": 1.0, "epe_change": "+0", "epe_au_change":
+             "+0", "cpu_s_per_clip": 0.2, "composite_seconds_estimated": 50.0},
+            {"variant": "epsilon 0.02", "epe": 0.10, "epe_au": 0.14, "speedup": 2.0, "epe_change": "-0",
+             "epe_au_change": "-0.01", "cpu_s_per_clip": 0.1, "composite_seconds_estimated": 25.0}]
+    pre = {"rows": [{"method": "tvl1", "clips_per_s": 8.0, "epe": 0.1, "epe_au": 0.15},
+                    {"method": "dis", "clips_per_s": 700.0, "epe": 0.27, "epe_au": 0.18},
+                    {"method": "zero", "clips_per_s": 1e5, "epe": 0.58, "epe_au": 0.57}],
+           "subset_clips": 12, "composite": {"clips": 442, "method": "tvl1", "size": 64, "seconds": 50.0,
+                                             "clips_per_s": 8.8},
+           "targets": [target("composite preprocessing, fastest method within 10 % of TV-L1's EPE", 50.0, 35.0,
+                              "s", "test")]}
+    write_result("preprocessing", pre, tmp_path)
+    write_result("options", _options(rows), tmp_path)
+    text = report.render(report.load(tmp_path))
+    assert "**Options that would change results**" in text and "| epsilon 0.02 |" in text
+    assert "TV-L1 with epsilon 0.02 measured 2.0x faster per clip, about 25.0 s for the composite" in text
+
+
+def test_options_scale_only_a_composite_time_measured_on_this_cpu(tmp_path):
+    from benchmarks.run import composite_seconds_here
+
+    assert composite_seconds_here(tmp_path) is None
+    write_result("preprocessing", {"composite": {"seconds": 49.5}}, tmp_path)
+    assert composite_seconds_here(tmp_path) == 49.5
+    stored = json.loads((tmp_path / "preprocessing.json").read_text())
+    stored["machine"]["cpu kernels"] = "another CPU"
+    (tmp_path / "preprocessing.json").write_text(json.dumps(stored))
+    assert composite_seconds_here(tmp_path) is None
