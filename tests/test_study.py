@@ -451,6 +451,41 @@ def test_a_run_that_is_a_finished_cell_is_served_from_the_bundle(bundle, tmp_pat
     assert bundled_run(x, table, config, tmp_path / "none", progress=False).path.parent.name == "runs"
 
 
+def test_a_runs_predictions_are_read_without_training_where_they_exist(bundle, tmp_path, monkeypatch):
+    import convat.loso
+    from convat.experiments.study import SERVE_ENV, available_predictions, bundled_run
+
+    study = load_study(bundle)
+    x, table, config = _point_of(study.spec, 1, tmp_path, monkeypatch)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("reading a run's predictions must not train")
+
+    monkeypatch.setattr(convat.loso, "fit_fold", no_training)
+    committed = study.predictions[(study.predictions["model"] == "ststnet")
+                                  & (study.predictions["train_seed"] == 1)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(available_predictions(x, table, config, bundle),  # the cell bundled_run serves
+                                  committed.drop(columns=["model", "data_seed", "train_seed"]), check_dtype=False)
+    assert available_predictions(x, table, replace(config, lr=config.lr * 2), bundle) is None  # not a cell
+    monkeypatch.setenv(SERVE_ENV, "0")
+    assert available_predictions(x, table, config, bundle) is None  # serving off, nothing in the cache
+    monkeypatch.delenv(SERVE_ENV)
+    run = bundled_run(x, table, config, bundle, progress=False)
+    monkeypatch.setenv(SERVE_ENV, "0")  # the finished run in this machine's cache is read, whatever its origin
+    pd.testing.assert_frame_equal(available_predictions(x, table, config, bundle), run.predictions,
+                                  check_dtype=False)
+
+
+def test_agreement_counts_equal_predictions_clip_by_clip():
+    from convat.experiments.study import agreement
+
+    run = pd.DataFrame({"clip": ["a", "b", "c"], "prediction": ["neg", "pos", "sur"]})
+    assert agreement(run, ["c", "a"], ["sur", "pos"]) == "1 / 2"  # matched by clip, not by position
+    assert agreement(None, ["a"], ["neg"]) == "not on this machine"
+    with pytest.raises(ValueError, match="'z'"):
+        agreement(run, ["z"], ["neg"])
+
+
 def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(bundle, tmp_path, monkeypatch):
     """recheck_served retrains folds of a served run with the bundle's threads per fold and compares; the check
     can fail (a recomputation that differs is reported, in bold when the served folds name this CPU)."""

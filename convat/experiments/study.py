@@ -508,22 +508,17 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
     """
     import shutil
 
-    from convat.loso import cached_run, loso_splits, run_identity, run_key
+    from convat.loso import cached_run
 
     bundle = Path(bundle) if bundle is not None else default_bundle("study-quick")
     record = _read_bundle(bundle) if bundle.is_dir() else None
-    # the folder cached_run keeps this run in (a test holds the two to the same path)
-    target = runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
+    target = _cache_folder(x, table, config, splits, data)
     if not serving_bundles():
         if (target / runstore.SERVED_FROM).exists() and not runstore.live_locks(target):
             shutil.rmtree(target)  # a copy served earlier: train the run instead, as asked
         return cached_run(x, table, config, progress=progress, splits=splits, data=data,
                           parallel_folds=parallel_folds)
-    identity = run_identity(x, table, config, splits if splits is not None else loso_splits(table), data)
-    source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
-              if record else None)
-    if source is not None and not _same_platform(source, config):
-        source = None  # made on another device or torch: not what this machine computes
+    identity, source = _servable_cell(x, table, config, bundle, record, splits, data)
     if source is not None and target.exists() and not list((target / "folds").glob("*.json")) \
             and not runstore.live_locks(target):
         shutil.rmtree(target)  # a run killed before its first fold finished: nothing of its own to resume
@@ -547,6 +542,56 @@ def bundled_run(x, table: pd.DataFrame, config, bundle: str | Path | None = None
             if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
     return cached_run(x, table, config, progress=progress, splits=splits, data=data, parallel_folds=parallel_folds)
+
+
+def _cache_folder(x, table: pd.DataFrame, config, splits=None, data: dict | None = None) -> Path:
+    """The folder :func:`convat.loso.cached_run` keeps this run in (a test holds the two to the same path)."""
+    from convat.loso import run_key
+
+    return runstore.default_cache_dir() / "runs" / f"{config.model}-{run_key(x, table, config, splits, data)}"
+
+
+def _servable_cell(x, table: pd.DataFrame, config, bundle: Path, record: dict | None, splits=None,
+                   data: dict | None = None) -> tuple[dict, Path | None]:
+    """This run's identity, and the bundle's finished cell that is exactly this run made on this machine's
+    device and torch version (None if there is none)."""
+    from convat.loso import loso_splits, run_identity
+
+    identity = run_identity(x, table, config, splits if splits is not None else loso_splits(table), data)
+    source = (runstore.find_run(identity, [bundle / key for key in sorted(record.get("cells", {}))])
+              if record else None)
+    if source is not None and not _same_platform(source, config):
+        source = None  # made on another device or torch: not what this machine computes
+    return identity, source
+
+
+def available_predictions(x, table: pd.DataFrame, config, bundle: str | Path | None = None, splits=None,
+                          data: dict | None = None) -> pd.DataFrame | None:
+    """The pooled predictions of the run :func:`bundled_run` would return, where they can be read without
+    training anything: the finished run in this machine's cache, else the committed cell it would serve (unless
+    :data:`SERVE_ENV` turns serving off); None otherwise. Lets a page compare the fold models it trains itself
+    with the run another chapter scored, at no training cost."""
+    finished = _cache_folder(x, table, config, splits, data) / "predictions.csv"
+    if finished.is_file():
+        return pd.read_csv(finished)
+    bundle = Path(bundle) if bundle is not None else default_bundle("study-quick")
+    record = _read_bundle(bundle) if bundle.is_dir() and serving_bundles() else None
+    _, source = _servable_cell(x, table, config, bundle, record, splits, data)
+    return pd.read_csv(source / "predictions.csv") if source is not None else None
+
+
+def agreement(run: pd.DataFrame | None, clips, predicted) -> str:
+    """How many of ``predicted`` (class names, one per clip of ``clips``) equal a run's predictions of the same
+    clips, as ``"8 / 10"``; ``"not on this machine"`` without the run (:func:`available_predictions` gave None).
+    A clip the run does not hold is an error naming it."""
+    if run is None:
+        return "not on this machine"
+    by_clip = run.set_index("clip")["prediction"]
+    missing = [c for c in clips if c not in by_clip.index]
+    if missing:
+        raise ValueError(f"the run has no prediction for clip(s) {missing[:3]}")
+    same = sum(str(by_clip[c]) == str(p) for c, p in zip(clips, predicted, strict=True))
+    return f"{same} / {len(predicted)}"
 
 
 #: Set to ``0`` (or ``no``, ``false``, ``off``) to make :func:`bundled_run` train every run instead of serving
@@ -1203,7 +1248,8 @@ def study_report(out: str | Path, reference: str = "convat_tiny", n_boot: int = 
 
 
 __all__ = ["DEFAULT_MODELS", "LINEAR", "MIN_SEEDS", "REPRODUCE_ATOL", "SERVE_ENV", "TIE", "ServedCheck", "Study",
-           "StudyReport", "StudySpec", "bundled_run", "cell_dir", "default_bundle", "describe_study",
-           "draw_disagreements", "load_study", "measured_seed_sd", "provenance_lines", "recheck_served",
+           "StudyReport", "StudySpec", "agreement", "available_predictions", "bundled_run", "cell_dir",
+           "default_bundle", "describe_study", "draw_disagreements", "load_study", "measured_seed_sd",
+           "provenance_lines", "recheck_served",
            "recorded_cell_wall_s", "reproduce_slice", "run_study", "served_check_note", "serving_bundles",
            "status_summary", "study_comparisons", "study_report", "study_status", "study_table"]
