@@ -311,12 +311,13 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
     """One Markdown paragraph saying, for each named run, whether this execution trained it or served it from
     the cache (or from a committed result bundle that holds exactly this run, see
     :func:`convat.experiments.study.bundled_run`), and the key the cache used (so a reader knows a cached number
-    is the one this code computes)."""
+    is the one this code computes). Runs served from the same bundle share one clause."""
     import json
 
     from convat.runstore import SERVED_FROM
 
     parts: list[str] = []
+    served: dict[tuple[str, str, str], list[tuple[str, str, int]]] = {}  # (bundle, code, commit): runs
     served_cpus: list[str] = []
     for name, run in runs.items():
         cached, total = served_from_cache(run, since)
@@ -324,13 +325,9 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
         marker = Path(run.path) / SERVED_FROM
         if marker.exists():
             src = json.loads(marker.read_text())
-            how = (f"served from the committed bundle `results/{src['bundle']}` (cell `{src['cell']}`, made by the "
-                   f"same code, fingerprint `{src.get('code')}`, on this device and torch version; the bundle was "
-                   f"last updated at commit `{str(src.get('bundle_commit', src.get('commit')))[:12]}`)")
+            key = (src["bundle"], str(src.get("code")), str(src.get("bundle_commit", src.get("commit")))[:12])
+            served.setdefault(key, []).append((name, src["cell"], total - cached))
             served_cpus.extend(src.get("cpus") or [])  # absent in markers written before they recorded it
-            if cached < total:
-                how += f", {total - cached} damaged folds recomputed now"
-            parts.append(f"{name}: {how}, copied to run `{folder}`")
             continue
         if cached == total and total:
             how = f"served from the cache ({total} folds)"
@@ -339,6 +336,18 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
         else:
             how = f"resumed: {cached} of {total} folds from the cache, {total - cached} trained now"
         parts.append(f"{name}: {how}, run `{folder}`")
+    for (bundle, code, commit), items in served.items():
+        names = ", ".join(name for name, _, _ in items)
+        tails = {cell.rsplit("/", 1)[-1] for _, cell, _ in items}
+        if len(items) > 1 and len(tails) == 1 and all(cell == f"cells/{name}/{next(iter(tails))}"
+                                                      for name, cell, _ in items):
+            where = f"each from its cell `cells/<model>/{next(iter(tails))}`"
+        else:
+            where = ("cell " if len(items) == 1 else "cells ") + ", ".join(f"`{cell}`" for _, cell, _ in items)
+        damaged = "".join(f"; {name}: {n} damaged folds recomputed now" for name, _, n in items if n)
+        parts.insert(0, f"{names}: served from the committed bundle `results/{bundle}` ({where}, made by the same "
+                        f"code, fingerprint `{code}`, for this machine's device type and torch version; the bundle "
+                        f"was last updated at commit `{commit}`) and copied into the cache{damaged}")
     return ("LOSO runs on this page — " + "; ".join(parts) + ". A run's folder is named by a hash of the motion "
             "maps, the labels, the folds, the training configuration and the source of the `convat` package "
             "(`convat.loso.run_key`), so a cached run is the run this code would train; `$CONVAT_CACHE` is "

@@ -194,6 +194,31 @@ def test_cache_note_tells_served_from_trained_folds(tmp_path):
     assert "trained in this execution (2 folds)" in cache_note({"m": Run}, old - 1)
 
 
+def test_runs_served_from_one_bundle_share_one_clause(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from convat.runstore import SERVED_FROM
+
+    def served(name: str, cell: str, bundle: str = "study-quick") -> SimpleNamespace:
+        path = tmp_path / f"{name}-{bundle}"
+        (path / "folds").mkdir(parents=True)
+        (path / "folds" / "a.csv").write_text("x")
+        (path / SERVED_FROM).write_text(json.dumps({"bundle": bundle, "cell": cell, "code": "f1",
+                                                    "bundle_commit": "abc", "cpus": []}))
+        return SimpleNamespace(path=path)
+
+    runs = {m: served(m, f"cells/{m}/seed0-draw0") for m in ("convat_tiny", "ststnet")}
+    note = cache_note(runs, time.time() + 1)
+    assert note.count("served from the committed bundle") == 1
+    assert "convat_tiny, ststnet: served from the committed bundle `results/study-quick` (each from its cell " \
+           "`cells/<model>/seed0-draw0`, made by the same code, fingerprint `f1`" in note
+    runs["vit_me_tiny"] = served("vit_me_tiny", "cells/vit_me_tiny/seed1-draw0", bundle="study")
+    note = cache_note(runs, time.time() + 1)
+    assert note.count("served from the committed bundle") == 2 and "vit_me_tiny: served from the committed " \
+        "bundle `results/study` (cell `cells/vit_me_tiny/seed1-draw0`," in note
+
+
 MAX_CODE_LINE = 88
 
 
@@ -282,6 +307,10 @@ def test_reference_rows_and_a_verdict_that_names_a_winning_linear_model():
     said = ranking_verdict(overall, "convat_tiny")
     assert said.startswith("**The linear reference scores highest in this run**") and ONE_RUN in said
     assert "wins" not in said and "have not learnt" not in said  # one seed per network is an order, no verdict
+    assert "(the best of them, convat_tiny: 0.500 (0.400–0.600))" in said  # named once when it is the best network
+    overall.loc["ststnet"] = [0.55, 0.45, 0.65]
+    assert "(best: ststnet, 0.550; convat_tiny: 0.500 (0.400–0.600))" in ranking_verdict(overall, "convat_tiny")
+    overall = overall.drop(index="ststnet")
     overall.loc["convat_tiny", "UF1"] = 0.6
     assert ranking_verdict(overall, "convat_tiny").startswith("**convat_tiny has the highest pooled UF1 in this run")
 

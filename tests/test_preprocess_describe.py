@@ -65,7 +65,9 @@ def test_largest_displacement_is_the_largest_flow_norm_and_none_without_truth():
 def test_crop_jitter_is_weighed_against_the_expression(shifts, peak, words):
     text = describe_crop_jitter(pd.DataFrame({"max_centre_shift_px": shifts}), peak)
     assert f"up to **{np.nanmax(shifts):.1f} px**" in text and f"**{peak:.1f} px**" in text
-    assert text.endswith(words)
+    assert text.endswith(words) and text.startswith("Re-detecting the face on every frame would")
+    named = describe_crop_jitter(pd.DataFrame({"max_centre_shift_px": shifts}), peak, detector="haar")
+    assert named.startswith("Re-detecting the face on every frame with the haar detector would")
 
 
 def test_crop_jitter_says_nothing_without_truth_or_without_a_found_face():
@@ -82,7 +84,7 @@ def test_apex_summary_and_sentence():
     summary = apex_summary(_apex_report([4, 2, 0], [1, 1, 4]))
     assert summary.loc["middle", "mean |error| (frames)"] == pytest.approx(2.0)
     assert summary.loc["middle", "median |error|"] == pytest.approx(2.0)
-    assert summary.loc["motion", "within 2 frames"] == pytest.approx(2 / 3)
+    assert summary.loc["motion", "share of clips within 2 frames"] == pytest.approx(2 / 3)
     summary = apex_summary(_apex_report([4, 2, 0], [1, 1, 1]))
     assert describe_apex(summary) == ("Over 3 clips the **motion** strategy lands closer to the annotated apex "
                                       "on average (1.00 frames against 2.00).")
@@ -91,7 +93,7 @@ def test_apex_summary_and_sentence():
 def test_clips_without_an_annotated_apex_are_not_counted():
     """SMIC has no apex: on the composite its clips have no error, and the sentence counts the others only."""
     summary = apex_summary(_apex_report([4, 2, np.nan], [1, 1, np.nan], apex=[5, 5, None]))
-    assert summary.attrs["clips"] == 2 and summary.loc["middle", "within 2 frames"] == pytest.approx(0.5)
+    assert summary.attrs["clips"] == 2 and summary.loc["middle", "share of clips within 2 frames"] == pytest.approx(0.5)
     assert describe_apex(summary).startswith("Over 2 clips the **motion** strategy")
 
 
@@ -117,10 +119,12 @@ def test_flow_benchmark_sentence_and_key_results_leave_zero_flow_out_of_the_rank
     assert "On 6 clips TV-L1 with the prefilter has EPE **0.200 px**" in text
     assert "against **0.500** without it (2.5x the prefiltered error) and **1.000** for zero flow" in text
     assert "(zero flow's error is 5.0x TV-L1's)" in text
-    assert "over the frame is **tvl1**, inside the action-unit masks **dis** (0.350 px against TV-L1's 0.400)" in text
-    assert "the fastest non-trivial method is **dis** (80 clips/s against 1.5 for TV-L1)" in text  # not zero flow
-    keys = flow_key_results(_bench())
-    assert keys["most accurate inside the AU masks"] == "dis"
+    assert "over the frame is **tvl1**'s, inside the action-unit masks **dis**'s (0.350 px against TV-L1's 0.400)" \
+        in text
+    assert "means over 6 clips without an interval" in text  # an order of these clips, not a ranking
+    assert "The fastest non-trivial method is **dis** (80 clips/s against 1.5 for TV-L1)" in text  # not zero flow
+    keys = flow_key_results(_bench(), 6)
+    assert keys["lowest mean error inside the AU masks on these 6 clips"] == "dis"
     assert keys["TV-L1 end-point error, whole frame / inside the AU masks (px)"] == "0.200 / 0.400"
 
 

@@ -259,8 +259,9 @@ def describe_ablation(out: str | Path) -> list[str]:
         sigma = rows[rows["arm"].isin(betas)].groupby("arm")["sigma"].mean().reindex(betas)
         agree = rows[rows["arm"].isin(betas)].groupby("arm")["sample_agreement"].mean().reindex(betas)
         lines.append(f"Started at σ = {math.exp(spec.logvar_init / 2):.2f} (log σ² = {spec.logvar_init:g}), "
-                     f"the trained bottleneck's mean σ runs from {sigma.iloc[0]:.3f} ({betas[0]}) to "
-                     f"{sigma.iloc[-1]:.3f} ({betas[-1]}); a sampled prediction agrees with the posterior-mean one "
+                     f"the trained bottleneck's mean σ over the arms {betas[0]} to {betas[-1]} lies between "
+                     f"{sigma.min():.3f} ({sigma.idxmin()}) and {sigma.max():.3f} ({sigma.idxmax()}); a sampled "
+                     "prediction agrees with the posterior-mean one "
                      f"on {agree.min():.0%}–{agree.max():.0%} of the training clips"
                      + (" (the noise changes some predictions: the bottleneck is active)." if agree.min() < 0.99
                         else " (the noise changes almost nothing: the bottleneck is close to inert)."))

@@ -530,7 +530,8 @@ def reachability_findings(table: pd.DataFrame | None = None) -> list[str]:
 
 def describe_reachability(table: pd.DataFrame | None = None) -> str:
     """One sentence over :func:`reachability_table`: which datasets' reported accuracies cannot be a pooled
-    ``k / n`` on any of their evaluation sets, and which can (on at least one)."""
+    ``k / n`` on any of their evaluation sets, and which can, on which of their sets (a table without the
+    ``evaluation set`` column: which datasets only)."""
     table = table if table is not None else reachability_table()
     if table.empty:
         return "No reported accuracy to check."
@@ -539,7 +540,21 @@ def describe_reachability(table: pd.DataFrame | None = None) -> str:
     head = (f"On these evaluation sets, the reported accuracy for {' and '.join(unreachable)} cannot be a pooled "
             "accuracy" if unreachable else "Every reported accuracy is reachable on at least one evaluation set")
     ones = "the one" if len(reachable) == 1 else "the ones"
-    return head + (f"; {ones} for {' and '.join(reachable)} can be." if reachable and unreachable else ".")
+    if not (reachable and unreachable):
+        return head + "."
+    if "evaluation set" not in table.columns:
+        return head + f"; {ones} for {' and '.join(reachable)} can be."
+    where = []  # a reachable dataset's accuracy is pooled only on some of its sets: name them
+    for dataset in reachable:
+        rows = table[table["dataset"] == dataset]
+
+        def sets(ok: bool, rows: pd.DataFrame = rows) -> str:
+            chosen = rows[rows["can be a pooled accuracy"] == ok]
+            return " or ".join(f"{r['evaluation set']}" + (f" ({r['clips n']} clips)" if "clips n" in rows else "")
+                               for _, r in chosen.iterrows())
+        where.append(f"the one for {dataset} can be, on {sets(True)}"
+                     + (f" but not on {sets(False)}" if (~rows["can be a pooled accuracy"]).any() else ""))
+    return head + "; " + "; ".join(where) + "."
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -174,9 +174,11 @@ def ranking_verdict(overall: pd.DataFrame, ours: str, metric: str = "UF1") -> st
                 f"{ONE_RUN}.")
     if winner == LINEAR:
         best_net = str(overall.loc[networks, metric].idxmax()) if networks else ours
+        best = (f"the best of them, {ours}: {interval}" if best_net == ours else
+                f"best: {best_net}, {overall.loc[best_net, metric]:.3f}; {ours}: {interval}")
         return (f"**The linear reference scores highest in this run**: a logistic regression on the same motion maps "
-                f"reaches a pooled {metric} of {w[metric]:.3f}, above every network trained here (best: {best_net}, "
-                f"{overall.loc[best_net, metric]:.3f}; {ours}: {interval}); {ONE_RUN}.")
+                f"reaches a pooled {metric} of {w[metric]:.3f}, above every network trained here ({best}); "
+                f"{ONE_RUN}.")
     if winner in REFERENCE_ROWS:
         return (f"**A trivial reference scores highest in this run**: {winner} reaches a pooled {metric} of "
                 f"{w[metric]:.3f}, against {interval} for {ours}, so no network has learnt the task on this run; "

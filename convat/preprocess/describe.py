@@ -59,9 +59,10 @@ def largest_displacement(records: Iterable[ClipRecord]) -> float | None:
     return max(peaks) if peaks else None
 
 
-def describe_crop_jitter(jitter: pd.DataFrame, peak: float | None) -> str | None:
+def describe_crop_jitter(jitter: pd.DataFrame, peak: float | None, detector: str | None = None) -> str | None:
     """Weigh how far a per-frame face box would move (``max_centre_shift_px`` of
-    :func:`~convat.preprocess.face.box_jitter`) against the largest expression displacement ``peak``.
+    :func:`~convat.preprocess.face.box_jitter`) against the largest expression displacement ``peak``;
+    ``detector`` names the detector that gave the boxes (detectors jitter differently).
 
     ``None`` when there is nothing to weigh: no ground truth, or no clip whose face was found. "Same order" means
     at least :data:`SMALL_JITTER_SHARE` of the expression; below that the sentence says the per-frame box would
@@ -78,7 +79,8 @@ def describe_crop_jitter(jitter: pd.DataFrame, peak: float | None) -> str | None
     else:
         effect = (f"add little motion next to the expression (under {SMALL_JITTER_SHARE:.0%} of it) on these "
                   "clips.")
-    return (f"Re-detecting the face on every frame would move the crop by up to **{shift:.1f} px**, while the "
+    by = f" with the {detector} detector" if detector else ""
+    return (f"Re-detecting the face on every frame{by} would move the crop by up to **{shift:.1f} px**, while the "
             f"largest expression displacement in these clips is **{peak:.1f} px**: a per-frame box would {effect}")
 
 
@@ -91,7 +93,7 @@ def apex_summary(report: pd.DataFrame, strategies: Sequence[str] = ("middle", "m
         return None
     summary = pd.DataFrame({s: {"mean |error| (frames)": annotated[f"{s}_error"].mean(),
                                 "median |error|": annotated[f"{s}_error"].median(),
-                                "within 2 frames": (annotated[f"{s}_error"] <= 2).mean()}
+                                "share of clips within 2 frames": (annotated[f"{s}_error"] <= 2).mean()}
                             for s in strategies}).T
     summary.attrs["clips"] = len(annotated)
     return summary
@@ -129,17 +131,18 @@ def describe_flow_benchmark(bench: pd.DataFrame, n_clips: int) -> str:
     return (f"On {n_clips} clips TV-L1 with the prefilter has EPE **{tvl1['epe']:.3f} px** over the frame against "
             f"**{plain['epe']:.3f}** without it ({plain['epe'] / tvl1['epe']:.1f}x the prefiltered error) and "
             f"**{zero['epe']:.3f}** for zero flow (zero flow's error is {zero['epe'] / tvl1['epe']:.1f}x TV-L1's). "
-            f"The most accurate method over the frame is **{most_accurate}**, inside the action-unit masks "
-            f"**{most_accurate_au}** ({b.loc[most_accurate_au, 'epe_au']:.3f} px against TV-L1's "
-            f"{tvl1['epe_au']:.3f}); the fastest non-trivial method is **{fastest}** "
+            f"On these clips the lowest error over the frame is **{most_accurate}**'s, inside the action-unit masks "
+            f"**{most_accurate_au}**'s ({b.loc[most_accurate_au, 'epe_au']:.3f} px against TV-L1's "
+            f"{tvl1['epe_au']:.3f}): means over {n_clips} clips without an interval, an order of these clips rather "
+            f"than a ranking of the methods. The fastest non-trivial method is **{fastest}** "
             f"({b.loc[fastest, 'clips_per_s']:.0f} clips/s against {tvl1['clips_per_s']:.1f} for TV-L1).")
 
 
-def flow_key_results(bench: pd.DataFrame) -> dict[str, object]:
-    """The flow benchmark's entries for the chapter's key results box."""
+def flow_key_results(bench: pd.DataFrame, n_clips: int) -> dict[str, object]:
+    """The flow benchmark's entries for the chapter's key results box (``n_clips``: how many clips it averaged)."""
     b = bench.set_index("method")
     return {"TV-L1 end-point error, whole frame / inside the AU masks (px)":
             f"{b.loc['tvl1', 'epe']:.3f} / {b.loc['tvl1', 'epe_au']:.3f}",
             "zero flow, whole frame (px)": b.loc["zero", "epe"],
-            "most accurate inside the AU masks": _ranked(b)[2],
+            f"lowest mean error inside the AU masks on these {n_clips} clips": _ranked(b)[2],
             "TV-L1 speed (clips/s on this machine)": f"{b.loc['tvl1', 'clips_per_s']:.1f}"}
