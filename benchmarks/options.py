@@ -9,14 +9,15 @@ study is about 39 hours on two cores). This part measures candidate changes side
   parameters, with a bootstrap interval), and the CPU time of the whole per-clip pipeline with each set. The flow
   is judged by its error against the truth, never by a classifier's score, so nothing here is tuned to flatter a
   model; SynthME's motion is not a real face's, which is why the decision is left to a person.
-* The training step of convat_tiny in float32 (today) and under bfloat16 autocast, one thread (as a fold worker
-  has), timed alternately.
+* The training step of convat_tiny in float32 (today), under bfloat16 autocast and compiled by
+  ``torch.compile``, one thread (as a fold worker has), timed alternately.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from contextlib import nullcontext
 from unittest import mock
 
 import numpy as np
@@ -94,10 +95,19 @@ def tvl1_variants(records: list, variants: dict[str, dict] | None = None, repeat
     return rows
 
 
+def _inductor_config():
+    """torch's inductor configuration module (imported on use: it is heavy)."""
+    import torch._inductor.config
+
+    return torch._inductor.config
+
+
 def step_arithmetic(model: str = "convat_tiny", batch: int = 32, img_size: int = 64, steps: int = 5,
-                    repeats: int = 7) -> list[dict]:
-    """CPU milliseconds per training step (forward, backward, AdamW; channels-last as training runs) in float32
-    and under bfloat16 autocast, one thread, from the same initial weights, timed alternately (medians)."""
+                    repeats: int = 7, compiled: bool = True) -> list[dict]:
+    """CPU milliseconds per training step (forward, backward, AdamW; channels-last as training runs) in float32,
+    under bfloat16 autocast and (``compiled``) with the model compiled by ``torch.compile`` (inductor; its
+    compilation time, caches off, is reported apart), one thread, from the same initial weights, timed alternately
+    (medians)."""
     import timm
     import torch
 
@@ -123,10 +133,22 @@ def step_arithmetic(model: str = "convat_tiny", batch: int = 32, img_size: int =
         opt.step()
 
     arms = {"float32 (today)": (setup(), False), "bfloat16 autocast": (setup(), True)}
+    compile_s: float | None = None
+    if compiled:
+        net, *rest = setup()
+        arms["torch.compile (inductor)"] = ((torch.compile(net), *rest), False)
     ms: dict[str, list[float]] = {name: [] for name in arms}
     try:
-        for state, bf16 in arms.values():
-            step(*state, bf16)
+        for name, (state, bf16) in arms.items():
+            cold = name.startswith("torch.compile")
+            # the compiled arm compiles here (forward and backward), with inductor's on-disk caches off so that
+            # its compilation time is a first run's, not a cache hit left by an earlier measurement
+            with mock.patch.object(_inductor_config(), "force_disable_caches", True) if cold else nullcontext():
+                start = time.perf_counter()
+                step(*state, bf16)
+                step(*state, bf16)
+            if cold:
+                compile_s = time.perf_counter() - start
         for _ in range(repeats):
             for name, (state, bf16) in arms.items():
                 start = time.process_time()
@@ -137,7 +159,8 @@ def step_arithmetic(model: str = "convat_tiny", batch: int = 32, img_size: int =
         torch.set_num_threads(threads)
     base = statistics.median(ms["float32 (today)"])
     return [{"variant": name, "model": model, "cpu_ms_per_step": round(statistics.median(v), 1),
-             "speedup": round(base / statistics.median(v), 2), "repeats": repeats, "steps_per_repeat": steps}
+             "speedup": round(base / statistics.median(v), 2), "repeats": repeats, "steps_per_repeat": steps,
+             "compile_s": round(compile_s, 1) if name.startswith("torch.compile") and compile_s else None}
             for name, v in ms.items()]
 
 

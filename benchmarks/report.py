@@ -218,7 +218,8 @@ def render(results: dict[str, dict], archive: dict[str, dict] | None = None) -> 
             out += ["", f"`composite_seconds_estimated`: the preprocessing part's {r['composite_seconds_measured']} s "
                     "on this CPU divided by the set's speed-up."]
         out += ["", "The training step (one thread, as a fold worker):", ""]
-        out += _table(r["step"], ["variant", "model", "cpu_ms_per_step", "speedup", "repeats"])
+        out += _table(r["step"], ["variant", "model", "cpu_ms_per_step", "speedup", "repeats"]
+                      + (["compile_s"] if any(row.get("compile_s") for row in r["step"]) else []))
         out += [""]
     out += ["**Targets**", ""]
     for name in ORDER:
@@ -289,13 +290,14 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"than these {cores} cores give: a GPU, or at least {needed} cores "
                          "with one fold worker each if throughput grew linearly with cores (not measured; the "
                          "memory-bound stem may not).")
-        step = {r["variant"]: r for r in (results.get("options") or {}).get("step", [])}
-        if "bfloat16 autocast" in step:
-            b = step["bfloat16 autocast"]
-            notes.append(f"LOSO: bfloat16 autocast runs {b['model']}'s training step at {b['speedup']}x the float32 "
-                         f"speed on one thread here (options part: {b['cpu_ms_per_step']} ms per step); "
-                         + ("it would change every result, so it is not adopted." if b["speedup"] > 1 else
-                            "no gain from lower precision on this CPU."))
+        step = [r for r in (results.get("options") or {}).get("step", []) if not r["variant"].endswith("(today)")]
+        if step:
+            faster = [r for r in step if r["speedup"] > 1]
+            said = "; ".join(f"{r['variant']} {r['speedup']}x" for r in step)
+            notes.append(f"LOSO: other arithmetic for {step[0]['model']}'s training step on one thread here, against "
+                         f"today's float32 (options part): {said}; "
+                         + ("a faster one would change every result, so none is adopted." if faster else
+                            "none is faster on this CPU."))
     book = results.get("chapters")
     if book and any(t.startswith("whole book") for t in missed) and book.get("slowest_cells"):
         limit = next(t["limit"] for t in book["targets"] if t["target"].startswith("whole book"))

@@ -7,7 +7,7 @@ worker pool, quiet and under load, wall and CPU time, extrapolated from a subset
 compiled vs batched; "not measured" rows elsewhere), ``chapters`` (each chapter's time in the quick profile) and
 ``chapters_load`` (the same from a fresh cache beside two busy processes: the slowest cell against the timeout);
 ``options`` (speed-ups that would change results, measured and not adopted: TV-L1 parameter sets against the true
-motion, bfloat16 training steps). Designed to finish in about 10 minutes on 2 cores.
+motion, the training step in bfloat16 and compiled). Designed to finish in about 10 minutes on 2 cores.
 """
 
 from __future__ import annotations

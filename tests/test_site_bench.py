@@ -131,6 +131,18 @@ def test_missed_loso_target_is_explained_from_the_fastest_measured_strategy():
                "models": {"rows": [{"model": "convat_tiny", "device": "cpu", "train_samples_per_s": 500.0}]}}
     note = next(n for n in report.why_missed(results) if n.startswith("LOSO"))
     assert "worker pool, is 1.25x the slowest" in note and "24.0 min" in note and "2.0x more throughput" in note
+    results["options"] = _options([])  # measured arithmetic options: named, and none adopted
+    said = [n for n in report.why_missed(results) if n.startswith("LOSO: other arithmetic")]
+    assert said == ["LOSO: other arithmetic for convat_tiny's training step on one thread here, against today's "
+                    "float32 (options part): bfloat16 autocast 0.67x; none is faster on this CPU."]
+
+
+def test_the_training_step_options_are_timed_side_by_side_from_the_same_weights():
+    from benchmarks.options import step_arithmetic
+
+    rows = step_arithmetic(steps=1, repeats=1, compiled=False, batch=4, img_size=32)
+    assert [r["variant"] for r in rows] == ["float32 (today)", "bfloat16 autocast"]
+    assert rows[0]["speedup"] == 1.0 and all(r["cpu_ms_per_step"] > 0 and r["compile_s"] is None for r in rows)
 
 
 def test_a_part_that_only_read_earlier_measurements_is_never_called_shared(tmp_path):
