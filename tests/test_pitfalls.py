@@ -278,9 +278,11 @@ def test_reachability_sentence_when_every_or_no_accuracy_is_reachable():
 
 
 def test_composite_comparison_appends_our_rows():
-    table = pitfalls.composite_comparison({"ours": {"UF1": 0.5, "UAR": 0.4, "protocol": "LOSO"}})
+    table = pitfalls.composite_comparison({"ours": {"UF1": 0.5, "UAR": 0.4, "protocol": "LOSO"}}, "SynthME")
     assert list(table.index[:3]) == ["STSTNet", "HTNet", "CausalNet"]
     assert table.loc["ours", "source"] == "this implementation"
+    assert table.columns[0] == "data" and table.loc["ours", "data"] == "SynthME"  # every row says its data
+    assert (table.loc[["STSTNet", "HTNet", "CausalNet"], "data"] == pitfalls.COMPOSITE_DATA).all()
     assert table.loc["HTNet", "UF1"] == 0.8603
     assert table.loc["CausalNet", "UAR"] == 0.9020  # published: UF1 .8976, UAR .9020 (ICCV 2025)
     assert pitfalls.PUBLISHED_COMPOSITE[["UF1", "UAR"]].notna().all().all()

@@ -596,10 +596,18 @@ def describe_comparability(dataset: str) -> str:
             '`DATASET = "megc2019"` to compare.')
 
 
-def composite_comparison(ours: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
-    """:data:`PUBLISHED_COMPOSITE` followed by this implementation's rows (``{row name: {UF1, UAR, protocol}}``)."""
-    table = PUBLISHED_COMPOSITE.copy()
-    extra = [{"method": name, "source": "this implementation", **values} for name, values in (ours or {}).items()]
+#: The data of every published composite row (:data:`PUBLISHED_COMPOSITE`).
+COMPOSITE_DATA = "MEGC2019 composite (real, 442 clips)"
+
+
+def composite_comparison(ours: Mapping[str, Mapping[str, float]] | None = None,
+                         ours_data: str = "this implementation's data") -> pd.DataFrame:
+    """:data:`PUBLISHED_COMPOSITE` followed by this implementation's rows (``{row name: {UF1, UAR, protocol}}``),
+    with a ``data`` column first: :data:`COMPOSITE_DATA` for the published rows, ``ours_data`` for ours (on
+    SynthME the two are not comparable, and the column says so in every row)."""
+    table = PUBLISHED_COMPOSITE.assign(data=COMPOSITE_DATA)
+    extra = [{"method": name, "source": "this implementation", "data": ours_data, **values}
+             for name, values in (ours or {}).items()]
     if extra:
         table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
-    return table.set_index("method")
+    return table.set_index("method")[["data", *[c for c in table.columns if c not in ("method", "data")]]]
