@@ -3,7 +3,8 @@
 The CPU targets for preprocessing and for LOSO are missed on every CPU measured, and both are compute-bound in
 code that decides results: TV-L1 in ``preprocess``, the training step in ``models``/``training``. Meeting them on
 two cores therefore means changing what is computed, which makes every committed result stale (the reference
-study is about 39 hours on two cores). This part measures candidate changes side by side, without adopting any:
+study among them, the longest computation of the project). This part measures candidate changes side by side,
+without adopting any:
 
 * TV-L1 parameter sets against SynthME's true motion (end-point error per clip, paired with the current
   parameters, with a bootstrap interval), and the CPU time of the whole per-clip pipeline with each set. The flow
@@ -46,7 +47,11 @@ def tvl1_variants(records: list, variants: dict[str, dict] | None = None, repeat
     paired difference from the current parameters (mean and 95 % bootstrap interval over clips), and the CPU
     seconds per clip of the whole pipeline (:func:`~convat.preprocess.pipeline.motion_sample`: face, flow at the
     pipeline's flow size, strain, resize) with OpenCV and torch on one thread, as a pool worker runs. The sets
-    are timed alternately, ``repeats`` times over all clips (medians). The first set is the reference."""
+    are timed alternately, ``repeats`` times over all clips (medians). The first set is the reference.
+
+    The error is measured on the clips' own frames, which is the flow the pipeline computes for SynthME: its
+    clips are face crops (``extra["cropped"]``, so the face step keeps the whole frame) at the pipeline's flow
+    size. On other records the pipeline's crop and resize come first, so the errors would not be its flow's."""
     import cv2
     import torch
 
@@ -54,6 +59,12 @@ def tvl1_variants(records: list, variants: dict[str, dict] | None = None, repeat
     from convat.preprocess.pipeline import PreprocessConfig, motion_sample
 
     variants = variants or TVL1_VARIANTS
+    config = PreprocessConfig()
+    off = [r.key for r in records if not r.extra.get("cropped")
+           or r.frames.load([r.onset])[0].shape[:2] != (config.flow_size, config.flow_size)]
+    if off:
+        raise ValueError(f"tvl1_variants measures the flow of cropped clips at the flow size "
+                         f"({config.flow_size} px), as SynthME's; these are not: {off[:3]}")
     pairs = [r.frames.load([r.onset, r.apex]) for r in records]
     errors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, overrides in variants.items():
@@ -61,7 +72,6 @@ def tvl1_variants(records: list, variants: dict[str, dict] | None = None, repeat
         errors[name] = (np.array([flow.endpoint_error(f, r.truth.flow) for f, r in zip(fields, records, strict=True)]),
                         np.array([flow.endpoint_error(f, r.truth.flow, r.truth.mask)
                                   for f, r in zip(fields, records, strict=True)]))
-    config = PreprocessConfig()
     threads = cv2.getNumThreads(), torch.get_num_threads()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -114,7 +124,6 @@ def step_arithmetic(model: str = "convat_tiny", batch: int = 32, img_size: int =
     import convat.models  # noqa: F401 - registers the models with timm
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
 
     def setup():
         torch.manual_seed(0)
@@ -132,13 +141,14 @@ def step_arithmetic(model: str = "convat_tiny", batch: int = 32, img_size: int =
         loss.backward()
         opt.step()
 
-    arms = {"float32 (today)": (setup(), False), "bfloat16 autocast": (setup(), True)}
     compile_s: float | None = None
-    if compiled:
-        net, *rest = setup()
-        arms["torch.compile (inductor)"] = ((torch.compile(net), *rest), False)
-    ms: dict[str, list[float]] = {name: [] for name in arms}
     try:
+        torch.set_num_threads(1)
+        arms = {"float32 (today)": (setup(), False), "bfloat16 autocast": (setup(), True)}
+        if compiled:
+            net, *rest = setup()
+            arms["torch.compile (inductor)"] = ((torch.compile(net), *rest), False)
+        ms: dict[str, list[float]] = {name: [] for name in arms}
         for name, (state, bf16) in arms.items():
             cold = name.startswith("torch.compile")
             # the compiled arm compiles here (forward and backward), with inductor's on-disk caches off so that

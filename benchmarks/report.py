@@ -266,7 +266,7 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                 why = "is within the EPE margin, so the time goes to the rest of the pipeline (faces, strain, resize)"
             notes.append(f"Preprocessing: TV-L1 computes {tv['clips_per_s']:.2f} clips/s here; the fastest "
                          f"alternative, {quickest['method']} ({quickest['clips_per_s']:.0f} clips/s), {why}.")
-        option = tvl1_option(results.get("options"))
+        option = tvl1_option(same_machine(results.get("options"), pre))
         if option:
             notes.append(option)
     loso, models = results.get("loso"), results.get("models")
@@ -290,7 +290,8 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"than these {cores} cores give: a GPU, or at least {needed} cores "
                          "with one fold worker each if throughput grew linearly with cores (not measured; the "
                          "memory-bound stem may not).")
-        step = [r for r in (results.get("options") or {}).get("step", []) if not r["variant"].endswith("(today)")]
+        step = [r for r in (same_machine(results.get("options"), loso) or {}).get("step", [])
+                if not r["variant"].endswith("(today)")]
         if step:
             faster = [r for r in step if r["speedup"] > 1]
             said = "; ".join(f"{r['variant']} {r['speedup']}x" for r in step)
@@ -313,6 +314,16 @@ def why_missed(results: dict[str, dict]) -> list[str]:
                          f"{book['total_seconds']:.0f} s ({listed}); without them the book would take "
                          f"{book['total_seconds'] - spent:.0f} s against the {limit:.0f} s target.")
     return notes
+
+
+def same_machine(options: dict | None, part: dict) -> dict | None:
+    """The options part's result when it was measured on the machine of ``part`` (its speed-ups are ratios of
+    that machine's), else None: a note must not read one CPU's options against another's missed target."""
+    from benchmarks.common import archive_key
+
+    if not options or "machine" not in options or "machine" not in part:
+        return None
+    return options if archive_key(options) == archive_key(part) else None
 
 
 def tvl1_option(options: dict | None) -> str | None:

@@ -26,7 +26,7 @@ PARTS = ("preprocessing", "models", "threads", "loso", "gpu", "chapters", "chapt
 #: ``threads`` (~10 min on a loaded 2-core machine: torch's default threads collapse under load, which is its
 #: point) runs only when named: ``python -m benchmarks.run threads``; the ``loso`` part has its own under-load row.
 #: ``chapters_load`` (the whole book from a fresh cache beside two busy processes, ~2x the book) too, and
-#: ``options`` (~4 min: decision material for the missed CPU targets, not a target of its own).
+#: ``options`` (decision material for the missed CPU targets, not a target of its own; its time is in RESULTS.md).
 DEFAULT_PARTS = ("preprocessing", "models", "loso", "gpu", "chapters")
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -72,16 +72,19 @@ def add_result(result: dict, out: Path = RESULTS) -> Path:
 
 
 def composite_seconds_here(out: Path = RESULTS) -> float | None:
-    """The preprocessing part's measured composite time if it was measured on this machine's CPU (the options
-    part scales it into estimates), else None."""
+    """The preprocessing part's measured composite time if it was measured with TV-L1 on this machine's CPU (the
+    options part scales it by TV-L1 speed-ups into estimates), else None."""
     from benchmarks.common import archive_key, context
 
     path = out / "preprocessing.json"
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
+    composite = result.get("composite") or {}
     here = archive_key({"benchmark": "options", "machine": context()["machine"]})
-    return result["composite"]["seconds"] if archive_key(result) == here else None
+    if composite.get("method") != "tvl1" or archive_key(result) != here:
+        return None
+    return composite.get("seconds")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -311,7 +311,8 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
     """One Markdown paragraph saying, for each named run, whether this execution trained it or served it from
     the cache (or from a committed result bundle that holds exactly this run, see
     :func:`convat.experiments.study.bundled_run`), and the key the cache used (so a reader knows a cached number
-    is the one this code computes). Runs served from the same bundle share one clause."""
+    is the one this code computes): runs served from the same committed bundle share one clause, which names the
+    bundle and its cells, and the others name their cache folder."""
     import json
 
     from convat.runstore import SERVED_FROM
@@ -336,6 +337,7 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
         else:
             how = f"resumed: {cached} of {total} folds from the cache, {total - cached} trained now"
         parts.append(f"{name}: {how}, run `{folder}`")
+    clauses = []
     for (bundle, code, commit), items in served.items():
         names = ", ".join(name for name, _, _ in items)
         tails = {cell.rsplit("/", 1)[-1] for _, cell, _ in items}
@@ -344,12 +346,13 @@ def cache_note(runs: Mapping[str, object], since: float) -> str:
             where = f"each from its cell `cells/<model>/{next(iter(tails))}`"
         else:
             where = ("cell " if len(items) == 1 else "cells ") + ", ".join(f"`{cell}`" for _, cell, _ in items)
-        damaged = "".join(f"; {name}: {n} damaged folds recomputed now" for name, _, n in items if n)
-        parts.insert(0, f"{names}: served from the committed bundle `results/{bundle}` ({where}, made by the same "
-                        f"code, fingerprint `{code}`, for this machine's device type and torch version; the bundle "
-                        f"was last updated at commit `{commit}`) and copied into the cache{damaged}")
-    return ("LOSO runs on this page — " + "; ".join(parts) + ". A run's folder is named by a hash of the motion "
-            "maps, the labels, the folds, the training configuration and the source of the `convat` package "
+        damaged = ", ".join(f"{name} {n}" for name, _, n in items if n)
+        clauses.append(f"{names}: served from the committed bundle `results/{bundle}` ({where}, made by the same "
+                       f"code, fingerprint `{code}`, for this machine's device type and torch version; the bundle "
+                       f"was last updated at commit `{commit}`) and copied into the cache"
+                       + (f" (damaged folds recomputed now: {damaged})" if damaged else ""))
+    return ("LOSO runs on this page — " + "; ".join(clauses + parts) + ". A run's folder is named by a hash of the "
+            "motion maps, the labels, the folds, the training configuration and the source of the `convat` package "
             "(`convat.loso.run_key`), so a cached run is the run this code would train; `$CONVAT_CACHE` is "
             f"`{_cache_root()}`." + served_cpu_note(served_cpus))
 

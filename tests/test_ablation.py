@@ -66,9 +66,15 @@ def test_an_ablation_runs_resumes_and_describes_itself(tmp_path, monkeypatch):
     assert table.loc[DETERMINISTIC, "σ"] == "—"
     text = " ".join(describe_ablation(tmp_path / "a"))
     assert "8 of 8 runs" in text and "against the deterministic twin" in text and "Started at σ = 1.00" in text
-    # the σ the arms end at: their lowest and highest means, wherever on the β grid they are (not its end points)
-    sigma = again[again["arm"].isin([beta_arm(0.0), beta_arm(1.0)])].groupby("arm")["sigma"].mean()
-    assert f"between {sigma.min():.3f} ({sigma.idxmin()}) and {sigma.max():.3f} ({sigma.idxmax()})" in text
+    # the σ the arms end at: their lowest and highest means, wherever on the β grid they are (not its end points:
+    # here the first arm of the grid is made the highest and the last the lowest)
+    edited = again.copy()
+    edited.loc[edited["arm"] == beta_arm(0.0), "sigma"] = 0.9
+    edited.loc[edited["arm"] == beta_arm(1.0), "sigma"] = 0.2
+    (tmp_path / "a" / "rows.csv").write_text(edited.to_csv(index=False))
+    said = " ".join(describe_ablation(tmp_path / "a"))
+    assert f"between 0.200 ({beta_arm(1.0)}) and 0.900 ({beta_arm(0.0)})" in said
+    (tmp_path / "a" / "rows.csv").write_text(again.to_csv(index=False))
     assert "does not ship it" in describe_ablation(tmp_path / "absent")[0] and "other code" not in text
     # the quick profile is a smoke test: its UF1 differences are listed, never called a difference
     assert "**Smoke test:**" in text and "beyond the seed spread" not in text and "differ by more" not in text

@@ -204,6 +204,7 @@ def test_runs_served_from_one_bundle_share_one_clause(tmp_path):
         path = tmp_path / f"{name}-{bundle}"
         (path / "folds").mkdir(parents=True)
         (path / "folds" / "a.csv").write_text("x")
+        os.utime(path / "folds" / "a.csv", (time.time() - 100, time.time() - 100))  # copied before the page ran
         (path / SERVED_FROM).write_text(json.dumps({"bundle": bundle, "cell": cell, "code": "f1",
                                                     "bundle_commit": "abc", "cpus": []}))
         return SimpleNamespace(path=path)
@@ -217,6 +218,9 @@ def test_runs_served_from_one_bundle_share_one_clause(tmp_path):
     note = cache_note(runs, time.time() + 1)
     assert note.count("served from the committed bundle") == 2 and "vit_me_tiny: served from the committed " \
         "bundle `results/study` (cell `cells/vit_me_tiny/seed1-draw0`," in note
+    assert note.index("results/study-quick") < note.index("results/study`")  # in the order the page asked
+    (runs["ststnet"].path / "folds" / "b.csv").write_text("x")  # a fold written now: recomputed, not served
+    assert "copied into the cache (damaged folds recomputed now: ststnet 1)" in cache_note(runs, time.time() - 10)
 
 
 MAX_CODE_LINE = 88

@@ -131,18 +131,33 @@ def test_missed_loso_target_is_explained_from_the_fastest_measured_strategy():
                "models": {"rows": [{"model": "convat_tiny", "device": "cpu", "train_samples_per_s": 500.0}]}}
     note = next(n for n in report.why_missed(results) if n.startswith("LOSO"))
     assert "worker pool, is 1.25x the slowest" in note and "24.0 min" in note and "2.0x more throughput" in note
-    results["options"] = _options([])  # measured arithmetic options: named, and none adopted
+    machine = {"cpu": "CPU A", "cpu kernels": "A family 1"}
+    results["loso"]["machine"] = machine
+    results["options"] = {**_options([]), "machine": {**machine, "cpu kernels": "B family 2"}}
+    assert not [n for n in report.why_missed(results) if n.startswith("LOSO: other")]  # another CPU's ratios
+    results["options"]["machine"] = machine  # measured arithmetic options: named, and none adopted
     said = [n for n in report.why_missed(results) if n.startswith("LOSO: other arithmetic")]
     assert said == ["LOSO: other arithmetic for convat_tiny's training step on one thread here, against today's "
                     "float32 (options part): bfloat16 autocast 0.67x; none is faster on this CPU."]
 
 
-def test_the_training_step_options_are_timed_side_by_side_from_the_same_weights():
+def test_the_training_step_options_are_timed_side_by_side_and_leave_the_threads_as_they_were(monkeypatch):
+    import torch
+
     from benchmarks.options import step_arithmetic
 
-    rows = step_arithmetic(steps=1, repeats=1, compiled=False, batch=4, img_size=32)
-    assert [r["variant"] for r in rows] == ["float32 (today)", "bfloat16 autocast"]
-    assert rows[0]["speedup"] == 1.0 and all(r["cpu_ms_per_step"] > 0 and r["compile_s"] is None for r in rows)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)  # the compiled arm, not compiled
+    threads = torch.get_num_threads()
+    rows = step_arithmetic(steps=1, repeats=1, batch=4, img_size=32)
+    assert [r["variant"] for r in rows] == ["float32 (today)", "bfloat16 autocast", "torch.compile (inductor)"]
+    assert len(compiled) == 1 and rows[0]["speedup"] == 1.0 and all(r["cpu_ms_per_step"] > 0 for r in rows)
+    assert [r["compile_s"] is None for r in rows] == [True, True, False]  # only the compiled arm reports one
+    assert torch.get_num_threads() == threads
+    monkeypatch.setattr(torch, "compile", lambda net: 1 / 0)  # a failure while setting up the arms
+    with pytest.raises(ZeroDivisionError):
+        step_arithmetic(steps=1, repeats=1, batch=4, img_size=32)
+    assert torch.get_num_threads() == threads
 
 
 def test_a_part_that_only_read_earlier_measurements_is_never_called_shared(tmp_path):
@@ -449,6 +464,8 @@ def test_the_preprocessing_part_reports_medians_of_interleaved_repeats(tmp_path,
 
 
 def test_options_compare_tvl1_sets_paired_with_todays_and_leave_everything_as_it_was():
+    from dataclasses import replace
+
     import cv2
     import torch
 
@@ -458,6 +475,8 @@ def test_options_compare_tvl1_sets_paired_with_todays_and_leave_everything_as_it
 
     before = dict(TVL1_PARAMS), cv2.getNumThreads(), torch.get_num_threads()
     records = generate("composite")[:3]
+    with pytest.raises(ValueError, match="cropped clips at the flow size"):  # errors would not be the pipeline's
+        options.tvl1_variants([replace(records[0], extra={})], {"today": {}}, repeats=1)
     rows = options.tvl1_variants(records, {"today": {}, "loose": {"epsilon": 0.05}}, repeats=1)
     assert (dict(TVL1_PARAMS), cv2.getNumThreads(), torch.get_num_threads()) == before
     today, loose = rows
@@ -525,7 +544,11 @@ def test_options_scale_only_a_composite_time_measured_on_this_cpu(tmp_path):
     from benchmarks.run import composite_seconds_here
 
     assert composite_seconds_here(tmp_path) is None
-    write_result("preprocessing", {"composite": {"seconds": 49.5}}, tmp_path)
+    write_result("preprocessing", {"composite": {"seconds": 49.5, "method": "dis"}}, tmp_path)
+    assert composite_seconds_here(tmp_path) is None  # another method's time is not scaled by TV-L1 speed-ups
+    write_result("preprocessing", {"rows": []}, tmp_path)
+    assert composite_seconds_here(tmp_path) is None
+    write_result("preprocessing", {"composite": {"seconds": 49.5, "method": "tvl1"}}, tmp_path)
     assert composite_seconds_here(tmp_path) == 49.5
     stored = json.loads((tmp_path / "preprocessing.json").read_text())
     stored["machine"]["cpu kernels"] = "another CPU"

@@ -470,8 +470,12 @@ def test_a_runs_predictions_are_read_without_training_where_they_exist(bundle, t
     monkeypatch.setenv(SERVE_ENV, "0")
     assert available_predictions(x, table, config, bundle) is None  # serving off, nothing in the cache
     monkeypatch.delenv(SERVE_ENV)
-    run = bundled_run(x, table, config, bundle, progress=False)
-    monkeypatch.setenv(SERVE_ENV, "0")  # the finished run in this machine's cache is read, whatever its origin
+    run = bundled_run(x, table, config, bundle, progress=False)  # served into the cache
+    pd.testing.assert_frame_equal(available_predictions(x, table, config, bundle), run.predictions,
+                                  check_dtype=False)
+    monkeypatch.setenv(SERVE_ENV, "0")  # a served copy is what bundled_run would now replace by training
+    assert available_predictions(x, table, config, bundle) is None
+    (run.path / runstore.SERVED_FROM).unlink()  # a run this machine trained is read whatever the switch says
     pd.testing.assert_frame_equal(available_predictions(x, table, config, bundle), run.predictions,
                                   check_dtype=False)
 
@@ -479,11 +483,16 @@ def test_a_runs_predictions_are_read_without_training_where_they_exist(bundle, t
 def test_agreement_counts_equal_predictions_clip_by_clip():
     from convat.experiments.study import agreement
 
-    run = pd.DataFrame({"clip": ["a", "b", "c"], "prediction": ["neg", "pos", "sur"]})
-    assert agreement(run, ["c", "a"], ["sur", "pos"]) == "1 / 2"  # matched by clip, not by position
-    assert agreement(None, ["a"], ["neg"]) == "not on this machine"
+    run = pd.DataFrame({"fold": ["d/s1", "d/s1", "d/s1", "d/s2"], "clip": ["a", "b", "c", "a"],
+                        "prediction": ["neg", "pos", "sur", "pos"]})
+    assert agreement(run, "d/s1", ["c", "a"], ["sur", "pos"]) == "1 / 2"  # matched by clip, not by position
+    assert agreement(run, "d/s2", ["a"], ["pos"]) == "1 / 1"  # the same clip name in another subject's fold
+    assert agreement(None, "d/s1", ["a"], ["neg"]) == "not on this machine"
     with pytest.raises(ValueError, match="'z'"):
-        agreement(run, ["z"], ["neg"])
+        agreement(run, "d/s1", ["z"], ["neg"])
+    twice = pd.concat([run, run.iloc[[0]]])
+    with pytest.raises(ValueError, match="no single prediction in fold d/s1 for clip.*'a'"):
+        agreement(twice, "d/s1", ["a"], ["neg"])
 
 
 def test_a_served_run_retrains_a_fold_here_and_the_page_says_whether_it_matches(bundle, tmp_path, monkeypatch):

@@ -569,27 +569,29 @@ def available_predictions(x, table: pd.DataFrame, config, bundle: str | Path | N
                           data: dict | None = None) -> pd.DataFrame | None:
     """The pooled predictions of the run :func:`bundled_run` would return, where they can be read without
     training anything: the finished run in this machine's cache, else the committed cell it would serve (unless
-    :data:`SERVE_ENV` turns serving off); None otherwise. Lets a page compare the fold models it trains itself
-    with the run another chapter scored, at no training cost."""
-    finished = _cache_folder(x, table, config, splits, data) / "predictions.csv"
-    if finished.is_file():
-        return pd.read_csv(finished)
+    :data:`SERVE_ENV` turns serving off, in which case a copy served earlier does not count either: bundled_run
+    would train the run instead); None otherwise. Lets a page compare the fold models it trains itself with the
+    run another chapter scored, at no training cost."""
+    folder = _cache_folder(x, table, config, splits, data)
+    if (folder / "predictions.csv").is_file() and (serving_bundles() or not (folder / runstore.SERVED_FROM).exists()):
+        return pd.read_csv(folder / "predictions.csv")
     bundle = Path(bundle) if bundle is not None else default_bundle("study-quick")
     record = _read_bundle(bundle) if bundle.is_dir() and serving_bundles() else None
     _, source = _servable_cell(x, table, config, bundle, record, splits, data)
     return pd.read_csv(source / "predictions.csv") if source is not None else None
 
 
-def agreement(run: pd.DataFrame | None, clips, predicted) -> str:
-    """How many of ``predicted`` (class names, one per clip of ``clips``) equal a run's predictions of the same
-    clips, as ``"8 / 10"``; ``"not on this machine"`` without the run (:func:`available_predictions` gave None).
-    A clip the run does not hold is an error naming it."""
+def agreement(run: pd.DataFrame | None, fold: str, clips, predicted) -> str:
+    """How many of ``predicted`` (class names, one per clip of ``clips``, all of ``fold``) equal a run's
+    predictions of the same clips in that fold, as ``"8 / 10"``; ``"not on this machine"`` without the run
+    (:func:`available_predictions` gave None). Clips are matched within the fold, since clip names repeat across
+    subjects (CASME II); a clip the fold does not hold, or holds twice, is an error naming it."""
     if run is None:
         return "not on this machine"
-    by_clip = run.set_index("clip")["prediction"]
-    missing = [c for c in clips if c not in by_clip.index]
-    if missing:
-        raise ValueError(f"the run has no prediction for clip(s) {missing[:3]}")
+    by_clip = run.loc[run["fold"] == fold].set_index("clip")["prediction"]
+    bad = [c for c in clips if c not in by_clip.index or isinstance(by_clip[c], pd.Series)]
+    if bad:
+        raise ValueError(f"the run has no single prediction in fold {fold} for clip(s) {bad[:3]}")
     same = sum(str(by_clip[c]) == str(p) for c, p in zip(clips, predicted, strict=True))
     return f"{same} / {len(predicted)}"
 
