@@ -164,7 +164,7 @@ def test_block_attention_figure_handles_grids_that_do_not_divide_the_input():
 def test_sentences_follow_the_numbers(fresh, verdict):
     import pandas as pd
 
-    from convat.explain import describe_faithfulness
+    from convat.explain.describe import describe_faithfulness
 
     index = pd.MultiIndex.from_product([["m"], ["ig", "gradcam", "random", "motion", "untrained"]],
                                        names=["model", "method"])
@@ -172,3 +172,8 @@ def test_sentences_follow_the_numbers(fresh, verdict):
                          index=index)
     text = describe_faithfulness(table)
     assert "1 of 2 methods" in text and "*ig*" in text and "3.0×" in text and verdict in text
+    assert "on this fold" in text  # one subject and one seed, said in the sentence itself
+    two = pd.concat([table, table.rename(index={"m": "n"}, level="model").assign(
+        mass_in_mask=lambda t: t["mass_in_mask"] * 1.5)])
+    assert "the maps of **n** put the most mass" in describe_faithfulness(two)
+    assert describe_faithfulness(two).endswith(": an order of this fold, not a ranking of the models.")

@@ -12,12 +12,11 @@ from convat.data.synth import generate
 from convat.explain.controls import (
     CONTROLS,
     control_scores,
-    controls_headline,
-    describe_controls,
     parameter_groups,
     randomize_cascade,
     summarize_controls,
 )
+from convat.explain.describe import controls_headline, describe_controls
 from convat.explain.fold import fold_model, permuted_labels
 from convat.preprocess.pipeline import PreprocessConfig, preprocess
 
@@ -97,6 +96,8 @@ def test_verdict_needs_both_controls_beaten():
 def test_description_follows_the_verdict():
     good = describe_controls(summarize_controls(_scores(0.1, 0.1)), "m")
     assert "1 of 1 methods pass both" in good and "*saliency*" in good
+    # passing says the map depends on what was learned; where it points is the share on the true regions
+    assert "Only these depend on what the model learned" in good and "may be read as showing" not in good
     bad = describe_controls(summarize_controls(_scores(0.0, 0.1)), "m")
     assert "no method passes" in bad and "does not separate from the randomised" in bad
 

@@ -260,10 +260,10 @@ def describe_controls_over_seeds(out: str | Path) -> list[str]:
 
 def chapter_headline(summaries: dict[str, pd.DataFrame], over_seeds: list[str], train_seed: int) -> str:
     """The explainability chapter's verdict, as a Markdown quote: this run's sanity check
-    (:func:`convat.explain.controls.controls_headline`), always marked as one training seed's (a verdict one seed
+    (:func:`convat.explain.describe.controls_headline`), always marked as one training seed's (a verdict one seed
     can flip), followed by the verdicts over training seeds (:func:`seed_verdicts`) when the bundle holds them
     for exactly this computation."""
-    from convat.explain.controls import controls_headline
+    from convat.explain.describe import controls_headline
 
     head = f"> On training seed {train_seed} (one seed): {controls_headline(summaries)}"
     if not over_seeds:

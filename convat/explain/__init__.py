@@ -23,11 +23,10 @@ from convat.explain.faithfulness import (
     random_maps,
 )
 from convat.explain.fold import FoldModel, apex_frames, fold_model, truth_masks
-from convat.explain.report import describe_faithfulness
 
 __all__ = [
     "METHODS", "FoldModel", "apex_frames", "attention_maps", "attribute", "available_models", "block_maps",
-    "cam_layer", "deletion_auc", "deletion_curve", "deletion_table", "describe_faithfulness", "explain_maps",
+    "cam_layer", "deletion_auc", "deletion_curve", "deletion_table", "explain_maps",
     "faithfulness_table", "fold_model", "has_attention", "mass_in_mask", "motion_magnitude", "occlusion_window",
     "pointing_game", "random_maps", "rollout", "rollout_matrix", "score_fold", "summary_table", "token_grid",
     "truth_masks",

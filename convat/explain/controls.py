@@ -158,47 +158,4 @@ def summarize_controls(scores: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
     return out
 
 
-def describe_controls(summary: pd.DataFrame, model: str = "the model") -> str:
-    """Markdown sentences on :func:`summarize_controls`'s table: which methods pass both controls, computed."""
-    if summary.empty:
-        return f"No method of {model} could be scored against the controls."
-    passed = summary.index[summary["faithful"]].tolist()
-    folds = int(summary["folds"].max())
-    lines = []
-    if passed:
-        lines.append(f"**{model}: {len(passed)} of {len(summary)} methods pass both sanity checks** over {folds} "
-                     f"folds: {', '.join(f'*{m}*' for m in passed)}. Only these may be read as showing where "
-                     "the trained model looks.")
-    else:
-        lines.append(f"**{model}: no method passes both sanity checks** over {folds} folds. None of its maps "
-                     "can be read as evidence of where the trained model looks: a randomised network or one "
-                     "trained on permuted labels puts as much of its map on the true regions.")
-    for method, row in summary.iterrows():
-        verdicts = []
-        for control, label in (("randomised", "the randomised network"), ("permuted", "permuted labels")):
-            lo, hi = row[f"vs_{control}_lo"], row[f"vs_{control}_hi"]
-            side = "beats" if lo > 0 else ("loses to" if hi < 0 else "does not separate from")
-            verdicts.append(f"{side} {label} ({row[f'vs_{control}']:+.3f}, 95 % interval {lo:+.3f} to {hi:+.3f})")
-        lines.append(f"- *{method}*: {row['trained']:.1%} of the map on the true regions (random map "
-                     f"{row['random']:.1%}); it {verdicts[0]} and {verdicts[1]}.")
-    return "\n".join(lines)
-
-
-def controls_headline(summaries: dict[str, pd.DataFrame]) -> str:
-    """One sentence over several models' :func:`summarize_controls` tables: which (model, method) pairs pass
-    both sanity checks, or that none does -- the verdict a chapter shows before any picture."""
-    passed = [f"*{method}* on {model}" for model, summary in summaries.items()
-              for method in summary.index[summary["faithful"]]]
-    tried = sum(len(s) for s in summaries.values())
-    folds = max((int(s["folds"].max()) for s in summaries.values() if not s.empty), default=0)
-    if not passed:
-        return (f"**Sanity check: none of the {tried} explanation maps tried passes both controls** (a randomised "
-                f"network and a network trained on permuted labels, over {folds} LOSO folds). Read the pictures "
-                "below as pictures of the input, not as evidence of what the models learned.")
-    return (f"**Sanity check: {len(passed)} of the {tried} explanation maps tried pass both controls** over "
-            f"{folds} LOSO folds: {', '.join(passed)}. Only these may be read as showing where a trained model "
-            "looks; the others score as well on a randomised network or one trained on permuted labels.")
-
-
-__all__ = ["CONTROLS", "control_scores", "controls_headline", "describe_controls", "parameter_groups",
-           "randomize_cascade", "summarize_controls"]
+__all__ = ["CONTROLS", "control_scores", "parameter_groups", "randomize_cascade", "summarize_controls"]
