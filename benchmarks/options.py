@@ -60,12 +60,12 @@ def tvl1_variants(records: list, variants: dict[str, dict] | None = None, repeat
 
     variants = variants or TVL1_VARIANTS
     config = PreprocessConfig()
-    off = [r.key for r in records if not r.extra.get("cropped")
-           or r.frames.load([r.onset])[0].shape[:2] != (config.flow_size, config.flow_size)]
+    pairs = [r.frames.load([r.onset, r.apex]) for r in records]
+    off = [r.key for r, (onset, _) in zip(records, pairs, strict=True)
+           if not r.extra.get("cropped") or onset.shape[:2] != (config.flow_size, config.flow_size)]
     if off:
         raise ValueError(f"tvl1_variants measures the flow of cropped clips at the flow size "
                          f"({config.flow_size} px), as SynthME's; these are not: {off[:3]}")
-    pairs = [r.frames.load([r.onset, r.apex]) for r in records]
     errors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, overrides in variants.items():
         fields = [flow.tvl1(a, b, **overrides) for a, b in pairs]

@@ -95,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flow-clips", type=int, default=12, help="clips in the flow-method comparison (default 12)")
     p.add_argument("--composite-clips", type=int, default=110, help="composite clips preprocessed end to end, "
                    "extrapolated to 442 (default 110; 0: all)")
+    p.add_argument("--option-clips", type=int, default=48, help="clips in the options part's TV-L1 comparison "
+                   "(default 48)")
     # Each strategy runs quiet and under load, twice each, in fresh processes: 2 folds x 6 epochs keeps the
     # whole part within a few minutes; the pool is started (torch imported) outside the timed part, as it is
     # reused in practice. At 2 epochs a fold's fixed costs (model build, first steps) were a third of the
     # timed part and the pool's gain read 1.24x instead of the 1.48x of 8-epoch runs.
-    p.add_argument("--option-clips", type=int, default=48, help="clips in the options part's TV-L1 comparison "
-                   "(default 48)")
     p.add_argument("--loso-folds", type=int, default=2, help="composite folds timed per strategy (default 2)")
     p.add_argument("--loso-epochs", type=int, default=6, help="epochs timed per fold (default 6)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats per variant (default 2)")

@@ -544,16 +544,12 @@ def describe_reachability(table: pd.DataFrame | None = None) -> str:
         return head + "."
     if "evaluation set" not in table.columns:
         return head + f"; {ones} for {' and '.join(reachable)} can be."
+    named = table["evaluation set"] + (" (" + table["clips n"].astype(str) + " clips)" if "clips n" in table else "")
     where = []  # a reachable dataset's accuracy is pooled only on some of its sets: name them
     for dataset in reachable:
-        rows = table[table["dataset"] == dataset]
-
-        def sets(ok: bool, rows: pd.DataFrame = rows) -> str:
-            chosen = rows[rows["can be a pooled accuracy"] == ok]
-            return " or ".join(f"{r['evaluation set']}" + (f" ({r['clips n']} clips)" if "clips n" in rows else "")
-                               for _, r in chosen.iterrows())
-        where.append(f"the one for {dataset} can be, on {sets(True)}"
-                     + (f" but not on {sets(False)}" if (~rows["can be a pooled accuracy"]).any() else ""))
+        ok = table.loc[table["dataset"] == dataset, "can be a pooled accuracy"]
+        where.append(f"the one for {dataset} can be, on {' or '.join(named[ok[ok].index])}"
+                     + (f" but not on {' or '.join(named[ok[~ok].index])}" if (~ok).any() else ""))
     return head + "; " + "; ".join(where) + "."
 
 
